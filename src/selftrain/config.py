@@ -1,0 +1,189 @@
+"""Run configs: small typed sections, each documented once and checked when built.
+
+The defaults of `RunConfig` *are* the embedded demo (ReST-EM on the arithmetic task with a
+tiny model built locally); `configs/arithmetic-rest-em.yaml` spells the same values out, and
+a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from selftrain.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArithmeticConfig(_Section):
+    """The embedded task: addition with digit-by-digit worked solutions."""
+
+    seed: int = 1234
+    """Seed of the problem generator (fixed across run seeds, so runs share one data set)."""
+    human_size: int = Field(300, ge=1)
+    """Problems with worked solutions: the "human data"."""
+    human_digits: dict[int, float] = {1: 0.1, 2: 0.3, 3: 0.55, 4: 0.05}
+    """Share of human problems per size (digits of the larger operand)."""
+    pool_size: int = Field(1500, ge=1)
+    """Problems with final answers only, that self-training samples on."""
+    pool_digits: dict[int, float] = {1: 0.1, 2: 0.2, 3: 0.3, 4: 0.4}
+    """Share of pool problems per size."""
+    test_per_bucket: int = Field(200, ge=1)
+    """Held-out problems per size (fewer for 1 digit, which has only 100 problems in all)."""
+    test_digits: list[int] = [1, 2, 3, 4]
+    """Sizes in the test set; each is a bucket of the report."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ArithmeticConfig:
+        for name in ("human_digits", "pool_digits"):
+            shares = getattr(self, name)
+            if not shares or any(d < 1 or d > 9 for d in shares) or any(w < 0 for w in shares.values()):
+                raise ValueError(f"{name}: sizes must be 1..9 digits with non-negative shares")
+            if sum(shares.values()) <= 0:
+                raise ValueError(f"{name}: shares must not all be zero")
+        if not self.test_digits or any(d < 1 or d > 9 for d in self.test_digits):
+            raise ValueError("test_digits: sizes must be 1..9")
+        return self
+
+
+class TaskConfig(_Section):
+    name: Literal["arithmetic"] = "arithmetic"
+    """Which task: only the embedded `arithmetic` so far."""
+    arithmetic: ArithmeticConfig = ArithmeticConfig()
+
+
+class TinyModelConfig(_Section):
+    """A small Llama built from a config, with a character tokenizer built locally."""
+
+    hidden_size: int = Field(128, ge=8)
+    num_layers: int = Field(3, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(384, ge=8)
+    max_length: int = Field(96, ge=16)
+    """Longest sequence (prompt + completion) in tokens."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TinyModelConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError("hidden_size must be divisible by num_heads")
+        return self
+
+
+class ModelConfig(_Section):
+    name_or_path: str | None = None
+    """A Hugging Face model name or a local folder; None builds the tiny model (`tiny`)."""
+    tiny: TinyModelConfig = TinyModelConfig()
+    torch_threads: int | None = None
+    """CPU threads for torch; None uses the cores this process may run on."""
+
+
+class SamplingConfig(_Section):
+    """The E-step: K samples per problem."""
+
+    k: int = Field(4, ge=1)
+    """Samples per problem."""
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    """0 turns top-k filtering off."""
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(512, ge=1)
+    """Sequences generated together."""
+    shard_size: int = Field(2048, ge=1)
+    """Sequences per resumable shard: a killed run redoes at most one shard."""
+
+
+class SelectConfig(_Section):
+    max_per_problem: int | None = Field(2, ge=1)
+    """At most this many accepted samples per problem (the paper: 10 for MATH); None: no cap."""
+    dedupe: bool = True
+    """Drop exact duplicate completions of the same problem."""
+
+
+class TrainConfig(_Section):
+    """One SFT run with TRL's SFTTrainer; the loss is on the completion only."""
+
+    steps: int = Field(100, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    lr_scheduler: Literal["constant_with_warmup", "cosine", "linear"] = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    logging_steps: int = Field(50, ge=1)
+    group_by_length: bool = True
+    """Batch examples of similar length together: less padding, faster steps."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, slower (large models only)."""
+
+
+class RestEMConfig(_Section):
+    iterations: int = Field(3, ge=1)
+    start_from: Literal["base", "previous", "init"] = "previous"
+    """Where each iteration's fine-tuning starts: `base`, the model the loop started from
+    (the paper); `previous`, the last iteration's model; `init`, the model before SFT on
+    human data (the random initialisation of the tiny model, or the pretrained model)."""
+    compute_matched_baseline: bool = True
+    """Also train on human data for as many steps as all ReST-EM iterations together."""
+
+
+class EvalConfig(_Section):
+    k: int = Field(4, ge=1)
+    """Samples per test problem for pass@k and maj@k (0 < k)."""
+    temperature: float = Field(1.0, ge=0.0)
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(512, ge=1)
+
+
+class RunConfig(_Section):
+    name: str = "arithmetic-rest-em"
+    seed: int = 0
+    """Seed of model initialisation, sampling and training order."""
+    method: Literal["rest-em"] = "rest-em"
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    select: SelectConfig = SelectConfig()
+    sft: TrainConfig = TrainConfig(steps=300)
+    """Supervised fine-tuning on the human data: the starting point and the first baseline."""
+    train: TrainConfig = TrainConfig()
+    """Fine-tuning in each ReST-EM iteration."""
+    rest_em: RestEMConfig = RestEMConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, source: str = "<dict>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
+    """Read and validate a YAML run config; errors name the file and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no config file at {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    data.update(overrides or {})
+    return parse_config(data, str(path))

@@ -1,0 +1,76 @@
+"""The evaluate stage: greedy test accuracy per bucket; pass@k and maj@k from K samples."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from selftrain import stages
+from selftrain.artifacts import derive_seed, write_json
+from selftrain.config import EvalConfig
+from selftrain.metrics import accuracy_by_bucket, maj_at_k, mean, pass_at_k
+from selftrain.records import Problem, Sample, Score
+from selftrain.samplers.base import Sampler, SamplingParams
+from selftrain.verifiers.base import Verifier
+
+
+def summarize_samples(
+    problems: Sequence[Problem], samples: Sequence[Sample], scores: Sequence[Score], k: int
+) -> dict[str, float]:
+    """Mean unbiased pass@1 and pass@k, and maj@k, over problems with k samples each."""
+    by_problem: dict[str, list[Score]] = defaultdict(list)
+    for s, sc in zip(samples, scores, strict=True):
+        by_problem[s.problem_id].append(sc)
+    p1, pk, mk = [], [], []
+    for p in problems:
+        scs = by_problem[p.id]
+        n, c = len(scs), sum(sc.accepted for sc in scs)
+        p1.append(pass_at_k(n, c, 1))
+        pk.append(pass_at_k(n, c, min(k, n)))
+        mk.append(maj_at_k([sc.answer for sc in scs], [sc.accepted for sc in scs]))
+    out = {"pass@1": mean(p1), f"pass@{k}": mean(pk), f"maj@{k}": mean(mk)}
+    return {name: round(v, 5) for name, v in out.items()}
+
+
+def evaluate(
+    sampler: Sampler,
+    problems: Sequence[Problem],
+    verifier: Verifier,
+    cfg: EvalConfig,
+    out_dir: Path,
+    seed: int,
+    desc: str = "eval",
+) -> dict[str, Any]:
+    """Write `eval_greedy.jsonl`, `eval_samples.jsonl` and `eval.json` under `out_dir`."""
+    greedy = stages.generate(
+        sampler,
+        problems,
+        1,
+        SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens),
+        out_dir / "eval_greedy.jsonl",
+        seed,
+        desc=f"{desc} greedy",
+    )
+    by_id = {p.id: p for p in problems}
+    g_scores = verifier([by_id[s.problem_id] for s in greedy], [s.completion for s in greedy])
+    correct = [sc.accepted for sc in g_scores]
+    result: dict[str, Any] = {
+        "n_problems": len(problems),
+        "accuracy": round(mean(map(float, correct)), 5),
+        "by_bucket": {b: round(a, 5) for b, a in accuracy_by_bucket([by_id[s.problem_id].bucket for s in greedy], correct).items()},
+    }
+    sampled = stages.generate(
+        sampler,
+        problems,
+        cfg.k,
+        SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens),
+        out_dir / "eval_samples.jsonl",
+        derive_seed(seed, "sampled"),
+        desc=f"{desc} pass@{cfg.k}",
+    )
+    s_scores = stages.score(verifier, problems, sampled, out_dir / "eval_scores.jsonl")
+    result.update(summarize_samples(problems, sampled, s_scores, cfg.k))
+    write_json(out_dir / "eval.json", result)
+    return result

@@ -1,0 +1,76 @@
+"""The plain types that flow between stages.
+
+Every stage reads and writes these as JSON lines, so a run folder can be inspected with
+`head`, diffed between runs, and loaded by `datasets.load_dataset("json", ...)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a task.
+
+    `answer` is the reference final answer the verifier checks against; `solution` is a
+    worked solution where the task has one (the "human data"), else None.
+    """
+
+    id: str
+    prompt: str
+    answer: str
+    solution: str | None = None
+    bucket: str = "all"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Problem:
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completion sampled for one problem; `index` counts samples of that problem."""
+
+    problem_id: str
+    index: int
+    prompt: str
+    completion: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Sample:
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A verifier's verdict on one sample.
+
+    `value` is 1.0 for accepted and 0.0 for rejected (a judge may give any number), or
+    None when the verifier could not judge; `reason` says why, in a few words.
+    `answer` is the final answer the verifier read from the completion, if any, so that
+    majority voting can reuse it without parsing again.
+    """
+
+    value: float | None
+    reason: str
+    answer: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.value is not None and self.value > 0.5
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Score:
+        return cls(**row)

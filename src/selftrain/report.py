@@ -1,0 +1,228 @@
+"""Results a person reads: `RUN/metrics.json` and `RUN/report.html`.
+
+Both are rebuilt from the files the stages wrote, so `selftrain report RUN` works on a
+finished run, on a run still going, and on a run copied from another machine.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selftrain.artifacts import RunDir, atomic_write_text, read_json, write_json
+from selftrain.config import RunConfig, parse_config
+
+BASELINES = {"sft": "SFT on human data", "compute-matched": "SFT on human data, compute-matched"}
+STAGES = ("build", "generate", "score", "select", "train", "evaluate")
+
+
+def _seconds(run: RunDir, group: str) -> dict[str, float]:
+    out = {}
+    for stage in STAGES:
+        rec = run.record(f"{group}/{stage}")
+        if rec is not None:
+            out[stage] = rec.seconds
+    return out
+
+
+def collect_metrics(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
+    """Per baseline and per iteration: test metrics, E-step counts, training, seconds."""
+    rows: list[dict[str, Any]] = []
+    k, its = cfg.rest_em.iterations, cfg.train.steps
+    steps = {"sft": cfg.sft.steps, "compute-matched": cfg.sft.steps + k * its}
+    for group, label in BASELINES.items():
+        path = run.path(group, "eval.json")
+        if path.exists():
+            rows.append(
+                {
+                    "group": group,
+                    "label": label,
+                    "kind": "baseline",
+                    "train_steps_total": steps[group],
+                    "test": read_json(path),
+                    "seconds": _seconds(run, group),
+                }
+            )
+    for t in range(1, k + 1):
+        group = f"iter-{t:02d}"
+        path = run.path(group, "eval.json")
+        if not path.exists():
+            continue
+        score, select, train = (run.record(f"{group}/{s}") for s in ("score", "select", "train"))
+        total = {"previous": cfg.sft.steps + t * its, "base": cfg.sft.steps + its, "init": its}[cfg.rest_em.start_from]
+        rows.append(
+            {
+                "group": group,
+                "label": f"ReST-EM iteration {t}",
+                "kind": "rest-em",
+                "iteration": t,
+                "train_steps_total": total,
+                "estep": {**(score.info if score else {}), **(select.info if select else {})},
+                "train": train.info if train else {},
+                "test": read_json(path),
+                "seconds": _seconds(run, group),
+            }
+        )
+    return {
+        "name": cfg.name,
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "start_from": cfg.rest_em.start_from,
+        "rows": rows,
+        "stage_seconds_total": round(sum(sum(r["seconds"].values()) for r in rows) + sum(_seconds(run, "init").values()), 1),
+    }
+
+
+# --- the page ---------------------------------------------------------------------------
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
+
+
+def line_chart(
+    title: str,
+    xs: list[int],
+    series: list[tuple[str, list[float], str]],
+    hlines: list[tuple[str, float, str]] = (),
+    x_label: str = "iteration (0 = SFT on human data)",
+) -> str:
+    """A small SVG line chart: y in [0, 1] as percent; dashed horizontal reference lines."""
+    w, h, ml, mr, mt, mb = 560, 300, 48, 190, 28, 40
+    pw, ph = w - ml - mr, h - mt - mb
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+
+    def px(x: float) -> float:
+        return ml + (x - x0) / (x1 - x0) * pw
+
+    def py(y: float) -> float:
+        return mt + (1 - y) * ph
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{html.escape(title)}">',
+        f'<text x="{ml}" y="18" font-size="14" font-weight="bold">{html.escape(title)}</text>',
+    ]
+    for i in range(6):
+        y = i / 5
+        parts.append(f'<line x1="{ml}" x2="{ml + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{ml - 6}" y="{py(y) + 4:.1f}" font-size="11" text-anchor="end">{int(y * 100)}%</text>')
+    for x in xs:
+        parts.append(f'<text x="{px(x):.1f}" y="{mt + ph + 16}" font-size="11" text-anchor="middle">{x}</text>')
+    parts.append(f'<text x="{ml + pw / 2}" y="{h - 6}" font-size="11" text-anchor="middle">{html.escape(x_label)}</text>')
+    legend_y = mt + 4
+    for name, y, color in hlines:
+        parts.append(
+            f'<line x1="{ml}" x2="{ml + pw}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="{color}" stroke-dasharray="5,4"/>'
+        )
+        parts.append(f'<line x1="{ml + pw + 10}" x2="{ml + pw + 30}" y1="{legend_y}" y2="{legend_y}" stroke="{color}" stroke-dasharray="5,4"/>')
+        parts.append(f'<text x="{ml + pw + 34}" y="{legend_y + 4}" font-size="11">{html.escape(name)}</text>')
+        legend_y += 16
+    for name, ys, color in series:
+        pts = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys) if y is not None)
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for x, y in zip(xs, ys):
+            if y is not None:
+                parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}"><title>{html.escape(name)}: {y:.1%}</title></circle>')
+        parts.append(f'<line x1="{ml + pw + 10}" x2="{ml + pw + 30}" y1="{legend_y}" y2="{legend_y}" stroke="{color}" stroke-width="2"/>')
+        parts.append(f'<text x="{ml + pw + 34}" y="{legend_y + 4}" font-size="11">{html.escape(name)}</text>')
+        legend_y += 16
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _pct(v: Any) -> str:
+    return f"{v * 100:.1f}" if isinstance(v, (int, float)) else ""
+
+
+def render_report(metrics: dict[str, Any]) -> str:
+    rows = metrics["rows"]
+    base = {r["group"]: r for r in rows if r["kind"] == "baseline"}
+    its = [r for r in rows if r["kind"] == "rest-em"]
+    buckets = sorted({b for r in rows for b in r["test"]["by_bucket"]}, key=lambda b: (len(b), b))
+    k_names = sorted({m for r in rows for m in r["test"] if re.fullmatch(r"(pass|maj)@\d+", m)})
+
+    head = ["", "train steps", "accuracy %"] + [f"{b}-digit %" if b.isdigit() else f"{b} %" for b in buckets]
+    head += [f"{m} %" for m in k_names] + ["samples", "correct", "kept", "seconds"]
+    body = []
+    for r in rows:
+        e = r.get("estep", {})
+        cells = [html.escape(r["label"]), str(r["train_steps_total"]), _pct(r["test"]["accuracy"])]
+        cells += [_pct(r["test"]["by_bucket"].get(b)) for b in buckets]
+        cells += [_pct(r["test"].get(m)) for m in k_names]
+        cells += [str(e.get("samples", "")), str(e.get("correct", "")), str(e.get("kept", ""))]
+        cells.append(f"{sum(r['seconds'].values()):.0f}")
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    table = (
+        "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+        + "".join(body) + "</tbody></table>"
+    )
+
+    charts = []
+    if "sft" in base:
+        xs = [0] + [r["iteration"] for r in its]
+        sft_test = base["sft"]["test"]
+        hl = [(BASELINES[g], base[g]["test"]["accuracy"], "#555" if g == "sft" else "#d62728") for g in base]
+        charts.append(
+            line_chart("Test accuracy (greedy)", xs, [("ReST-EM", [sft_test["accuracy"]] + [r["test"]["accuracy"] for r in its], "#1f77b4")], hl)
+        )
+        series = [
+            (f"{b}-digit" if b.isdigit() else b, [sft_test["by_bucket"].get(b)] + [r["test"]["by_bucket"].get(b) for r in its], PALETTE[i % len(PALETTE)])
+            for i, b in enumerate(buckets)
+        ]
+        cm = base["compute-matched"]["test"]["by_bucket"] if "compute-matched" in base else {}
+        hl = [(f"{name}, compute-matched", cm[b], color) for (name, _, color), b in zip(series, buckets) if b in cm]
+        charts.append(line_chart("Test accuracy by bucket (dashed: compute-matched baseline)", xs, series, hl))
+        series = [(m, [sft_test.get(m)] + [r["test"].get(m) for r in its], PALETTE[i % len(PALETTE)]) for i, m in enumerate(k_names)]
+        charts.append(line_chart("pass@k and maj@k on the test set", xs, series))
+
+    estep = ""
+    if its:
+        lines = "".join(
+            f"<li>iteration {r['iteration']}: {r['estep'].get('correct', '?')} of {r['estep'].get('samples', '?')} samples correct, "
+            f"{r['estep'].get('problems_solved', '?')} problems solved, {r['estep'].get('kept', '?')} kept "
+            f"(by bucket: {html.escape(str(r['estep'].get('kept_by_bucket', {})))})</li>"
+            for r in its
+        )
+        estep = f"<h2>E-step</h2><ul>{lines}</ul>"
+    title = f"selftrain: {html.escape(str(metrics['name']))} (seed {metrics['seed']})"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+.charts svg {{ margin: 0 1em 1em 0; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>Method {html.escape(str(metrics['method']))}, each iteration fine-tuned from <b>{html.escape(str(metrics['start_from']))}</b>.
+Accuracy is greedy decoding on the held-out test set; pass@k (unbiased) and maj@k from k samples per test problem.
+Stage seconds in all: {metrics['stage_seconds_total']}.</p>
+{table}
+<div class="charts">{''.join(charts)}</div>
+{estep}
+</body></html>
+"""
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Rebuild `metrics.json` and `report.html` from a run folder; returns the page's path."""
+    run = RunDir(run_dir)
+    cfg_path = run.path("config.yaml")
+    if not cfg_path.exists():
+        from selftrain.errors import SelftrainError
+
+        raise SelftrainError(f"{run.root} is not a run folder (no config.yaml)")
+    cfg = parse_config(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
+    metrics_path = run.path("metrics.json")
+    metrics = collect_metrics(run, cfg)
+    if metrics_path.exists():
+        old = read_json(metrics_path)
+        if "wall_seconds_this_process" in old:
+            metrics["wall_seconds_this_process"] = old["wall_seconds_this_process"]
+    write_json(metrics_path, metrics)
+    page = run.path("report.html")
+    atomic_write_text(page, render_report(metrics))
+    return page

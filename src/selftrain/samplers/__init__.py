@@ -1,0 +1,3 @@
+from selftrain.samplers.base import Sampler, SamplingParams
+
+__all__ = ["Sampler", "SamplingParams"]

@@ -1,0 +1,73 @@
+"""Stages shared by every method: generate, score, and the SFT examples they feed.
+
+Each works on files in a run folder, so a method's loop body is a few calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from selftrain.artifacts import ShardJournal, derive_seed, read_jsonl, write_jsonl
+from selftrain.records import Problem, Sample, Score
+from selftrain.samplers.base import Sampler, SamplingParams
+from selftrain.verifiers.base import Verifier
+
+
+def generate(
+    sampler: Sampler,
+    problems: Sequence[Problem],
+    k: int,
+    params: SamplingParams,
+    out: Path,
+    seed: int,
+    shard_size: int = 2048,
+    desc: str = "generate",
+) -> list[Sample]:
+    """K samples per problem into `out` (JSONL), resumable shard by shard.
+
+    Requests are ordered by prompt length, then cut into shards of `shard_size`; each shard
+    is sampled with its own seed and journaled, so a killed run redoes at most one shard
+    and ends with exactly the samples of an uninterrupted run.
+    """
+    requests = sorted(((p, i) for p in problems for i in range(k)), key=lambda r: len(r[0].prompt))
+    shards = [requests[s : s + shard_size] for s in range(0, len(requests), shard_size)]
+    journal = ShardJournal(out.with_name(out.name + ".journal"))
+    done_before = sum(len(journal.done.get(j, [])) for j in range(len(shards)))
+    bar = tqdm(total=len(requests), initial=done_before, desc=desc, unit="sample", leave=False)
+    for j, shard in enumerate(shards):
+        if j in journal.done:
+            continue
+        texts = sampler.generate([p.prompt for p, _ in shard], params, seed=derive_seed(seed, "shard", j))
+        rows = [Sample(p.id, i, p.prompt, t).to_json() for (p, i), t in zip(shard, texts)]
+        journal.append(j, rows)
+        bar.update(len(shard))
+    bar.close()
+    rows = [r for j in range(len(shards)) for r in journal.done[j]]
+    rows.sort(key=lambda r: (r["problem_id"], r["index"]))
+    write_jsonl(out, rows)
+    journal.remove()
+    return [Sample.from_json(r) for r in rows]
+
+
+def score(verifier: Verifier, problems: Sequence[Problem], samples: Sequence[Sample], out: Path) -> list[Score]:
+    """One Score per sample into `out` (JSONL), aligned with the samples."""
+    by_id = {p.id: p for p in problems}
+    scores = verifier([by_id[s.problem_id] for s in samples], [s.completion for s in samples])
+    write_jsonl(out, ({"problem_id": s.problem_id, "index": s.index, **sc.to_json()} for s, sc in zip(samples, scores)))
+    return scores
+
+
+def load_samples(path: Path) -> list[Sample]:
+    return [Sample.from_json(r) for r in read_jsonl(path)]
+
+
+def load_scores(path: Path) -> list[Score]:
+    return [Score(value=r["value"], reason=r["reason"], answer=r.get("answer")) for r in read_jsonl(path)]
+
+
+def sft_rows(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """Prompt-completion rows, the dataset format TRL's SFTTrainer trains on."""
+    return [{"prompt": p, "completion": c} for p, c in pairs]

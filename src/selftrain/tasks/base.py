@@ -1,0 +1,35 @@
+"""A task owns its problems, its prompt format and its grading."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from selftrain.records import Problem
+from selftrain.verifiers.base import Verifier
+
+
+class Task(ABC):
+    """Three splits and a verifier.
+
+    - `human()`: problems with worked solutions (`Problem.solution`), the "human data";
+    - `pool()`: problems with final answers only, the prompts that self-training samples on;
+    - `test()`: held-out problems, each with a difficulty `bucket`.
+    """
+
+    name: str = "task"
+
+    @abstractmethod
+    def human(self) -> list[Problem]: ...
+
+    @abstractmethod
+    def pool(self) -> list[Problem]: ...
+
+    @abstractmethod
+    def test(self) -> list[Problem]: ...
+
+    @abstractmethod
+    def verifier(self) -> Verifier: ...
+
+    def describe(self) -> dict[str, object]:
+        """Split sizes, for the log and the report."""
+        return {"task": self.name, "human": len(self.human()), "pool": len(self.pool()), "test": len(self.test())}

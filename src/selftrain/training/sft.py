@@ -1,0 +1,93 @@
+"""Supervised fine-tuning with TRL's SFTTrainer, loss on the completion only.
+
+The result is a plain Hugging Face folder (model, tokenizer, `train_log.json`), moved into
+place only when training has finished, so a killed run never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from selftrain.artifacts import replace_dir, write_json
+from selftrain.config import TrainConfig
+from selftrain.models import load_model, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def train_sft(
+    start: str | Path,
+    rows: list[dict[str, str]],
+    cfg: TrainConfig,
+    out: Path,
+    seed: int,
+    max_length: int | None = None,
+) -> dict[str, Any]:
+    """Fine-tune the model at `start` on prompt-completion `rows`; save it to `out`.
+
+    With no rows there is nothing to learn from: the start model is copied unchanged and
+    the returned info says so.
+    """
+    import datasets
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tokenizer = load_tokenizer(start)
+    model = load_model(start)
+    if not rows:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        replace_dir(tmp, out)
+        return {"steps": 0, "examples": 0, "note": "no training data: start model copied"}
+
+    datasets.disable_progress_bars()
+    args = SFTConfig(
+        output_dir=str(tmp / "trainer"),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        # TRL's defaults assume a GPU: bf16 autocast on a CPU without bf16 units runs the
+        # tiny model ~10x slower, and gradient checkpointing trades speed for memory we
+        # do not need. Measured: 3.5 s/step with both, 0.31 s/step without (d=128, batch 64).
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        max_length=max_length,
+        completion_only_loss=True,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    result = trainer.train()
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    trainer.model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_json(tmp / "train_log.json", trainer.state.log_history)
+    replace_dir(tmp, out)
+    return {
+        "steps": int(result.global_step),
+        "examples": len(rows),
+        "train_loss": round(float(result.training_loss), 5),
+        "final_loss": round(float(history[-1]["loss"]), 5) if history else None,
+    }

@@ -1,0 +1,80 @@
+"""A small causal LM and a character tokenizer, built locally (nothing downloaded).
+
+Saved as an ordinary Hugging Face folder: `AutoModelForCausalLM.from_pretrained(folder)`
+and `AutoTokenizer.from_pretrained(folder)` load it back, and so does everything else
+that takes a model folder (the samplers, the trainers, vLLM).
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, processors
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from selftrain.config import TinyModelConfig
+
+SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>"]
+# Printable ASCII (digits, letters, punctuation, space) plus newline and tab: enough for
+# the embedded task and for small experiments on a user's own text.
+ALPHABET = string.digits + string.ascii_letters + string.punctuation + " \n\t"
+
+
+def build_char_tokenizer(alphabet: str = ALPHABET) -> PreTrainedTokenizerFast:
+    """One token per character; every encoding starts with <bos>; decoding joins characters.
+
+    >>> tok = build_char_tokenizer()
+    >>> ids = tok("12+3=")["input_ids"]
+    >>> len(ids), ids[0] == tok.bos_token_id
+    (6, True)
+    >>> tok.decode(ids, skip_special_tokens=True)
+    '12+3='
+    """
+    chars = list(dict.fromkeys(alphabet))
+    vocab = {t: i for i, t in enumerate(SPECIAL + chars)}
+    # BPE with no merges splits text into single characters and maps anything else to <unk>.
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.decoder = decoders.Fuse()
+    # TRL's SFTTrainer expects the tokenizer to add BOS itself, as real tokenizers do.
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=4096,
+    )
+
+
+def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
+    """A randomly initialised Llama sized by `cfg`; the same seed gives the same weights."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_heads,
+        max_position_embeddings=cfg.max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def save_tiny(folder: Path, cfg: TinyModelConfig, seed: int) -> int:
+    """Build and save the tiny model and its tokenizer; returns the parameter count."""
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_model(cfg, tokenizer, seed)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return sum(p.numel() for p in model.parameters())

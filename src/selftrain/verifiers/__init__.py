@@ -1,0 +1,3 @@
+from selftrain.verifiers.base import Verifier
+
+__all__ = ["Verifier"]

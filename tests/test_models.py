@@ -1,0 +1,62 @@
+"""The tiny model and tokenizer are ordinary HF folders; the sampler is deterministic."""
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from selftrain.errors import ModelLoadError
+from selftrain.samplers.base import SamplingParams
+from selftrain.samplers.hf import HFSampler
+
+
+def test_tiny_folder_loads_with_auto_classes(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = tok("347+85=\n7+5+0=12 A:432")["input_ids"]
+    assert ids[0] == tok.bos_token_id and tok.unk_token_id not in ids
+    assert tok.decode(ids, skip_special_tokens=True) == "347+85=\n7+5+0=12 A:432"
+    assert model.config.vocab_size == len(tok)
+    n = sum(p.numel() for p in model.parameters())
+    assert 5_000 < n < 100_000  # the test-sized config (the demo's is ~0.6M)
+
+
+def test_sampler_is_deterministic_per_seed_and_greedy_matches_generate(tiny_model_dir):
+    s = HFSampler(tiny_model_dir, batch_size=3)
+    prompts = ["1+2=", "34+5=", "1+2=", "678+90=", "9+9="]
+    params = SamplingParams(temperature=1.0, max_new_tokens=12)
+    a, b = s.generate(prompts, params, seed=7), s.generate(prompts, params, seed=7)
+    assert a == b
+    assert a != s.generate(prompts, params, seed=8)
+    assert a[0] != a[2] or len(set(a)) > 1  # samples of the same prompt are drawn independently
+
+    greedy = s.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=12), seed=0)
+    s.engine = "generate"
+    assert s.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=12), seed=0) == greedy
+    tok, model = s.tokenizer, s.model
+    for p, got in zip(prompts, greedy):
+        ids = tok(p, return_tensors="pt")
+        with torch.inference_mode():
+            out = model.generate(**ids, do_sample=False, max_new_tokens=12, pad_token_id=tok.pad_token_id)
+        assert got == tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    import pytest
+
+    with pytest.raises(ModelLoadError, match="cannot load a tokenizer"):
+        HFSampler(tmp_path / "nope")
+
+
+def test_top_k_and_top_p_restrict_the_draw():
+    from selftrain.samplers.hf import _pick
+
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]]).repeat(4000, 1)
+    gen = torch.Generator().manual_seed(0)
+    # top-k 2: only the two best tokens are ever drawn, in the softmax ratio e^3 : e^2
+    drawn = _pick(logits, SamplingParams(temperature=1.0, top_k=2), gen)
+    assert set(drawn.tolist()) == {0, 1}
+    assert abs((drawn == 0).float().mean().item() - 1 / (1 + torch.e**-1)) < 0.03
+    # top-p 0.6: token 0 alone has p = 0.64 >= 0.6, so nothing else is drawn
+    assert set(_pick(logits, SamplingParams(temperature=1.0, top_p=0.6), gen).tolist()) == {0}
+    # top-p 0.7 keeps tokens 0 and 1 (0.64 < 0.7 <= 0.88)
+    assert set(_pick(logits, SamplingParams(temperature=1.0, top_p=0.7), gen).tolist()) == {0, 1}
+    assert set(_pick(logits[:3], SamplingParams(temperature=0.0), gen).tolist()) == {0}

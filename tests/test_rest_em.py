@@ -1,0 +1,110 @@
+"""ReST-EM end to end on a tiny model: every stage runs, reruns skip, a killed run resumes
+and ends with the metrics of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
+
+
+def _write_cfg(tmp_path: Path, cfg: dict) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _run(cfg_path: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "selftrain.cli", "run", str(cfg_path), "--out", str(out)],
+        capture_output=True, text=True, env=ENV, timeout=600,
+    )
+
+
+def _comparable(metrics: dict) -> list:
+    """Everything but wall seconds."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in metrics["rows"]]
+
+
+def _kill_when(cfg_path: Path, out: Path, ready) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "selftrain.cli", "run", str(cfg_path), "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+    )
+    deadline = time.time() + 300
+    while not ready() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before the kill point"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_full_run_then_rerun_skips_everything(tmp_path, tiny_cfg_dict):
+    cfg = _write_cfg(tmp_path, tiny_cfg_dict)
+    out = tmp_path / "run"
+    first = _run(cfg, out)
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    groups = [r["group"] for r in metrics["rows"]]
+    assert groups == ["sft", "compute-matched", "iter-01", "iter-02"]
+    for name in ("samples.jsonl", "scores.jsonl", "selected.jsonl", "eval.json", "model/config.json"):
+        assert (out / "iter-02" / name).exists(), name
+    assert (out / "report.html").read_text().count("<svg") == 3
+    assert metrics["rows"][1]["train_steps_total"] == 6 + 2 * 3
+
+    again = _run(cfg, out)
+    assert again.returncode == 0
+    assert "[run]" not in again.stderr and again.stderr.count("[skip]") >= 10
+    assert _comparable(json.loads((out / "metrics.json").read_text())) == _comparable(metrics)
+
+
+def test_killed_runs_resume_to_the_uninterrupted_metrics(tmp_path, tiny_cfg_dict):
+    cfg = _write_cfg(tmp_path, tiny_cfg_dict)
+    ref = tmp_path / "ref"
+    assert _run(cfg, ref).returncode == 0
+    expected = _comparable(json.loads((ref / "metrics.json").read_text()))
+
+    out = tmp_path / "killed"
+    # kill 1: in the middle of an E-step, after at least one shard is journaled
+    journal = out / "iter-01" / "samples.jsonl.journal"
+    _kill_when(cfg, out, lambda: journal.exists() and journal.stat().st_size > 0)
+    # kill 2: while the second iteration is training
+    _kill_when(cfg, out, lambda: (out / "iter-02" / "model.tmp").exists())
+    resumed = _run(cfg, out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "[skip] iter-01/score" in resumed.stderr or "[skip] iter-01/train" in resumed.stderr
+    assert _comparable(json.loads((out / "metrics.json").read_text())) == expected
+    assert not list(out.rglob("*.journal")) and not list(out.rglob("model.tmp"))
+
+
+def test_changed_config_redoes_only_downstream_stages(tmp_path, tiny_cfg_dict):
+    cfg = _write_cfg(tmp_path, tiny_cfg_dict)
+    out = tmp_path / "run"
+    assert _run(cfg, out).returncode == 0
+    tiny_cfg_dict["select"] = {"max_per_problem": 1}
+    cfg = _write_cfg(tmp_path, tiny_cfg_dict)
+    proc = _run(cfg, out)
+    assert proc.returncode == 0
+    assert "[skip] sft/train" in proc.stderr and "[skip] iter-01/generate" in proc.stderr
+    assert "[redo] iter-01/select" in proc.stderr and "[redo] iter-01/train" in proc.stderr
+
+
+def test_report_command_rebuilds_the_page(tmp_path, tiny_cfg_dict):
+    cfg = _write_cfg(tmp_path, tiny_cfg_dict)
+    out = tmp_path / "run"
+    assert _run(cfg, out).returncode == 0
+    (out / "report.html").unlink()
+    proc = subprocess.run([sys.executable, "-m", "selftrain.cli", "report", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("report.html")
+    assert "ReST-EM iteration 2" in (out / "report.html").read_text()
+    bad = subprocess.run([sys.executable, "-m", "selftrain.cli", "report", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a run folder" in bad.stderr
