@@ -27,12 +27,13 @@ def tiny_cfg_dict() -> dict:
     return copy.deepcopy(TINY)
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A tiny model folder saved once per session (random weights)."""
+@pytest.fixture(scope="session", params=["gpt2", "llama"])
+def tiny_model_dir(request, tmp_path_factory) -> Path:
+    """A tiny model folder of each architecture, saved once per session (random weights)."""
     from selftrain.config import TinyModelConfig
     from selftrain.training.tiny import save_tiny
 
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    save_tiny(folder, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64), seed=0)
+    folder = tmp_path_factory.mktemp(f"tiny-{request.param}") / "model"
+    cfg = TinyModelConfig(arch=request.param, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    save_tiny(folder, cfg, seed=0)
     return folder

@@ -5,15 +5,19 @@ import re
 
 from selftrain.config import ArithmeticConfig
 from selftrain.records import Problem
-from selftrain.tasks.arithmetic import ArithmeticTask, worked_solution
+from selftrain.tasks.arithmetic import ArithmeticTask, aligned_solution, worked_solution
 
 
-def check_steps(a: int, b: int, text: str) -> bool:
+def check_steps(a: int, b: int, text: str, width: int | None = None) -> bool:
     """Re-derive every column of a worked solution independently."""
     steps, answer = text.rsplit(" A:", 1)
     carry, digits = 0, []
-    for i, step in enumerate(steps.split(" ")):
-        x, y, c, s = map(int, re.fullmatch(r"(\d)\+(\d)\+(\d)=(\d+)", step).groups())
+    columns = steps.split(" ")
+    if width is not None and len(columns) != width:
+        return False
+    for i, step in enumerate(columns):
+        pattern = r"(\d)\+(\d)\+(\d)=(\d\d)" if width else r"(\d)\+(\d)\+(\d)=(\d+)"
+        x, y, c, s = map(int, re.fullmatch(pattern, step).groups())
         if x != (a // 10**i) % 10 or y != (b // 10**i) % 10 or c != carry or s != x + y + c:
             return False
         carry, digits = s // 10, digits + [s % 10]
@@ -23,8 +27,20 @@ def check_steps(a: int, b: int, text: str) -> bool:
 def test_worked_solutions_are_correct_column_by_column():
     rng = random.Random(0)
     for _ in range(2000):
-        a, b = rng.randint(0, 10 ** rng.randint(1, 7)), rng.randint(0, 10 ** rng.randint(1, 7))
+        a, b = rng.randint(0, 10 ** rng.randint(1, 7) - 1), rng.randint(0, 10 ** rng.randint(1, 7) - 1)
         assert check_steps(a, b, worked_solution(a, b)), (a, b)
+        assert check_steps(a, b, aligned_solution(a, b, 8), width=8), (a, b)
+    assert not check_steps(12, 34, "2+4+0=06 1+3+0=04 A:47")  # a wrong answer is caught
+
+
+def test_layouts():
+    aligned = ArithmeticTask(ArithmeticConfig(human_size=10, pool_size=10, test_per_bucket=3)).human()
+    plain = ArithmeticTask(ArithmeticConfig(human_size=10, pool_size=10, test_per_bucket=3, layout="plain")).human()
+    assert [p.meta for p in aligned] == [p.meta for p in plain]  # same problems, written two ways
+    for p, q in zip(aligned, plain):
+        a, b = p.meta["a"], p.meta["b"]
+        assert p.prompt == f"{a:04d}+{b:04d}=" and check_steps(a, b, p.solution, width=4)
+        assert q.prompt == f"{a}+{b}=" and check_steps(a, b, q.solution)
 
 
 def test_splits_have_the_asked_sizes_are_disjoint_and_bucketed():

@@ -27,7 +27,7 @@ class ArithmeticConfig(_Section):
     """Seed of the problem generator (fixed across run seeds, so runs share one data set)."""
     human_size: int = Field(300, ge=1)
     """Problems with worked solutions: the "human data"."""
-    human_digits: dict[int, float] = {1: 0.1, 2: 0.3, 3: 0.55, 4: 0.05}
+    human_digits: dict[int, float] = {1: 0.1, 2: 0.3, 3: 0.5, 4: 0.1}
     """Share of human problems per size (digits of the larger operand)."""
     pool_size: int = Field(1500, ge=1)
     """Problems with final answers only, that self-training samples on."""
@@ -37,6 +37,13 @@ class ArithmeticConfig(_Section):
     """Held-out problems per size (fewer for 1 digit, which has only 100 problems in all)."""
     test_digits: list[int] = [1, 2, 3, 4]
     """Sizes in the test set; each is a bucket of the report."""
+    verifier: Literal["answer", "steps"] = "answer"
+    """`answer`: the final answer alone decides, as in ReST-EM; `steps`: every step must be
+    right too (a process check the embedded task allows)."""
+    layout: Literal["aligned", "plain"] = "aligned"
+    """`aligned`: operands zero-padded to the largest size and every column written, each
+    step the same width, as on squared paper (`0347+0085=` -> `7+5+0=12 ... 0+0+0=00 A:432`);
+    `plain`: `347+85=` -> `7+5+0=12 4+8+1=13 3+0+1=4 A:432`."""
 
     @model_validator(mode="after")
     def _check(self) -> ArithmeticConfig:
@@ -58,8 +65,10 @@ class TaskConfig(_Section):
 
 
 class TinyModelConfig(_Section):
-    """A small Llama built from a config, with a character tokenizer built locally."""
+    """A small causal LM built from a config, with a character tokenizer built locally."""
 
+    arch: Literal["gpt2", "llama"] = "gpt2"
+    """`gpt2`: learned absolute positions; `llama`: rotary positions, SwiGLU."""
     hidden_size: int = Field(128, ge=8)
     num_layers: int = Field(3, ge=1)
     num_heads: int = Field(4, ge=1)
@@ -87,7 +96,7 @@ class SamplingConfig(_Section):
 
     k: int = Field(4, ge=1)
     """Samples per problem."""
-    temperature: float = Field(1.0, ge=0.0)
+    temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
     """0 turns top-k filtering off."""
@@ -108,7 +117,7 @@ class SelectConfig(_Section):
 class TrainConfig(_Section):
     """One SFT run with TRL's SFTTrainer; the loss is on the completion only."""
 
-    steps: int = Field(100, ge=1)
+    steps: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     warmup_steps: int = Field(10, ge=0)

@@ -141,7 +141,10 @@ def render_report(metrics: dict[str, Any]) -> str:
     base = {r["group"]: r for r in rows if r["kind"] == "baseline"}
     its = [r for r in rows if r["kind"] == "rest-em"]
     buckets = sorted({b for r in rows for b in r["test"]["by_bucket"]}, key=lambda b: (len(b), b))
-    k_names = sorted({m for r in rows for m in r["test"] if re.fullmatch(r"(pass|maj)@\d+", m)})
+    k_names = sorted(
+        {m for r in rows for m in r["test"] if re.fullmatch(r"(pass|maj)@\d+", m)},
+        key=lambda m: (m.startswith("maj"), int(m.split("@")[1])),
+    )
 
     head = ["", "train steps", "accuracy %"] + [f"{b}-digit %" if b.isdigit() else f"{b} %" for b in buckets]
     head += [f"{m} %" for m in k_names] + ["samples", "correct", "kept", "seconds"]
@@ -182,7 +185,7 @@ def render_report(metrics: dict[str, Any]) -> str:
         lines = "".join(
             f"<li>iteration {r['iteration']}: {r['estep'].get('correct', '?')} of {r['estep'].get('samples', '?')} samples correct, "
             f"{r['estep'].get('problems_solved', '?')} problems solved, {r['estep'].get('kept', '?')} kept "
-            f"(by bucket: {html.escape(str(r['estep'].get('kept_by_bucket', {})))})</li>"
+            f"(by bucket: {html.escape(', '.join(f'{b}: {n}' for b, n in r['estep'].get('kept_by_bucket', {}).items()))})</li>"
             for r in its
         )
         estep = f"<h2>E-step</h2><ul>{lines}</ul>"

@@ -80,7 +80,7 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         log.info(f"run folder {run.root} | torch threads {threads}")
         (run.root / "config.yaml").write_text(cfg.to_yaml())
         task = build_task(cfg.task)
-        verifier = task.verifier()
+        verifier, grader = task.verifier(), task.grader()
         human, pool, test = task.human(), task.pool(), task.test()
         log.info(f"task {task.name}: {len(human)} human, {len(pool)} pool, {len(test)} test problems")
         data_fp = fingerprint(cfg.task.model_dump())
@@ -93,7 +93,7 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 f"{group}/evaluate",
                 fp,
                 lambda: evaluate(
-                    models.sampler(model), test, verifier, cfg.eval, run.path(group),
+                    models.sampler(model), test, grader, cfg.eval, run.path(group),
                     derive_seed(cfg.seed, f"{group}/evaluate"), desc=f"{group} eval",
                 ),
                 log.info,

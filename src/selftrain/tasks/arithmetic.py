@@ -16,10 +16,12 @@ digits; n is the problem's difficulty bucket. The three splits are disjoint.
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Sequence
 from functools import cached_property
 
 from selftrain.config import ArithmeticConfig
-from selftrain.records import Problem
+from selftrain.records import Problem, Score
 from selftrain.tasks.base import Task
 from selftrain.verifiers.exact import ExactAnswerVerifier
 
@@ -47,8 +49,79 @@ def worked_solution(a: int, b: int) -> str:
     return " ".join(steps) + f" {MARKER}{a + b}"
 
 
-def prompt_of(a: int, b: int) -> str:
-    return f"{a}+{b}="
+def aligned_solution(a: int, b: int, width: int) -> str:
+    """The same steps over all `width` columns, each step the same length (2-digit sums).
+
+    >>> aligned_solution(347, 85, 4)
+    '7+5+0=12 4+8+1=13 3+0+1=04 0+0+0=00 A:432'
+    """
+    carry, steps = 0, []
+    for i in range(width):
+        x, y = (a // 10**i) % 10, (b // 10**i) % 10
+        s = x + y + carry
+        steps.append(f"{x}+{y}+{carry}={s:02d}")
+        carry = s // 10
+    return " ".join(steps) + f" {MARKER}{a + b}"
+
+
+def prompt_of(a: int, b: int, width: int | None = None) -> str:
+    """`347+85=`, or with a width the operands zero-padded into fixed columns: `0347+0085=`."""
+    return f"{a:0{width}d}+{b:0{width}d}=" if width else f"{a}+{b}="
+
+
+_STEP = re.compile(r"(\d)\+(\d)\+(\d)=(\d+)")
+
+
+def first_wrong_step(a: int, b: int, completion: str, width: int | None) -> str | None:
+    """The first column of a worked solution that is wrong, or None when all are right.
+
+    `width` is the aligned layout's column count (every sum two digits), None for plain.
+
+    >>> first_wrong_step(347, 85, "7+5+0=12 4+8+1=13 3+0+1=4 A:432", None) is None
+    True
+    >>> first_wrong_step(347, 85, "7+5+0=12 4+8+1=14 3+0+1=4 A:432", None)
+    'step 2: 4+8+1=14'
+    >>> first_wrong_step(347, 85, "7+5+0=12 A:432", None)
+    'missing steps: 1 of 3'
+    """
+    body = completion.rsplit(f" {MARKER}", 1)[0].split(" ")
+    n = width or max(len(str(a)), len(str(b)))
+    if len(body) != n:
+        return f"{'missing' if len(body) < n else 'extra'} steps: {len(body)} of {n}"
+    carry = 0
+    for i, step in enumerate(body):
+        m = _STEP.fullmatch(step)
+        want = (a // 10**i % 10, b // 10**i % 10, carry)
+        total = sum(want)
+        written = f"{total:02d}" if width else str(total)
+        if m is None or tuple(int(g) for g in m.groups()[:3]) != want or m.group(4) != written:
+            return f"step {i + 1}: {step}"
+        carry = total // 10
+    return None
+
+
+class StepVerifier:
+    """Accepts a completion only if its final answer and every step are right.
+
+    ReST-EM's verifier checks the final answer alone, so a few kept solutions carry a wrong
+    step; this stricter one (a process check, possible here because every step of the
+    embedded task can be recomputed) keeps them out.
+
+    >>> p = Problem(id="t", prompt="12+34=", answer="46", meta={"a": 12, "b": 34})
+    >>> [s.reason for s in StepVerifier(None)([p, p], ["2+4+0=6 1+3+0=4 A:46", "2+4+0=7 1+3+0=4 A:46"])]
+    ['correct', 'right answer, wrong step 1: 2+4+0=7']
+    """
+
+    def __init__(self, width: int | None):
+        self.width = width
+        self.answers = ExactAnswerVerifier(marker=MARKER)
+
+    def __call__(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
+        out = []
+        for p, c, score in zip(problems, completions, self.answers(problems, completions)):
+            bad = first_wrong_step(p.meta["a"], p.meta["b"], c, self.width) if score.accepted else None
+            out.append(Score(0.0, f"right answer, wrong {bad}", score.answer) if bad else score)
+        return out
 
 
 def _random_operands(rng: random.Random, n: int) -> tuple[int, int]:
@@ -59,13 +132,14 @@ def _random_operands(rng: random.Random, n: int) -> tuple[int, int]:
     return (a, b) if rng.random() < 0.5 else (b, a)
 
 
-def _problem(a: int, b: int, split: str, with_solution: bool) -> Problem:
+def _problem(a: int, b: int, split: str, with_solution: bool, width: int | None) -> Problem:
     n = max(len(str(a)), len(str(b)))
+    solution = (aligned_solution(a, b, width) if width else worked_solution(a, b)) if with_solution else None
     return Problem(
         id=f"{split}-{a}+{b}",
-        prompt=prompt_of(a, b),
+        prompt=prompt_of(a, b, width),
         answer=str(a + b),
-        solution=worked_solution(a, b) if with_solution else None,
+        solution=solution,
         bucket=str(n),
         meta={"a": a, "b": b, "digits": n},
     )
@@ -92,9 +166,17 @@ class ArithmeticTask(Task):
     def __init__(self, cfg: ArithmeticConfig | None = None):
         self.cfg = cfg or ArithmeticConfig()
 
+    @property
+    def width(self) -> int | None:
+        """Columns of the aligned layout: the largest size any split uses; None for plain."""
+        if self.cfg.layout == "plain":
+            return None
+        return max([*self.cfg.human_digits, *self.cfg.pool_digits, *self.cfg.test_digits])
+
     @cached_property
     def _splits(self) -> dict[str, list[Problem]]:
         rng = random.Random(self.cfg.seed)
+        width = self.width
         used: set[tuple[int, int]] = set()
         used_by_size: dict[int, int] = {}
 
@@ -117,17 +199,17 @@ class ArithmeticTask(Task):
             return out
 
         test = [
-            _problem(a, b, "test", with_solution=False)
+            _problem(a, b, "test", False, width)
             for n in sorted(self.cfg.test_digits)
             for a, b in draw(n, self.cfg.test_per_bucket)
         ]
         human = [
-            _problem(a, b, "human", with_solution=True)
+            _problem(a, b, "human", True, width)
             for n, c in sorted(_counts(self.cfg.human_digits, self.cfg.human_size).items())
             for a, b in draw(n, c)
         ]
         pool = [
-            _problem(a, b, "pool", with_solution=False)
+            _problem(a, b, "pool", False, width)
             for n, c in sorted(_counts(self.cfg.pool_digits, self.cfg.pool_size).items())
             for a, b in draw(n, c)
         ]
@@ -144,5 +226,11 @@ class ArithmeticTask(Task):
     def test(self) -> list[Problem]:
         return self._splits["test"]
 
-    def verifier(self) -> ExactAnswerVerifier:
+    def verifier(self) -> ExactAnswerVerifier | StepVerifier:
+        if self.cfg.verifier == "steps":
+            return StepVerifier(self.width)
+        return ExactAnswerVerifier(marker=MARKER)
+
+    def grader(self) -> ExactAnswerVerifier:
+        """Test accuracy is final-answer accuracy, whichever verifier selects samples."""
         return ExactAnswerVerifier(marker=MARKER)

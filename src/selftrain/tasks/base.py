@@ -28,7 +28,12 @@ class Task(ABC):
     def test(self) -> list[Problem]: ...
 
     @abstractmethod
-    def verifier(self) -> Verifier: ...
+    def verifier(self) -> Verifier:
+        """What decides which samples are kept for training."""
+
+    def grader(self) -> Verifier:
+        """What evaluation counts as correct; the verifier unless a task says otherwise."""
+        return self.verifier()
 
     def describe(self) -> dict[str, object]:
         """Split sizes, for the log and the report."""
