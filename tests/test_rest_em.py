@@ -35,17 +35,26 @@ def _comparable(metrics: dict) -> list:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in metrics["rows"]]
 
 
-def _kill_when(cfg_path: Path, out: Path, ready) -> None:
+def _killed_at(cfg_path: Path, out: Path, point: str) -> None:
+    """Run until the named point, where the process SIGKILLs itself (selftrain.faults)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "selftrain.cli", "run", str(cfg_path), "--out", str(out)],
+        capture_output=True, text=True, env={**ENV, "SELFTRAIN_KILL_AT": point}, timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, f"not killed at {point}: {proc.stderr[-2000:]}"
+
+
+def _killed_after(cfg_path: Path, out: Path, seconds: float) -> None:
+    """Run, and kill -9 from outside after some seconds, whatever stage that hits."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "selftrain.cli", "run", str(cfg_path), "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
     )
-    deadline = time.time() + 300
-    while not ready() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before the kill point"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:
+        proc.wait(seconds)  # finishing first is allowed: then there was nothing left to kill
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
 
 def test_full_run_then_rerun_skips_everything(tmp_path, tiny_cfg_dict):
@@ -74,14 +83,18 @@ def test_killed_runs_resume_to_the_uninterrupted_metrics(tmp_path, tiny_cfg_dict
     expected = _comparable(json.loads((ref / "metrics.json").read_text()))
 
     out = tmp_path / "killed"
-    # kill 1: in the middle of an E-step, after at least one shard is journaled
+    # kill 1: in the middle of a training stage (the compute-matched baseline's)
+    _killed_at(cfg, out, "compute-matched/train:step2")
+    assert (out / "compute-matched" / "model.tmp").exists() and not (out / "compute-matched" / "model").exists()
+    # kill 2: in the middle of an E-step, after its second shard is journaled
+    _killed_at(cfg, out, "iter-01/samples.jsonl:shard1")
     journal = out / "iter-01" / "samples.jsonl.journal"
-    _kill_when(cfg, out, lambda: journal.exists() and journal.stat().st_size > 0)
-    # kill 2: while the second iteration is training
-    _kill_when(cfg, out, lambda: (out / "iter-02" / "model.tmp").exists())
+    assert journal.exists() and not (out / "iter-01" / "samples.jsonl").exists()
+    # kill 3: from outside, at whatever point the resumed run has reached
+    _killed_after(cfg, out, 4.5)
     resumed = _run(cfg, out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "[skip] iter-01/score" in resumed.stderr or "[skip] iter-01/train" in resumed.stderr
+    assert "[skip] compute-matched/train" in resumed.stderr
     assert _comparable(json.loads((out / "metrics.json").read_text())) == expected
     assert not list(out.rglob("*.journal")) and not list(out.rglob("model.tmp"))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from selftrain import faults
 from selftrain.artifacts import ShardJournal, derive_seed, read_jsonl, write_jsonl
 from selftrain.records import Problem, Sample, Score
 from selftrain.samplers.base import Sampler, SamplingParams
@@ -43,6 +44,7 @@ def generate(
         texts = sampler.generate([p.prompt for p, _ in shard], params, seed=derive_seed(seed, "shard", j))
         rows = [Sample(p.id, i, p.prompt, t).to_json() for (p, i), t in zip(shard, texts)]
         journal.append(j, rows)
+        faults.point(f"{out.parent.name}/{out.name}:shard{j}")
         bar.update(len(shard))
     bar.close()
     rows = [r for j in range(len(shards)) for r in journal.done[j]]

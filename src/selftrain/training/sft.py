@@ -11,6 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from transformers import TrainerCallback
+
+from selftrain import faults
 from selftrain.artifacts import replace_dir, write_json
 from selftrain.config import TrainConfig
 from selftrain.models import load_model, load_tokenizer
@@ -77,6 +80,7 @@ def train_sft(
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
+        callbacks=[_FaultPoints(f"{out.parent.name}/train")],
     )
     result = trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
@@ -91,3 +95,13 @@ def train_sft(
         "train_loss": round(float(result.training_loss), 5),
         "final_loss": round(float(history[-1]["loss"]), 5) if history else None,
     }
+
+
+class _FaultPoints(TrainerCallback):
+    """Offers `<group>/train:step<N>` to fault injection after each optimizer step."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def on_step_end(self, args, state, control, **kwargs):
+        faults.point(f"{self.name}:step{state.global_step}")
