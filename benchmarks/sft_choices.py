@@ -42,7 +42,7 @@ def main() -> None:
         t = time.perf_counter()
         info = train_sft(root / "init", rows, cfg.sft, root / "sft", cfg.seed, cfg.model.tiny.max_length)
         seconds = time.perf_counter() - t
-        sampler = HFSampler(root / "sft", batch_size=cfg.eval.batch_size)
+        sampler = HFSampler(root / "sft", batch_size=cfg.sampling.batch_size)
         out = sampler.generate([p.prompt for p in test], SamplingParams(temperature=0.0, max_new_tokens=cfg.eval.max_new_tokens), 0)
     ok = [s.accepted for s in task.verifier()(test, out)]
     by_bucket = {b: round(a, 3) for b, a in accuracy_by_bucket([p.bucket for p in test], ok).items()}

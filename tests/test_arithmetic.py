@@ -44,7 +44,9 @@ def test_layouts():
 
 
 def test_splits_have_the_asked_sizes_are_disjoint_and_bucketed():
-    cfg = ArithmeticConfig(human_size=120, pool_size=400, test_per_bucket=50, test_digits=[1, 2, 3, 4])
+    cfg = ArithmeticConfig(
+        human_size=120, pool_size=400, pool_digits={1: 0.1, 2: 0.2, 3: 0.3, 4: 0.4}, test_per_bucket=50, test_digits=[1, 2, 3, 4]
+    )
     task = ArithmeticTask(cfg)
     human, pool, test = task.human(), task.pool(), task.test()
     assert len(human) == 120 and all(p.solution for p in human)

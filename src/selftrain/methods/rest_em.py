@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, derive_seed, fingerprint, read_json, write_json, write_jsonl
+from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, write_json, write_jsonl
 from selftrain.config import RunConfig
 from selftrain.evaluation import evaluate
 from selftrain.models import set_torch_threads
@@ -78,7 +78,7 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         t_start = time.perf_counter()
         threads = set_torch_threads(cfg.model.torch_threads)
         log.info(f"run folder {run.root} | torch threads {threads}")
-        (run.root / "config.yaml").write_text(cfg.to_yaml())
+        atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
         task = build_task(cfg.task)
         verifier, grader = task.verifier(), task.grader()
         human, pool, test = task.human(), task.pool(), task.test()
@@ -118,7 +118,8 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             run.stage("init/build", init_fp, lambda: {"parameters": save_tiny(init, cfg.model.tiny, cfg.seed)}, log.info)
         else:
             init, init_fp = Path(cfg.model.name_or_path), fingerprint("named", cfg.model.name_or_path)
-        human_rows = lambda: stages.sft_rows([(p.prompt, p.solution or "") for p in human])  # noqa: E731
+        # a task without worked solutions gives no rows: the SFT stage then keeps the start model
+        human_rows = lambda: stages.sft_rows([(p.prompt, p.solution) for p in human if p.solution])  # noqa: E731
         base, base_fp = sft_stage("sft", init, init_fp, human_rows, data_fp, cfg.sft)
         evaluate_stage("sft", base, base_fp)
 
@@ -206,8 +207,3 @@ def _select(cfg: RunConfig, pool: list[Problem], folder: Path) -> dict[str, Any]
     for s in kept:
         by_bucket[buckets[s.problem_id]] = by_bucket.get(buckets[s.problem_id], 0) + 1
     return {"kept": len(kept), "kept_by_bucket": dict(sorted(by_bucket.items()))}
-
-
-def load_eval(run: RunDir, group: str) -> dict[str, Any] | None:
-    path = run.path(group, "eval.json")
-    return read_json(path) if path.exists() else None

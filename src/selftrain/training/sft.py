@@ -68,7 +68,7 @@ def train_sft(
         # tiny model ~10x slower, and gradient checkpointing trades speed for memory we
         # do not need. Measured: 3.5 s/step with both, 0.31 s/step without (d=128, batch 64).
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         max_length=max_length,
         completion_only_loss=True,
