@@ -40,3 +40,10 @@ def test_cli_rejects_invalid_config_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert "rest_em.start_from" in proc.stderr
     assert not out.exists()
+
+
+def test_paper_config_is_the_demo_with_the_papers_m_step():
+    paper = load_config(ROOT / "configs" / "arithmetic-rest-em-base.yaml")
+    assert paper.rest_em.start_from == "base"
+    demo = RunConfig()
+    assert paper.model_copy(update={"name": demo.name, "rest_em": demo.rest_em}) == demo
