@@ -166,7 +166,8 @@ def render_report(metrics: dict[str, Any]) -> str:
     if "sft" in base:
         xs = [0] + [r["iteration"] for r in its]
         sft_test = base["sft"]["test"]
-        hl = [(BASELINES[g], base[g]["test"]["accuracy"], "#555" if g == "sft" else "#d62728") for g in base]
+        short = {"sft": "SFT on human data", "compute-matched": "compute-matched SFT"}
+        hl = [(short[g], base[g]["test"]["accuracy"], "#555" if g == "sft" else "#d62728") for g in base]
         charts.append(
             line_chart("Test accuracy (greedy)", xs, [("ReST-EM", [sft_test["accuracy"]] + [r["test"]["accuracy"] for r in its], "#1f77b4")], hl)
         )
