@@ -42,6 +42,7 @@ def evaluate(
     out_dir: Path,
     seed: int,
     desc: str = "eval",
+    key: str = "",
 ) -> dict[str, Any]:
     """Write `eval_greedy.jsonl`, `eval_samples.jsonl` and `eval.json` under `out_dir`."""
     greedy = stages.generate(
@@ -52,6 +53,7 @@ def evaluate(
         out_dir / "eval_greedy.jsonl",
         seed,
         desc=f"{desc} greedy",
+        key=key,
     )
     by_id = {p.id: p for p in problems}
     g_scores = verifier([by_id[s.problem_id] for s in greedy], [s.completion for s in greedy])
@@ -69,6 +71,7 @@ def evaluate(
         out_dir / "eval_samples.jsonl",
         derive_seed(seed, "sampled"),
         desc=f"{desc} pass@{cfg.k}",
+        key=key,
     )
     s_scores = stages.score(verifier, problems, sampled, out_dir / "eval_scores.jsonl")
     result.update(summarize_samples(problems, sampled, s_scores, cfg.k))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from selftrain.errors import ModelLoadError
@@ -21,16 +23,23 @@ def set_torch_threads(n: int | None) -> int:
     return torch.get_num_threads()
 
 
+@contextmanager
+def _loading(what: str, name_or_path: str | Path) -> Iterator[None]:
+    """Turn transformers' loading errors into one that says what to do."""
+    try:
+        yield
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"cannot load {what} from {str(name_or_path)!r}: {err}\n"
+            "Give a local model folder, or a Hugging Face name with network access to the hub."
+        ) from None
+
+
 def load_tokenizer(name_or_path: str | Path):
     from transformers import AutoTokenizer
 
-    try:
+    with _loading("a tokenizer", name_or_path):
         tok = AutoTokenizer.from_pretrained(str(name_or_path))
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(
-            f"cannot load a tokenizer from {name_or_path!r}: {err}\n"
-            "Give a local model folder, or a Hugging Face name with network access to the hub."
-        ) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -39,11 +48,6 @@ def load_tokenizer(name_or_path: str | Path):
 def load_model(name_or_path: str | Path, device: str = "cpu"):
     from transformers import AutoModelForCausalLM
 
-    try:
+    with _loading("a causal LM", name_or_path):
         model = AutoModelForCausalLM.from_pretrained(str(name_or_path))
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(
-            f"cannot load a causal LM from {name_or_path!r}: {err}\n"
-            "Give a local model folder, or a Hugging Face name with network access to the hub."
-        ) from None
     return model.to(device)

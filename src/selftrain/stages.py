@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from selftrain import faults
-from selftrain.artifacts import ShardJournal, derive_seed, read_jsonl, write_jsonl
+from selftrain.artifacts import ShardJournal, derive_seed, fingerprint, read_jsonl, write_jsonl
 from selftrain.records import Problem, Sample, Score
 from selftrain.samplers.base import Sampler, SamplingParams
 from selftrain.verifiers.base import Verifier
@@ -26,16 +26,23 @@ def generate(
     seed: int,
     shard_size: int = 2048,
     desc: str = "generate",
+    key: str = "",
 ) -> list[Sample]:
     """K samples per problem into `out` (JSONL), resumable shard by shard.
 
     Requests are ordered by prompt length, then cut into shards of `shard_size`; each shard
     is sampled with its own seed and journaled, so a killed run redoes at most one shard
-    and ends with exactly the samples of an uninterrupted run.
+    and ends with exactly the samples of an uninterrupted run. `key` (the stage's
+    fingerprint) names the journal: shards sampled under another config or model are
+    never reused.
     """
     requests = sorted(((p, i) for p in problems for i in range(k)), key=lambda r: len(r[0].prompt))
     shards = [requests[s : s + shard_size] for s in range(0, len(requests), shard_size)]
-    journal = ShardJournal(out.with_name(out.name + ".journal"))
+    key = fingerprint(key, seed, k, shard_size, params, [p.id for p in problems])
+    for stale in out.parent.glob(f"{out.name}.*.journal"):
+        if stale.name != f"{out.name}.{key}.journal":
+            stale.unlink()
+    journal = ShardJournal(out.with_name(f"{out.name}.{key}.journal"))
     done_before = sum(len(journal.done.get(j, [])) for j in range(len(shards)))
     bar = tqdm(total=len(requests), initial=done_before, desc=desc, unit="sample", leave=False)
     for j, shard in enumerate(shards):

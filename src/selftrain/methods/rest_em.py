@@ -94,7 +94,7 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 fp,
                 lambda: evaluate(
                     models.sampler(model), test, grader, cfg.eval, run.path(group),
-                    derive_seed(cfg.seed, f"{group}/evaluate"), desc=f"{group} eval",
+                    derive_seed(cfg.seed, f"{group}/evaluate"), desc=f"{group} eval", key=fp,
                 ),
                 log.info,
             )
@@ -148,7 +148,8 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                     "samples": len(
                         stages.generate(
                             models.sampler(policy), pool, cfg.sampling.k, params, run.path(it, "samples.jsonl"),
-                            derive_seed(cfg.seed, f"{it}/generate"), cfg.sampling.shard_size, desc=f"{it} E-step",
+                            derive_seed(cfg.seed, f"{it}/generate"), cfg.sampling.shard_size,
+                            desc=f"{it} E-step", key=gen_fp,
                         )
                     )
                 },
