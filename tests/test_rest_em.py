@@ -121,3 +121,13 @@ def test_report_command_rebuilds_the_page(tmp_path, tiny_cfg_dict):
     assert "ReST-EM iteration 2" in (out / "report.html").read_text()
     bad = subprocess.run([sys.executable, "-m", "selftrain.cli", "report", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a run folder" in bad.stderr
+
+
+def test_mix_human_trains_each_m_step_on_kept_samples_and_human_data(tmp_path, tiny_cfg_dict):
+    tiny_cfg_dict["rest_em"] = {"iterations": 1, "mix_human": True, "compute_matched_baseline": False}
+    out = tmp_path / "run"
+    assert _run(_write_cfg(tmp_path, tiny_cfg_dict), out).returncode == 0
+    kept = len((out / "iter-01" / "selected.jsonl").read_text().splitlines())
+    info = json.loads((out / "iter-01" / "train.done.json").read_text())["info"]
+    assert info["examples"] == kept + 80 and info["steps"] == 3  # 80 human rows in the tiny task
+    assert [r["group"] for r in json.loads((out / "metrics.json").read_text())["rows"]] == ["sft", "iter-01"]

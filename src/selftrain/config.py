@@ -138,6 +138,9 @@ class RestEMConfig(_Section):
     """Where each iteration's fine-tuning starts: `base`, the model the loop started from
     (the paper); `previous`, the last iteration's model; `init`, the model before SFT on
     human data (the random initialisation of the tiny model, or the pretrained model)."""
+    mix_human: bool = False
+    """Train each M-step on the kept samples *and* the human data (as RFT does), instead of
+    the kept samples alone (the paper)."""
     compute_matched_baseline: bool = True
     """Also train on human data for as many steps as all ReST-EM iterations together."""
 

@@ -28,7 +28,9 @@ Deliberate deviations from the paper, each a config choice:
 - Steps per iteration are fixed (`train.steps`) rather than the paper's early stopping on
   a validation set, so that the compute-matched baseline is exact.
 - The verifier checks only the final answer, as in the paper, so a few kept solutions have
-  a flawed step and the right answer.
+  a flawed step and the right answer (`task.arithmetic.verifier: steps` rejects those).
+- `rest_em.mix_human: true` adds the human data to every M-step (as RFT does); off by
+  default, as in the paper.
 """
 
 from __future__ import annotations
@@ -172,8 +174,9 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             }[cfg.rest_em.start_from]
             kept_rows = lambda: stages.sft_rows(  # noqa: E731
                 [(s.prompt, s.completion) for s in stages.load_samples(run.path(it, "selected.jsonl"))]
-            )
-            policy, policy_fp = sft_stage(it, start, start_fp, kept_rows, select_fp, cfg.train)
+            ) + (human_rows() if cfg.rest_em.mix_human else [])
+            rows_fp = fingerprint(select_fp, data_fp) if cfg.rest_em.mix_human else select_fp
+            policy, policy_fp = sft_stage(it, start, start_fp, kept_rows, rows_fp, cfg.train)
 
             # step 5: evaluate the new policy on the held-out test set
             evaluate_stage(it, policy, policy_fp)
