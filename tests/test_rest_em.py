@@ -131,3 +131,16 @@ def test_mix_human_trains_each_m_step_on_kept_samples_and_human_data(tmp_path, t
     info = json.loads((out / "iter-01" / "train.done.json").read_text())["info"]
     assert info["examples"] == kept + 80 and info["steps"] == 3  # 80 human rows in the tiny task
     assert [r["group"] for r in json.loads((out / "metrics.json").read_text())["rows"]] == ["sft", "iter-01"]
+
+
+def test_a_model_named_by_folder_runs_the_loop_instead_of_the_tiny_one(tmp_path, tiny_cfg_dict, tiny_model_dir):
+    tiny_cfg_dict["model"] = {"name_or_path": str(tiny_model_dir)}
+    tiny_cfg_dict["rest_em"] = {"iterations": 1, "compute_matched_baseline": False}
+    out = tmp_path / "run"
+    proc = _run(_write_cfg(tmp_path, tiny_cfg_dict), out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (out / "init").exists()  # nothing built: the named model is the start
+    assert (out / "iter-01" / "model" / "config.json").exists()
+    assert json.loads((out / "iter-01" / "model" / "config.json").read_text())["model_type"] == json.loads(
+        (tiny_model_dir / "config.json").read_text()
+    )["model_type"]
