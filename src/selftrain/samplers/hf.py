@@ -1,7 +1,8 @@
 """Batched sampling with transformers: left padding, KV cache, stop at EOS.
 
-Prompts are grouped by length so that a batch carries little padding and its sequences
-tend to finish together (generation stops when every sequence of the batch has hit EOS).
+Prompts are grouped by length so that a batch carries little padding. The default lean
+loop drops each sequence from the batch as soon as it ends; `model.generate` (the other
+engine) keeps it until every sequence of the batch has ended.
 """
 
 from __future__ import annotations
@@ -49,15 +50,9 @@ class HFSampler:
         """
         from transformers import DynamicCache
 
-        pad = self.tokenizer.pad_token_id
         eos = torch.tensor(self.eos_ids, device=self.device)
-        n, width = len(prompt_ids), max(len(p) for p in prompt_ids)
-        input_ids = torch.full((n, width), pad, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for i, ids in enumerate(prompt_ids):
-            input_ids[i, width - len(ids) :] = torch.tensor(ids)
-            mask[i, width - len(ids) :] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        input_ids, mask = self._left_pad(prompt_ids)
+        n = len(prompt_ids)
         gen = torch.Generator(device=self.device).manual_seed(seed)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
@@ -88,17 +83,21 @@ class HFSampler:
                 next_pos = next_pos + 1
         return self.tokenizer.batch_decode(out_tokens, skip_special_tokens=True)
 
-    def _generate_batch(self, prompt_ids: list[list[int]], params: SamplingParams, seed: int) -> list[str]:
-        pad = self.tokenizer.pad_token_id
+    def _left_pad(self, prompt_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask of a batch, padded on the left, on the device."""
         width = max(len(p) for p in prompt_ids)
-        input_ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+        input_ids = torch.full((len(prompt_ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
         for i, ids in enumerate(prompt_ids):
             input_ids[i, width - len(ids) :] = torch.tensor(ids)
-            attention[i, width - len(ids) :] = 1
+            mask[i, width - len(ids) :] = 1
+        return input_ids.to(self.device), mask.to(self.device)
+
+    def _generate_batch(self, prompt_ids: list[list[int]], params: SamplingParams, seed: int) -> list[str]:
+        input_ids, attention = self._left_pad(prompt_ids)
         kwargs: dict = dict(
             max_new_tokens=params.max_new_tokens,
-            pad_token_id=pad,
+            pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.eos_ids,
             use_cache=True,
         )
@@ -113,18 +112,16 @@ class HFSampler:
             )
         torch.manual_seed(seed)
         with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device), **kwargs
-            )
-        return self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        return self.tokenizer.batch_decode(out[:, input_ids.shape[1] :], skip_special_tokens=True)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
         encoded = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         results: list[str] = [""] * len(prompts)
+        decode = self._decode_batch if self.engine == "lean" else self._generate_batch
         for b, start in enumerate(range(0, len(order), self.batch_size)):
             idx = order[start : start + self.batch_size]
-            decode = self._decode_batch if self.engine == "lean" else self._generate_batch
             texts = decode([encoded[i] for i in idx], params, derive_seed(seed, "batch", b))
             for i, text in zip(idx, texts):
                 results[i] = text

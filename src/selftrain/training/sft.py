@@ -6,7 +6,6 @@ place only when training has finished, so a killed run never leaves a half-writt
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from selftrain import faults
 from selftrain.artifacts import replace_dir, write_json
 from selftrain.config import TrainConfig
 from selftrain.models import load_model, load_tokenizer
-
-log = logging.getLogger(__name__)
 
 
 def train_sft(
