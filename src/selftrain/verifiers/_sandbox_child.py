@@ -1,0 +1,465 @@
+"""The inside of the code sandbox: a standalone script (standard library only, few imports,
+since it starts once per program).
+
+It runs as two processes:
+
+- the **tester** (trusted): the first process inside the sandbox's namespaces. It mounts
+  private temporary folders, forks the candidate, and only then reads the task's test code,
+  which it runs against a *proxy* of the program's function. It writes the verdict to a
+  file descriptor the candidate never holds.
+- the **candidate** (untrusted): forked from the tester before the tests exist in its
+  memory, limited and stripped of privileges; it runs the program and answers calls: each
+  request carries arguments, each reply the return value as plain data.
+
+The verdict cannot be forged by the program: the assertions run in the tester, on values
+decoded from plain data (no object of the program, no `__eq__` of its choosing reaches
+them); the program's stdout goes nowhere; exiting early closes the pipe, which fails the
+test; patching builtins or the test runner changes only the program's own process.
+
+Messages between the two are frames: a 4-byte length, a kind byte, and a payload in the
+small codec below. The host sends the job, and receives the verdict, as `marshal` data
+(both ends trusted). Run by `selftrain.verifiers.sandbox`; not meant to be run by hand.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import resource
+import select
+import sys
+import time
+
+MAX_MESSAGE = 16 << 20  # bytes in one frame
+MAX_DEPTH = 200
+
+
+# ---------------------------------------------------------------- a codec for plain data
+
+
+class Unsupported(TypeError):
+    pass
+
+
+def encode(value, out: list, depth: int = 0) -> None:
+    """Append the encoding of plain Python data to `out`; exact builtin types only."""
+    if depth > MAX_DEPTH:
+        raise Unsupported("value nested too deeply")
+    t = type(value)
+    if value is None:
+        out.append(b"N")
+    elif t is bool:
+        out.append(b"T" if value else b"F")
+    elif t is int:
+        out.append(b"i%s;" % int.__repr__(value).encode())
+    elif t is float:
+        out.append(b"f%s;" % float.__repr__(value).encode())
+    elif t is str:
+        data = str.encode(value, "utf-8", "surrogatepass")
+        out.append(b"s%d:%s" % (len(data), data))
+    elif t is bytes:
+        out.append(b"b%d:%s" % (len(value), value))
+    elif t is complex:
+        out.append(b"c%s;%s;" % (float.__repr__(value.real).encode(), float.__repr__(value.imag).encode()))
+    elif t in _CONTAINERS:
+        items = list(dict.items(value)) if t is dict else list(t.__iter__(value))
+        out.append(b"%s%d;" % (_CONTAINERS[t], len(items)))
+        for item in items:
+            if t is dict:
+                encode(item[0], out, depth + 1)
+                encode(item[1], out, depth + 1)
+            else:
+                encode(item, out, depth + 1)
+    else:
+        raise Unsupported(f"cannot pass a value of type {t.__name__} out of the sandbox")
+
+
+_CONTAINERS = {list: b"l", tuple: b"t", dict: b"d", set: b"S", frozenset: b"z"}
+_BUILD = {b"l"[0]: list, b"t"[0]: tuple, b"S"[0]: set, b"z"[0]: frozenset}
+
+
+def decode(data: bytes):
+    value, end = _decode(data, 0, 0)
+    if end != len(data):
+        raise ValueError("trailing bytes")
+    return value
+
+
+def _decode(data: bytes, i: int, depth: int):
+    if depth > MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    tag = data[i]
+    i += 1
+    if tag == 78:  # N
+        return None, i
+    if tag == 84 or tag == 70:  # T F
+        return tag == 84, i
+    if tag in (105, 102):  # i f
+        end = data.index(b";", i)
+        text = data[i:end].decode("ascii")
+        return (int(text) if tag == 105 else float(text)), end + 1
+    if tag in (115, 98):  # s b
+        colon = data.index(b":", i)
+        n = int(data[i:colon])
+        raw = data[colon + 1 : colon + 1 + n]
+        if len(raw) != n:
+            raise ValueError("short string")
+        return (raw.decode("utf-8", "surrogatepass") if tag == 115 else bytes(raw)), colon + 1 + n
+    if tag == 99:  # c
+        mid = data.index(b";", i)
+        end = data.index(b";", mid + 1)
+        return complex(float(data[i:mid]), float(data[mid + 1 : end])), end + 1
+    end = data.index(b";", i)
+    n = int(data[i:end])
+    i = end + 1
+    if tag == 100:  # d
+        out = {}
+        for _ in range(n):
+            key, i = _decode(data, i, depth + 1)
+            out[key], i = _decode(data, i, depth + 1)
+        return out, i
+    if tag not in _BUILD:
+        raise ValueError(f"unknown tag {tag}")
+    items = []
+    for _ in range(n):
+        item, i = _decode(data, i, depth + 1)
+        items.append(item)
+    return _BUILD[tag](items), i
+
+
+# ---------------------------------------------------------------- frames on raw descriptors
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def send(fd: int, kind: bytes, payload: bytes = b"") -> None:
+    write_all(fd, (len(payload) + 1).to_bytes(4, "big") + kind + payload)
+
+
+def read_exactly(fd: int, n: int, deadline: float | None = None) -> bytes | None:
+    """`n` bytes, or None at end of file; TimeoutError past `deadline`."""
+    chunks, left = [], n
+    while left:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(fd: int, deadline: float | None = None) -> tuple[int, bytes] | None:
+    """(kind, payload) of the next frame, or None at end of file."""
+    head = read_exactly(fd, 4, deadline)
+    if head is None:
+        return None
+    n = int.from_bytes(head, "big")
+    if not 0 < n <= MAX_MESSAGE:
+        raise ValueError("bad frame length")
+    body = read_exactly(fd, n, deadline)
+    if body is None:
+        return None
+    return body[0], body[1:]
+
+
+# ---------------------------------------------------------------- the candidate
+
+
+def run_candidate(program: str, entry_point: str) -> None:
+    """Run the program, then answer calls: requests on fd 3, replies on fd 4."""
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        exec(compile(program, "<program>", "exec"), namespace)
+        fn = namespace[entry_point]
+    except BaseException as err:  # noqa: BLE001 - any failure of the program is its verdict
+        send(4, b"L", _describe(err).encode("utf-8", "replace"))
+        return
+    send(4, b"Y")
+    while True:
+        frame = receive(3)
+        if frame is None:
+            return
+        try:
+            args, kwargs = decode(frame[1])
+        except Exception:  # noqa: BLE001
+            return
+        try:
+            result = fn(*args, **kwargs)
+            out: list[bytes] = []
+            encode(result, out)
+            send(4, b"V", b"".join(out))
+        except Unsupported as err:
+            send(4, b"E", str(err).encode())
+        except BaseException as err:  # noqa: BLE001
+            send(4, b"R", _describe(err).encode("utf-8", "replace"))
+
+
+def _describe(err: BaseException) -> str:
+    try:
+        text = f"{type(err).__name__}: {err}"
+    except BaseException:  # noqa: BLE001 - a hostile __str__
+        text = "an exception that cannot be printed"
+    return text[:300]
+
+
+def _limit(kind: int, value: int) -> None:
+    resource.setrlimit(kind, (value, value))
+
+
+def _start_candidate(job: dict, workdir: str, req_r: int, resp_w: int) -> int:
+    limits = job["limits"]
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        os.dup2(req_r, 3)
+        os.dup2(resp_w, 4)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)  # stdin: the tests wait there, unread; the program gets nothing
+        os.dup2(null, 1)
+        err = os.open(os.path.join(workdir, ".stderr"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(err, 2)
+        os.closerange(5, 1 << 16)
+        os.setsid()
+        _limit(resource.RLIMIT_CPU, limits["cpu_seconds"])
+        _limit(resource.RLIMIT_AS, limits["memory_mb"] << 20)
+        _limit(resource.RLIMIT_FSIZE, limits["file_size_mb"] << 20)
+        _limit(resource.RLIMIT_NOFILE, 64)
+        _limit(resource.RLIMIT_CORE, 0)
+        uid = job.get("uid")
+        if uid is not None:
+            _limit(resource.RLIMIT_NPROC, limits["processes"])
+            os.fchown(2, uid, uid)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            if job.get("python_prefix"):  # imports read the interpreter through its bind mount
+                sys.path[:] = [p.replace(job["python_prefix"], "/tmp/.python", 1) for p in sys.path]
+        os.chdir(workdir)
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
+        run_candidate(job["program"], job["entry_point"])
+    except BaseException as err:  # noqa: BLE001
+        os.write(2, f"sandbox: the program ended: {err!r}\n".encode())
+    finally:
+        os._exit(0)
+
+
+# ---------------------------------------------------------------- the tester
+
+
+class CandidateGone(Exception):
+    pass
+
+
+class CandidateTimeout(Exception):
+    pass
+
+
+class CandidateError(Exception):
+    pass
+
+
+def _libc_mount():
+    """libc's mount(2) as a Python callable returning (result, errno). Built on `_ctypes`
+    directly: importing `ctypes` costs more than the rest of this process's start-up."""
+    import _ctypes
+
+    class c_int(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class c_ulong(_ctypes._SimpleCData):
+        _type_ = "L"
+
+    class c_char_p(_ctypes._SimpleCData):
+        _type_ = "z"
+
+    class Mount(_ctypes.CFuncPtr):
+        _flags_ = 1 | 8  # cdecl, use errno
+        _restype_ = c_int
+        _argtypes_ = (c_char_p, c_char_p, c_char_p, c_ulong, c_char_p)
+
+    address = _ctypes.dlsym(_ctypes.dlopen(None, 0), "mount")
+    call = Mount(address)
+    return lambda *args: (call(*args), _ctypes.get_errno())
+
+
+def _mount_private(size_mb: int, python_prefix: str | None) -> None:
+    """Private tmpfs on the shared writable folders; the interpreter bind-mounted read-only
+    at /tmp/.python, since its own folder may not be readable by an unprivileged user."""
+    libc_mount = _libc_mount()
+    ms_rdonly, ms_nosuid, ms_nodev, ms_remount, ms_bind = 1, 2, 4, 32, 4096
+
+    def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+        result, errno = libc_mount(source.encode(), target.encode(), fstype and fstype.encode(), flags, data and data.encode())
+        if result != 0:
+            raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
+
+    for target in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(target):
+            mount("tmpfs", target, "tmpfs", ms_nosuid | ms_nodev, f"size={size_mb}m,mode=1777")
+    if python_prefix:
+        os.mkdir("/tmp/.python", 0o755)
+        mount(python_prefix, "/tmp/.python", None, ms_bind, None)
+        mount(python_prefix, "/tmp/.python", None, ms_remount | ms_bind | ms_rdonly | ms_nosuid | ms_nodev, None)
+
+
+def _exit_status(pid: int) -> str:
+    """How the candidate ended, if it has (waits up to half a second)."""
+    for _ in range(50):
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return ""
+        if done:
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                return {24: "killed at the CPU-time limit (SIGXCPU)", 9: "killed (SIGKILL)"}.get(sig, f"killed by signal {sig}")
+            return f"exit code {os.WEXITSTATUS(status)}" if os.WEXITSTATUS(status) else ""
+        time.sleep(0.01)
+    return ""
+
+
+def _stderr_tail(workdir: str) -> str:
+    try:
+        with open(os.path.join(workdir, ".stderr"), "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 400))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+        return lines[-1][:200] if lines else ""
+    except OSError:
+        return ""
+
+
+def _read_job_part(fd: int) -> dict:
+    """One part of the job from the host: a 4-byte length, then that many bytes of marshal."""
+    head = read_exactly(fd, 4)
+    body = read_exactly(fd, int.from_bytes(head or b"\0\0\0\0", "big"))
+    if not body:
+        raise EOFError("job cut short")
+    return marshal.loads(body)
+
+
+def _names(code) -> set[str]:
+    """Global names a code object and its nested code objects use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names(const)
+    return names
+
+
+def _failed_test_line(tb, test: str) -> str:
+    lineno = 0
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<test>":
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    lines = test.splitlines()
+    text = lines[lineno - 1].strip()[:200] if 0 < lineno <= len(lines) else "assertion"
+    return f"test failed at line {lineno}: {text}"
+
+
+def tester() -> None:
+    """Runs as the first process in the sandbox; writes one verdict to the fd in argv."""
+    verdict_fd = int(sys.argv[1])
+    job = _read_job_part(0)  # the program and the limits; the tests come after the fork
+    started = time.monotonic()
+    deadline = started + job["limits"]["wall_seconds"]
+    calls = 0
+    candidate_pid = 0
+    workdir = ""
+
+    def finish(passed: bool, reason: str) -> None:
+        out = {"passed": passed, "reason": reason, "calls": calls, "seconds": round(time.monotonic() - started, 4)}
+        data = marshal.dumps(out)
+        write_all(verdict_fd, len(data).to_bytes(4, "big") + data)
+        if candidate_pid:  # without a PID namespace, end the candidate's session by hand
+            try:
+                os.killpg(candidate_pid, 9)
+            except OSError:
+                pass
+        os._exit(0)  # as process 1 of the namespace, exiting kills every process left in it
+
+    try:
+        if job.get("private_tmp"):
+            _mount_private(job["limits"]["tmp_mb"], job.get("python_prefix"))
+        workdir = os.path.join("/tmp" if job.get("private_tmp") else job["scratch"], "work")
+        os.makedirs(workdir, mode=0o700)
+        if job.get("uid") is not None:
+            os.chown(workdir, job["uid"], job["uid"])
+        if job.get("cpu") is not None:  # tester and candidate talk a lot: one core, no wake-up across cores
+            os.sched_setaffinity(0, {job["cpu"]})
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        candidate_pid = _start_candidate(job, workdir, req_r, resp_w)
+        os.close(req_r)
+        os.close(resp_w)
+        job.update(_read_job_part(0))
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+
+        def reply() -> tuple[int, bytes]:
+            try:
+                frame = receive(resp_r, deadline)
+            except TimeoutError:
+                raise CandidateTimeout from None
+            except ValueError:
+                raise CandidateError("a malformed reply") from None
+            if frame is None:
+                raise CandidateGone
+            return frame
+
+        kind, payload = reply()
+        if kind == ord("L"):
+            finish(False, f"program failed to load: {payload.decode(errors='replace')}")
+
+        def proxy(*args, **kwargs):
+            nonlocal calls
+            calls += 1
+            out: list[bytes] = []
+            encode((args, kwargs), out)
+            try:
+                send(req_w, b"C", b"".join(out))
+            except BrokenPipeError:
+                raise CandidateGone from None
+            kind, payload = reply()
+            if kind == ord("V"):
+                try:
+                    return decode(payload)
+                except (ValueError, IndexError, UnicodeDecodeError, OverflowError):
+                    raise CandidateError("a malformed value") from None
+            if kind in (ord("R"), ord("E")):
+                raise CandidateError(payload.decode(errors="replace"))
+            raise CandidateError("an unexpected message")
+
+        namespace = {"__name__": "__selftrain_test__"}
+        test_code = compile(job["test"], "<test>", "exec")
+        context_code = compile(job["context"], "<prompt>", "exec")
+        if (_names(test_code) - {job["entry_point"]}) & set(context_code.co_names):
+            exec(context_code, namespace)  # the test calls a helper the prompt defines
+        exec(test_code, namespace)
+        namespace[job["entry_point"]] = proxy
+        namespace["check"](proxy)
+    except CandidateTimeout:
+        finish(False, f"timed out after {job['limits']['wall_seconds']} s")
+    except CandidateGone:
+        how = _exit_status(candidate_pid) or _stderr_tail(workdir)
+        finish(False, "program exited before the tests finished" + (f": {how}" if how else ""))
+    except CandidateError as err:
+        finish(False, f"program raised {err}" if not str(err).startswith("a ") else f"program sent {err}")
+    except AssertionError:
+        finish(False, _failed_test_line(sys.exc_info()[2], job["test"]))
+    except BaseException as err:  # noqa: BLE001
+        finish(False, f"test raised {_describe(err)}")
+    finish(True, f"passed ({calls} calls)")
+
+
+if __name__ == "__main__":
+    tester()

@@ -1,0 +1,242 @@
+"""A sandbox for running model-written programs against their tests.
+
+Each program runs in its own process tree, started fresh (no state shared with the caller):
+
+- **namespaces** (as root, with util-linux `unshare`): new network, PID and mount
+  namespaces. The network has only a loopback interface, which is down: nothing can be
+  reached. `/tmp`, `/var/tmp` and `/dev/shm` are private, size-limited tmpfs mounts that
+  vanish with the sandbox. The program runs under an unprivileged user id of its own (one
+  per parallel slot), so it can write nowhere outside its folder, cannot signal or trace
+  the harness, and `RLIMIT_NPROC` bounds a fork bomb. When the harness (process 1 of the
+  PID namespace) exits, the kernel kills every process left inside.
+- **process** (the fallback where namespaces cannot be made, e.g. not root): the same
+  resource limits, scrubbed environment, closed stdin and process-group kill, but the
+  program keeps the network and the caller's user id, and a fork bomb is bounded only by
+  the wall-clock kill. `Sandbox.isolation` says which one is in force, and a warning is
+  logged once.
+
+In both: limits on CPU seconds, address space, file size and open files; a private
+working folder; an environment with nothing of the caller's; stdin closed; a wall-clock
+timeout that kills the whole process group.
+
+The verdict comes from a trusted tester process that runs the task's test code against a
+proxy of the program's function and sees the program's return values only as plain data
+(see `_sandbox_child.py`). Printing a fake "passed", exiting early, or patching builtins,
+`assert` or the test runner inside the program cannot make a test pass.
+"""
+
+from __future__ import annotations
+
+import marshal
+import logging
+import os
+import queue
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger("selftrain")
+
+CHILD = Path(__file__).with_name("_sandbox_child.py")
+UID_BASE = 1_500_000
+"""Unprivileged user ids for sandboxed programs: one per parallel slot, unused by the host."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_seconds: float = 10.0
+    """Wall-clock time for loading the program and running all its tests."""
+    cpu_seconds: int = 10
+    memory_mb: int = 1024
+    """Address space of the program's process."""
+    file_size_mb: int = 16
+    processes: int = 16
+    """Processes and threads the program's user id may have at once (namespaces only)."""
+    tmp_mb: int = 64
+    """Size of each private tmpfs (namespaces only)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reason: str
+    calls: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CodeJob:
+    """One program and its tests, HumanEval style: `check(candidate)` asserts on calls."""
+
+    program: str
+    """The program; it must define `entry_point`."""
+    test: str
+    """Test code defining `check(candidate)`."""
+    entry_point: str
+    context: str = ""
+    """Trusted code the test may need (e.g. helper functions of the prompt); run by the tester."""
+
+
+class Sandbox:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        isolation: Literal["auto", "namespaces", "process"] = "auto",
+        python: str | None = None,
+    ):
+        self.limits = limits or Limits()
+        self.python = python or sys.executable
+        self._unshare = shutil.which("unshare")
+        if isolation == "auto":
+            isolation = "namespaces" if self._namespaces_work() else "process"
+            if isolation == "process":
+                log.warning(
+                    "code sandbox: cannot create namespaces (needs root and util-linux unshare); "
+                    "programs run with resource limits only, keep the network and this user id"
+                )
+        elif isolation == "namespaces" and not self._namespaces_work():
+            raise RuntimeError("code sandbox: namespaces requested but `unshare --net --pid --mount` fails here")
+        self.isolation = isolation
+        self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._next_slot = 0
+        self._slot_lock = threading.Lock()
+        self._cpus = sorted(os.sched_getaffinity(0))
+        self.pin_cpus = True
+
+    def _namespaces_work(self) -> bool:
+        if os.name != "posix" or os.geteuid() != 0 or not self._unshare:
+            return False
+        try:
+            done = subprocess.run(
+                [self._unshare, "--net", "--pid", "--mount", "--fork", "--mount-proc", "true"],
+                capture_output=True, timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
+
+    def describe(self) -> str:
+        if self.isolation == "namespaces":
+            return "namespaces (no network, private PID/mount namespaces, unprivileged uid, rlimits)"
+        return "process (rlimits, scrubbed env, process-group kill; network and uid NOT isolated)"
+
+    def _slot(self) -> int:
+        try:
+            return self._slots.get_nowait()
+        except queue.Empty:
+            with self._slot_lock:
+                self._next_slot += 1
+                return self._next_slot - 1
+
+    def run(self, job: CodeJob) -> Verdict:
+        """Run one program against its tests; never raises for anything the program does."""
+        slot = self._slot()
+        try:
+            return self._run(job, slot)
+        finally:
+            self._slots.put(slot)
+
+    def map(self, jobs: Sequence[CodeJob], workers: int | None = None, progress=None) -> list[Verdict]:
+        """Run many programs, `workers` at a time (default: the cores this process may use)."""
+        workers = workers or len(os.sched_getaffinity(0))
+        out: list[Verdict | None] = [None] * len(jobs)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(self.run, job): i for i, job in enumerate(jobs)}
+            for future in _as_completed(futures):
+                out[futures[future]] = future.result()
+                if progress is not None:
+                    progress(1)
+        return out  # type: ignore[return-value]
+
+    def _run(self, job: CodeJob, slot: int) -> Verdict:
+        namespaces = self.isolation == "namespaces"
+        spec = {
+            "program": job.program,
+            "entry_point": job.entry_point,
+            "limits": asdict(self.limits),
+            "private_tmp": namespaces,
+            "uid": UID_BASE + slot if namespaces else None,
+            "cpu": self._cpus[slot % len(self._cpus)] if self.pin_cpus else None,
+            # the interpreter's folder may be unreadable by the program's user id (e.g. under
+            # /root): the sandbox bind-mounts it read-only at /tmp/.python
+            "python_prefix": sys.base_prefix if namespaces else None,
+        }
+        prefix = [self._unshare, "--net", "--pid", "--mount", "--fork", "--mount-proc", "--kill-child"] if namespaces else []
+        scratch = None if namespaces else tempfile.mkdtemp(prefix="selftrain-sandbox-")
+        spec["scratch"] = scratch
+        read_fd, write_fd = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [*prefix, self.python, "-I", "-S", "-B", str(CHILD), str(write_fd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            )
+        except OSError as err:
+            os.close(read_fd)
+            os.close(write_fd)
+            return Verdict(False, f"sandbox could not start: {err}")
+        os.close(write_fd)
+        try:
+            try:
+                for part in (spec, {"test": job.test, "context": job.context}):
+                    data = marshal.dumps(part)
+                    proc.stdin.write(len(data).to_bytes(4, "big") + data)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            line = _read_verdict(read_fd, self.limits.wall_seconds + 5.0)
+        finally:
+            os.close(read_fd)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            stderr = proc.stderr.read() if not line and proc.stderr else b""
+            if proc.stderr:
+                proc.stderr.close()
+            proc.wait()
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+        if line is None:
+            return Verdict(False, f"timed out after {self.limits.wall_seconds:g} s (killed)")
+        if not line:
+            tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+            return Verdict(False, f"sandbox failed: {tail[0][:300]}")
+        verdict = marshal.loads(line)
+        return Verdict(verdict["passed"], verdict["reason"], verdict["calls"], verdict["seconds"])
+
+
+def _read_verdict(fd: int, timeout: float) -> bytes | None:
+    """The verdict written to `fd` (a 4-byte length, then marshal data); b"" if the writer
+    ended without one, None on timeout."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b""
+        buf += chunk
+    return buf[4:]
+
+
+def _as_completed(futures):
+    from concurrent.futures import as_completed
+
+    return as_completed(futures)
