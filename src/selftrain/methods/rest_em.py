@@ -85,7 +85,7 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         verifier, grader = task.verifier(), task.grader()
         human, pool, test = task.human(), task.pool(), task.test()
         log.info(f"task {task.name}: {len(human)} human, {len(pool)} pool, {len(test)} test problems")
-        data_fp = fingerprint(cfg.task.model_dump())
+        data_fp = fingerprint(task.name, [p.to_json() for split in (human, pool, test) for p in split])
         models = _Models(cfg)
         max_len = cfg.model.tiny.max_length if cfg.model.name_or_path is None else None
 

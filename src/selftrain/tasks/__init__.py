@@ -14,4 +14,9 @@ def build_task(cfg: TaskConfig) -> Task:
         from selftrain.tasks.arithmetic import ArithmeticTask
 
         return ArithmeticTask(cfg.arithmetic)
+    from selftrain.tasks import real
+
+    tasks = {"gsm8k": real.GSM8KTask, "math500": real.Math500Task, "humaneval": real.HumanEvalTask, "jsonl": real.JsonlTask}
+    if cfg.name in tasks:
+        return tasks[cfg.name](getattr(cfg, cfg.name))
     raise ValueError(f"unknown task {cfg.name!r}")  # unreachable: the config validates the name

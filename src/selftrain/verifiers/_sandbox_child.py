@@ -210,8 +210,18 @@ def _describe(err: BaseException) -> str:
     return text[:300]
 
 
-def _limit(kind: int, value: int) -> None:
-    resource.setrlimit(kind, (value, value))
+def _limit(kind: int, value: int, hard: int | None = None) -> None:
+    resource.setrlimit(kind, (value, value if hard is None else hard))
+
+
+def _move_imports(old: str, new: str) -> None:
+    """Import from `new` what was found under `old`: sys.path and packages already loaded."""
+    sys.path[:] = [p.replace(old, new, 1) if p.startswith(old) else p for p in sys.path]
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list):
+            path[:] = [p.replace(old, new, 1) if p.startswith(old) else p for p in path]
+    sys.path_importer_cache.clear()
 
 
 def _start_candidate(job: dict, workdir: str, req_r: int, resp_w: int) -> int:
@@ -229,7 +239,7 @@ def _start_candidate(job: dict, workdir: str, req_r: int, resp_w: int) -> int:
         os.dup2(err, 2)
         os.closerange(5, 1 << 16)
         os.setsid()
-        _limit(resource.RLIMIT_CPU, limits["cpu_seconds"])
+        _limit(resource.RLIMIT_CPU, limits["cpu_seconds"], limits["cpu_seconds"] + 1)  # SIGXCPU, then SIGKILL
         _limit(resource.RLIMIT_AS, limits["memory_mb"] << 20)
         _limit(resource.RLIMIT_FSIZE, limits["file_size_mb"] << 20)
         _limit(resource.RLIMIT_NOFILE, 64)
@@ -242,7 +252,7 @@ def _start_candidate(job: dict, workdir: str, req_r: int, resp_w: int) -> int:
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
             if job.get("python_prefix"):  # imports read the interpreter through its bind mount
-                sys.path[:] = [p.replace(job["python_prefix"], "/tmp/.python", 1) for p in sys.path]
+                _move_imports(job["python_prefix"], "/tmp/.python")
         os.chdir(workdir)
         os.environ.clear()
         os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
@@ -441,7 +451,10 @@ def tester() -> None:
 
         namespace = {"__name__": "__selftrain_test__"}
         test_code = compile(job["test"], "<test>", "exec")
-        context_code = compile(job["context"], "<prompt>", "exec")
+        try:
+            context_code = compile(job["context"], "<prompt>", "exec")
+        except SyntaxError:  # a bare signature: no helpers to give the test
+            context_code = compile("", "<prompt>", "exec")
         if (_names(test_code) - {job["entry_point"]}) & set(context_code.co_names):
             exec(context_code, namespace)  # the test calls a helper the prompt defines
         exec(test_code, namespace)

