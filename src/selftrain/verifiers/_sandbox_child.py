@@ -1,12 +1,14 @@
-"""The inside of the code sandbox: a standalone script (standard library only, few imports,
-since it starts once per program).
+"""The inside of the code sandbox: a standalone script (standard library only, few imports).
 
-It runs as two processes:
+Three roles:
 
-- the **tester** (trusted): the first process inside the sandbox's namespaces. It mounts
-  private temporary folders, forks the candidate, and only then reads the task's test code,
-  which it runs against a *proxy* of the program's function. It writes the verdict to a
-  file descriptor the candidate never holds.
+- the **zygote** (`_sandbox_child.py zygote`, namespaces mode): process 1 of the sandbox's
+  network, PID and mount namespaces, started once per `Sandbox`; it forks one tester per
+  program and never holds any test code.
+- the **tester** (trusted): takes a PID and mount namespace of its own (zygote) or is a
+  fresh process (`_sandbox_child.py tester FD`, process mode); forks the candidate, and only
+  then reads the task's test code, which it runs against a *proxy* of the program's
+  function. It writes the verdict to a descriptor the candidate never holds.
 - the **candidate** (untrusted): forked from the tester before the tests exist in its
   memory, limited and stripped of privileges; it runs the program and answers calls: each
   request carries arguments, each reply the return value as plain data.
@@ -16,9 +18,9 @@ decoded from plain data (no object of the program, no `__eq__` of its choosing r
 them); the program's stdout goes nowhere; exiting early closes the pipe, which fails the
 test; patching builtins or the test runner changes only the program's own process.
 
-Messages between the two are frames: a 4-byte length, a kind byte, and a payload in the
-small codec below. The host sends the job, and receives the verdict, as `marshal` data
-(both ends trusted). Run by `selftrain.verifiers.sandbox`; not meant to be run by hand.
+Messages between tester and candidate are frames: a 4-byte length, a kind byte, and a
+payload in the small codec below. The host sends jobs, and receives verdicts, as `marshal`
+data (both ends trusted). Run by `selftrain.verifiers.sandbox`; not meant to be run by hand.
 """
 
 from __future__ import annotations
@@ -224,22 +226,28 @@ def _move_imports(old: str, new: str) -> None:
     sys.path_importer_cache.clear()
 
 
-def _start_candidate(job: dict, workdir: str, req_r: int, resp_w: int) -> int:
+def _start_candidate(job: dict, workdir: str, req_r: int, resp_w: int, libc: _Libc | None) -> int:
+    """Fork the candidate. It is forked before the tester has read the test code, so the
+    program cannot find the tests in its memory; stdin is replaced. With `libc` (inside the
+    zygote), the tester has unshared a PID and a mount namespace: the candidate is process 1
+    of its own PID namespace, so killing it kills everything it started."""
     limits = job["limits"]
     pid = os.fork()
     if pid:
         return pid
     try:
+        if libc is not None:
+            libc.mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         os.dup2(req_r, 3)
         os.dup2(resp_w, 4)
         null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)  # stdin: the tests wait there, unread; the program gets nothing
+        os.dup2(null, 0)  # stdin: nothing
         os.dup2(null, 1)
         err = os.open(os.path.join(workdir, ".stderr"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(err, 2)
         os.closerange(5, 1 << 16)
         os.setsid()
-        _limit(resource.RLIMIT_CPU, limits["cpu_seconds"], limits["cpu_seconds"] + 1)  # SIGXCPU, then SIGKILL
+        _limit(resource.RLIMIT_CPU, limits["cpu_seconds"])  # SIGKILL: a PID namespace's process 1 ignores SIGXCPU
         _limit(resource.RLIMIT_AS, limits["memory_mb"] << 20)
         _limit(resource.RLIMIT_FSIZE, limits["file_size_mb"] << 20)
         _limit(resource.RLIMIT_NOFILE, 64)
@@ -253,6 +261,8 @@ def _start_candidate(job: dict, workdir: str, req_r: int, resp_w: int) -> int:
             os.setresuid(uid, uid, uid)
             if job.get("python_prefix"):  # imports read the interpreter through its bind mount
                 _move_imports(job["python_prefix"], "/tmp/.python")
+        if libc is not None:  # after the uid change, which clears it: die with the tester
+            libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
         os.chdir(workdir)
         os.environ.clear()
         os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
@@ -278,61 +288,76 @@ class CandidateError(Exception):
     pass
 
 
-def _libc_mount():
-    """libc's mount(2) as a Python callable returning (result, errno). Built on `_ctypes`
-    directly: importing `ctypes` costs more than the rest of this process's start-up."""
-    import _ctypes
+class _Libc:
+    """mount(2), unshare(2) and prctl(2) as Python callables returning (result, errno).
+    Built on `_ctypes` directly: importing `ctypes` costs more than this process's start-up."""
 
-    class c_int(_ctypes._SimpleCData):
-        _type_ = "i"
+    def __init__(self):
+        import _ctypes
 
-    class c_ulong(_ctypes._SimpleCData):
-        _type_ = "L"
+        class c_int(_ctypes._SimpleCData):
+            _type_ = "i"
 
-    class c_char_p(_ctypes._SimpleCData):
-        _type_ = "z"
+        class c_ulong(_ctypes._SimpleCData):
+            _type_ = "L"
 
-    class Mount(_ctypes.CFuncPtr):
-        _flags_ = 1 | 8  # cdecl, use errno
-        _restype_ = c_int
-        _argtypes_ = (c_char_p, c_char_p, c_char_p, c_ulong, c_char_p)
+        class c_char_p(_ctypes._SimpleCData):
+            _type_ = "z"
 
-    address = _ctypes.dlsym(_ctypes.dlopen(None, 0), "mount")
-    call = Mount(address)
-    return lambda *args: (call(*args), _ctypes.get_errno())
+        def function(name: str, *argtypes):
+            class Function(_ctypes.CFuncPtr):
+                _flags_ = 1 | 8  # cdecl, use errno
+                _restype_ = c_int
+                _argtypes_ = argtypes
+
+            call = Function(_ctypes.dlsym(_ctypes.dlopen(None, 0), name))
+
+            def checked(*args):
+                if call(*args) != 0:
+                    errno = _ctypes.get_errno()
+                    raise OSError(errno, f"{name}{args}: {os.strerror(errno)}")
+
+            return checked
+
+        self._mount = function("mount", c_char_p, c_char_p, c_char_p, c_ulong, c_char_p)
+        self.unshare = function("unshare", c_int)
+        self.prctl = function("prctl", c_int, c_ulong, c_ulong, c_ulong, c_ulong)
+
+    def mount(self, source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+        self._mount(source.encode(), target.encode(), fstype and fstype.encode(), flags, data and data.encode())
 
 
-def _mount_private(size_mb: int, python_prefix: str | None) -> None:
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+PR_SET_PDEATHSIG = 1
+
+
+def _mount_private(libc: _Libc, size_mb: int, python_prefix: str | None, world_writable: bool) -> None:
     """Private tmpfs on the shared writable folders; the interpreter bind-mounted read-only
     at /tmp/.python, since its own folder may not be readable by an unprivileged user."""
-    libc_mount = _libc_mount()
-    ms_rdonly, ms_nosuid, ms_nodev, ms_remount, ms_bind = 1, 2, 4, 32, 4096
-
-    def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-        result, errno = libc_mount(source.encode(), target.encode(), fstype and fstype.encode(), flags, data and data.encode())
-        if result != 0:
-            raise OSError(errno, f"mount {source} on {target}: {os.strerror(errno)}")
-
+    mode = "1777" if world_writable else "0755"
     for target in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(target):
-            mount("tmpfs", target, "tmpfs", ms_nosuid | ms_nodev, f"size={size_mb}m,mode=1777")
+            libc.mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode={mode}")
     if python_prefix:
         os.mkdir("/tmp/.python", 0o755)
-        mount(python_prefix, "/tmp/.python", None, ms_bind, None)
-        mount(python_prefix, "/tmp/.python", None, ms_remount | ms_bind | ms_rdonly | ms_nosuid | ms_nodev, None)
+        libc.mount(python_prefix, "/tmp/.python", None, MS_BIND, None)
+        libc.mount(python_prefix, "/tmp/.python", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
 
 
-def _exit_status(pid: int) -> str:
+def _exit_status(pid: int, cpu_limit: float) -> str:
     """How the candidate ended, if it has (waits up to half a second)."""
     for _ in range(50):
         try:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status, usage = os.wait4(pid, os.WNOHANG)
         except ChildProcessError:
             return ""
         if done:
             if os.WIFSIGNALED(status):
+                if usage.ru_utime + usage.ru_stime >= cpu_limit - 0.05:
+                    return "killed at the CPU-time limit"
                 sig = os.WTERMSIG(status)
-                return {24: "killed at the CPU-time limit (SIGXCPU)", 9: "killed (SIGKILL)"}.get(sig, f"killed by signal {sig}")
+                return "killed (SIGKILL)" if sig == 9 else f"killed by signal {sig}"
             return f"exit code {os.WEXITSTATUS(status)}" if os.WEXITSTATUS(status) else ""
         time.sleep(0.01)
     return ""
@@ -377,43 +402,39 @@ def _failed_test_line(tb, test: str) -> str:
     return f"test failed at line {lineno}: {text}"
 
 
-def tester() -> None:
-    """Runs as the first process in the sandbox; writes one verdict to the fd in argv."""
-    verdict_fd = int(sys.argv[1])
-    job = _read_job_part(0)  # the program and the limits; the tests come after the fork
+def run_job(job: dict, read_tests, verdict_fd: int, workdir: str, libc: _Libc | None) -> None:
+    """Start the candidate, read the tests, run them against it, write the verdict; exits."""
     started = time.monotonic()
     deadline = started + job["limits"]["wall_seconds"]
     calls = 0
     candidate_pid = 0
-    workdir = ""
 
     def finish(passed: bool, reason: str) -> None:
         out = {"passed": passed, "reason": reason, "calls": calls, "seconds": round(time.monotonic() - started, 4)}
         data = marshal.dumps(out)
-        write_all(verdict_fd, len(data).to_bytes(4, "big") + data)
-        if candidate_pid:  # without a PID namespace, end the candidate's session by hand
+        try:
+            write_all(verdict_fd, len(data).to_bytes(4, "big") + data)
+        except OSError:
+            pass
+        if candidate_pid:  # process 1 of its PID namespace (zygote) or the leader of its session
+            for kill in (os.kill, os.killpg):
+                try:
+                    kill(candidate_pid, 9)
+                except OSError:
+                    pass
             try:
-                os.killpg(candidate_pid, 9)
-            except OSError:
+                os.waitpid(candidate_pid, 0)  # leave no zombie behind
+            except ChildProcessError:
                 pass
-        os._exit(0)  # as process 1 of the namespace, exiting kills every process left in it
+        os._exit(0)
 
     try:
-        if job.get("private_tmp"):
-            _mount_private(job["limits"]["tmp_mb"], job.get("python_prefix"))
-        workdir = os.path.join("/tmp" if job.get("private_tmp") else job["scratch"], "work")
-        os.makedirs(workdir, mode=0o700)
-        if job.get("uid") is not None:
-            os.chown(workdir, job["uid"], job["uid"])
-        if job.get("cpu") is not None:  # tester and candidate talk a lot: one core, no wake-up across cores
-            os.sched_setaffinity(0, {job["cpu"]})
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        candidate_pid = _start_candidate(job, workdir, req_r, resp_w)
+        candidate_pid = _start_candidate(job, workdir, req_r, resp_w, libc)
         os.close(req_r)
         os.close(resp_w)
-        job.update(_read_job_part(0))
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        job.update(read_tests())
 
         def reply() -> tuple[int, bytes]:
             try:
@@ -463,7 +484,7 @@ def tester() -> None:
     except CandidateTimeout:
         finish(False, f"timed out after {job['limits']['wall_seconds']} s")
     except CandidateGone:
-        how = _exit_status(candidate_pid) or _stderr_tail(workdir)
+        how = _exit_status(candidate_pid, job["limits"]["cpu_seconds"]) or _stderr_tail(workdir)
         finish(False, "program exited before the tests finished" + (f": {how}" if how else ""))
     except CandidateError as err:
         finish(False, f"program raised {err}" if not str(err).startswith("a ") else f"program sent {err}")
@@ -474,5 +495,81 @@ def tester() -> None:
     finish(True, f"passed ({calls} calls)")
 
 
+def tester() -> None:
+    """One job in a fresh process, without namespaces (the `process` isolation): the job
+    arrives on stdin, the verdict leaves on the fd named in argv."""
+    verdict_fd = int(sys.argv[2])
+    job = _read_job_part(0)  # the program and the limits; the tests come after the fork
+    workdir = os.path.join(job["scratch"], "work")
+    os.makedirs(workdir, mode=0o700)
+
+    def read_tests() -> dict:
+        tests = _read_job_part(0)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        return tests
+
+    run_job(job, read_tests, verdict_fd, workdir, None)
+
+
+def zygote() -> None:
+    """Process 1 of the sandbox's network, PID and mount namespaces, started once per
+    `Sandbox`: it forks one tester per job. A job arrives on the control socket (fd 0) as
+    marshal data with two descriptors: a pipe the tests will come through, and the pipe for
+    the verdict. The zygote never holds any test code, so a candidate forked below it
+    cannot find one in memory."""
+    import signal
+    import socket
+
+    def reap(*_) -> None:
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    return
+            except ChildProcessError:
+                return
+
+    signal.signal(signal.SIGCHLD, reap)  # finished testers are reaped at once
+    libc = _Libc()
+    control = socket.socket(fileno=0)
+    setup = marshal.loads(control.recv(1 << 16))
+    _mount_private(libc, setup["tmp_mb"], setup.get("python_prefix"), world_writable=False)
+    os.mkdir("/tmp/.job", 0o755)
+    control.send(b"ready")
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 24, 2)
+        except OSError:
+            return
+        if not message:
+            return  # the host closed the socket: exiting ends every process in the namespaces
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        tests_fd, verdict_fd = fds
+        if os.fork() == 0:
+            control.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            try:
+                job = marshal.loads(message)
+                signal.alarm(int(job["limits"]["wall_seconds"]) + 3)  # a hung test ends the tester too
+                libc.unshare(CLONE_NEWPID | CLONE_NEWNS)  # the candidate's own PID and mount namespaces
+                libc.mount("tmpfs", "/tmp/.job", "tmpfs", MS_NOSUID | MS_NODEV, f"size={job['limits']['tmp_mb']}m,mode=0755")
+                workdir = "/tmp/.job/work"
+                os.mkdir(workdir, 0o700)
+                os.chown(workdir, job["uid"], job["uid"])
+
+                def read_tests() -> dict:
+                    tests = _read_job_part(tests_fd)
+                    os.close(tests_fd)
+                    return tests
+
+                run_job(job, read_tests, verdict_fd, workdir, libc)
+            finally:
+                os._exit(0)
+        os.close(tests_fd)
+        os.close(verdict_fd)
+
+
 if __name__ == "__main__":
-    tester()
+    {"tester": tester, "zygote": zygote}[sys.argv[1]]()

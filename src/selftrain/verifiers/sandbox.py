@@ -1,23 +1,22 @@
 """A sandbox for running model-written programs against their tests.
 
-Each program runs in its own process tree, started fresh (no state shared with the caller):
-
-- **namespaces** (as root, with util-linux `unshare`): new network, PID and mount
-  namespaces. The network has only a loopback interface, which is down: nothing can be
-  reached. `/tmp`, `/var/tmp` and `/dev/shm` are private, size-limited tmpfs mounts that
-  vanish with the sandbox. The program runs under an unprivileged user id of its own (one
-  per parallel slot), so it can write nowhere outside its folder, cannot signal or trace
-  the harness, and `RLIMIT_NPROC` bounds a fork bomb. When the harness (process 1 of the
-  PID namespace) exits, the kernel kills every process left inside.
-- **process** (the fallback where namespaces cannot be made, e.g. not root): the same
-  resource limits, scrubbed environment, closed stdin and process-group kill, but the
-  program keeps the network and the caller's user id, and a fork bomb is bounded only by
-  the wall-clock kill. `Sandbox.isolation` says which one is in force, and a warning is
-  logged once.
+- **namespaces** (as root, with util-linux `unshare`): a small zygote process, started once
+  per `Sandbox`, is process 1 of a new network, PID and mount namespace (only a loopback,
+  down: nothing can be reached; private, root-owned tmpfs on `/tmp`, `/var/tmp`,
+  `/dev/shm`). Per program it forks a tester, which takes a further PID and mount namespace
+  and a fresh tmpfs working folder, and forks the candidate: process 1 of its own PID
+  namespace, under an unprivileged user id of its own (one per parallel slot), so it can
+  write nowhere else, cannot signal or trace the harness, `RLIMIT_NPROC` bounds a fork bomb,
+  and killing it kills everything it started.
+- **process** (the fallback where namespaces cannot be made, e.g. not root): a fresh
+  interpreter per program with the same resource limits, scrubbed environment, closed stdin
+  and process-group kill, but the program keeps the network and the caller's user id, and a
+  fork bomb is bounded only by the wall-clock kill. `Sandbox.isolation` says which one is in
+  force, and a warning is logged.
 
 In both: limits on CPU seconds, address space, file size and open files; a private
 working folder; an environment with nothing of the caller's; stdin closed; a wall-clock
-timeout that kills the whole process group.
+timeout.
 
 The verdict comes from a trusted tester process that runs the task's test code against a
 proxy of the program's function and sees the program's return values only as plain data
@@ -34,11 +33,13 @@ import queue
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -110,8 +111,8 @@ class Sandbox:
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._next_slot = 0
         self._slot_lock = threading.Lock()
-        self._cpus = sorted(os.sched_getaffinity(0))
-        self.pin_cpus = True
+        self._zygote: _Zygote | None = None
+        self._zygote_lock = threading.Lock()
 
     def _namespaces_work(self) -> bool:
         if os.name != "posix" or os.geteuid() != 0 or not self._unshare:
@@ -158,26 +159,66 @@ class Sandbox:
                     progress(1)
         return out  # type: ignore[return-value]
 
+    def close(self) -> None:
+        """Stop the zygote (namespaces); the next run starts a fresh one."""
+        with self._zygote_lock:
+            if self._zygote is not None:
+                self._zygote.close()
+                self._zygote = None
+
+    def _get_zygote(self) -> _Zygote:
+        with self._zygote_lock:
+            if self._zygote is None or not self._zygote.alive():
+                if self._zygote is not None:
+                    self._zygote.close()
+                self._zygote = _Zygote(self._unshare, self.python, self.limits)
+            return self._zygote
+
     def _run(self, job: CodeJob, slot: int) -> Verdict:
-        namespaces = self.isolation == "namespaces"
-        spec = {
-            "program": job.program,
-            "entry_point": job.entry_point,
-            "limits": asdict(self.limits),
-            "private_tmp": namespaces,
-            "uid": UID_BASE + slot if namespaces else None,
-            "cpu": self._cpus[slot % len(self._cpus)] if self.pin_cpus else None,
-            # the interpreter's folder may be unreadable by the program's user id (e.g. under
-            # /root): the sandbox bind-mounts it read-only at /tmp/.python
-            "python_prefix": sys.base_prefix if namespaces else None,
-        }
-        prefix = [self._unshare, "--net", "--pid", "--mount", "--fork", "--mount-proc", "--kill-child"] if namespaces else []
-        scratch = None if namespaces else tempfile.mkdtemp(prefix="selftrain-sandbox-")
+        spec = {"program": job.program, "entry_point": job.entry_point, "limits": asdict(self.limits)}
+        tests = marshal.dumps({"test": job.test, "context": job.context})
+        tests = len(tests).to_bytes(4, "big") + tests
+        if self.isolation == "namespaces":
+            spec["uid"] = UID_BASE + slot
+            spec["python_prefix"] = sys.base_prefix  # seen inside at /tmp/.python (see _Zygote)
+            return self._run_in_zygote(spec, tests)
+        return self._run_in_process(spec, tests)
+
+    def _run_in_zygote(self, spec: dict, tests: bytes) -> Verdict:
+        for attempt in (1, 2):
+            zygote = self._get_zygote()
+            tests_r, tests_w = os.pipe()
+            verdict_r, verdict_w = os.pipe()
+            try:
+                zygote.submit(marshal.dumps(spec), [tests_r, verdict_w])
+            except OSError as err:  # the zygote is gone: start another, once
+                for fd in (tests_r, tests_w, verdict_r, verdict_w):
+                    os.close(fd)
+                if attempt == 2:
+                    return Verdict(False, f"sandbox failed: {err}")
+                continue
+            os.close(tests_r)
+            os.close(verdict_w)
+            try:
+                _write_all(tests_w, tests)
+            except OSError:
+                pass  # the tester ended early: its verdict says why
+            finally:
+                os.close(tests_w)
+            try:
+                data = _read_verdict(verdict_r, self.limits.wall_seconds + 5.0)
+            finally:
+                os.close(verdict_r)
+            return self._verdict(data, "")
+        raise AssertionError("unreachable")
+
+    def _run_in_process(self, spec: dict, tests: bytes) -> Verdict:
+        scratch = tempfile.mkdtemp(prefix="selftrain-sandbox-")
         spec["scratch"] = scratch
         read_fd, write_fd = os.pipe()
         try:
             proc = subprocess.Popen(
-                [*prefix, self.python, "-I", "-S", "-B", str(CHILD), str(write_fd)],
+                [self.python, "-I", "-S", "-B", str(CHILD), "tester", str(write_fd)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -188,13 +229,13 @@ class Sandbox:
         except OSError as err:
             os.close(read_fd)
             os.close(write_fd)
+            shutil.rmtree(scratch, ignore_errors=True)
             return Verdict(False, f"sandbox could not start: {err}")
         os.close(write_fd)
         try:
             try:
-                for part in (spec, {"test": job.test, "context": job.context}):
-                    data = marshal.dumps(part)
-                    proc.stdin.write(len(data).to_bytes(4, "big") + data)
+                data = marshal.dumps(spec)
+                proc.stdin.write(len(data).to_bytes(4, "big") + data + tests)
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
@@ -205,19 +246,78 @@ class Sandbox:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            stderr = proc.stderr.read() if not line and proc.stderr else b""
-            if proc.stderr:
-                proc.stderr.close()
+            stderr = proc.stderr.read() if not line else b""
+            proc.stderr.close()
             proc.wait()
-            if scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
-        if line is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return self._verdict(line, stderr.decode(errors="replace"))
+
+    def _verdict(self, data: bytes | None, stderr: str) -> Verdict:
+        if data is None:
             return Verdict(False, f"timed out after {self.limits.wall_seconds:g} s (killed)")
-        if not line:
-            tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        if not data:
+            tail = stderr.strip().splitlines()[-1:] or ["no message"]
             return Verdict(False, f"sandbox failed: {tail[0][:300]}")
-        verdict = marshal.loads(line)
+        verdict = marshal.loads(data)
         return Verdict(verdict["passed"], verdict["reason"], verdict["calls"], verdict["seconds"])
+
+
+class _Zygote:
+    """The sandbox's namespaces, made once: a small process (`_sandbox_child.py zygote`) that
+    is process 1 of a network, PID and mount namespace and forks one tester per program.
+    Closing it (or the death of this process) ends every process inside."""
+
+    def __init__(self, unshare: str, python: str, limits: Limits):
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.proc = subprocess.Popen(
+            [unshare, "--net", "--pid", "--mount", "--fork", "--mount-proc", "--kill-child",
+             python, "-I", "-S", "-B", str(CHILD), "zygote"],
+            stdin=child, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
+        child.close()
+        self.lock = threading.Lock()
+        # the interpreter's folder may be unreadable by the program's user id (e.g. under
+        # /root): the zygote bind-mounts it read-only at /tmp/.python
+        self.sock.send(marshal.dumps({"tmp_mb": limits.tmp_mb, "python_prefix": sys.base_prefix}))
+        self.sock.settimeout(30)
+        try:
+            ready = self.sock.recv(16)
+        except OSError:
+            ready = b""
+        self.sock.settimeout(None)
+        if ready != b"ready":
+            err = self.proc.stderr.read().decode(errors="replace").strip() if self.proc.poll() is not None else ""
+            self.close()
+            raise RuntimeError(f"code sandbox: the zygote did not start: {err[-500:] or 'no message'}")
+        self._finalizer = weakref.finalize(self, _Zygote._kill, self.proc)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def submit(self, spec: bytes, fds: list[int]) -> None:
+        with self.lock:
+            socket.send_fds(self.sock, [spec], fds)
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        self._kill(self.proc)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _read_verdict(fd: int, timeout: float) -> bytes | None:
