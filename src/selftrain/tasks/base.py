@@ -32,7 +32,8 @@ class Task(ABC):
         """What decides which samples are kept for training."""
 
     def grader(self) -> Verifier:
-        """What evaluation counts as correct; the verifier unless a task says otherwise."""
+        """What evaluation counts as correct; the verifier unless a task says otherwise.
+        Tasks whose verifier holds worker processes return the same instance from both."""
         return self.verifier()
 
     def describe(self) -> dict[str, object]:

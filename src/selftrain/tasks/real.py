@@ -130,10 +130,14 @@ class GSM8KTask(Task):
     def test(self) -> list[Problem]:
         return _limit(self._load(self.cfg.test_path), self.cfg.test_size)
 
-    def verifier(self) -> Verifier:
+    @cached_property
+    def _verifier(self) -> Verifier:
         from selftrain.verifiers.math import MathVerifier
 
         return MathVerifier(timeout=self.cfg.timeout)
+
+    def verifier(self) -> Verifier:
+        return self._verifier
 
 
 # ---------------------------------------------------------------- MATH-500
@@ -179,10 +183,14 @@ class Math500Task(Task):
     def test(self) -> list[Problem]:
         return _limit(self._halves[1], self.cfg.test_size)
 
-    def verifier(self) -> Verifier:
+    @cached_property
+    def _verifier(self) -> Verifier:
         from selftrain.verifiers.math import MathVerifier
 
         return MathVerifier(timeout=self.cfg.timeout)
+
+    def verifier(self) -> Verifier:
+        return self._verifier
 
 
 # ---------------------------------------------------------------- HumanEval
@@ -235,11 +243,15 @@ class HumanEvalTask(Task):
     def test(self) -> list[Problem]:
         return _limit(self._halves[1], self.cfg.test_size)
 
-    def verifier(self) -> Verifier:
+    @cached_property
+    def _verifier(self) -> Verifier:
         from selftrain.verifiers.code import CodeVerifier
         from selftrain.verifiers.sandbox import Limits
 
         return CodeVerifier(limits=Limits(wall_seconds=self.cfg.timeout, cpu_seconds=max(1, int(self.cfg.timeout))))
+
+    def verifier(self) -> Verifier:
+        return self._verifier
 
 
 # ---------------------------------------------------------------- any JSON-lines file
@@ -300,6 +312,10 @@ class JsonlTask(Task):
         return _limit(self._pool_and_test[1], self.cfg.test_size)
 
     def verifier(self) -> Verifier:
+        return self._verifier
+
+    @cached_property
+    def _verifier(self) -> Verifier:
         if self.cfg.verifier == "math":
             from selftrain.verifiers.math import MathVerifier
 
