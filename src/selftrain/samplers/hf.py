@@ -117,6 +117,13 @@ class HFSampler:
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
         encoded = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+        context = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", None)
+        longest = max((len(ids) for ids in encoded), default=0)
+        if context and longest + params.max_new_tokens > context:
+            raise ValueError(
+                f"a prompt of {longest} tokens plus max_new_tokens={params.max_new_tokens} exceeds the model's "
+                f"context of {context} positions (a tiny model: raise model.tiny.max_length)"
+            )
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         results: list[str] = [""] * len(prompts)
         decode = self._decode_batch if self.engine == "lean" else self._generate_batch

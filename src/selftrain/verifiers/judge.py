@@ -1,0 +1,157 @@
+"""LLM-as-a-judge: a prompt and its score parser in one object, tested together.
+
+`ADDITIVE_5_POINT` is the judge prompt of Self-Rewarding Language Models (Yuan et al. 2024,
+arXiv 2401.10020, Figure 2), word for word; `{prompt}` and `{response}` are filled in.
+`LLMJudge` asks any sampler for several judgements of each response (the paper samples 3)
+and averages the scores it can read; `LLMJudge.pairwise` asks both orders of two responses
+and counts a win only when both orders agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from selftrain.records import Problem, Score
+from selftrain.samplers.base import Sampler, SamplingParams
+
+ADDITIVE_5_POINT = """Review the user's question and the corresponding response using the additive 5-point scoring system described below. Points are accumulated based on the satisfaction of each criterion:
+- Add 1 point if the response is relevant and provides some information related to the user's inquiry, even if it is incomplete or contains some irrelevant content.
+- Add another point if the response addresses a substantial portion of the user's question, but does not completely resolve the query or provide a direct answer.
+- Award a third point if the response answers the basic elements of the user's question in a useful way, regardless of whether it seems to have been written by an AI Assistant or if it has elements typically found in blogs or search results.
+- Grant a fourth point if the response is clearly written from an AI Assistant's perspective, addressing the user's question directly and comprehensively, and is well-organized and helpful, even if there is slight room for improvement in clarity, conciseness or focus.
+- Bestow a fifth point for a response that is impeccably tailored to the user's question by an AI Assistant, without extraneous information, reflecting expert knowledge, and demonstrating a high-quality, engaging, and insightful answer.
+
+User: {prompt}
+<response>{response}</response>
+
+After examining the user's instruction and the response:
+- Briefly justify your total score, up to 100 words.
+- Conclude with the score using the format: "Score: <total points>"
+Remember to assess from the AI Assistant perspective, utilizing web search knowledge as necessary. To evaluate the response in alignment with this additive scoring model, we'll systematically attribute points based on the outlined criteria."""
+
+PAIRWISE = """Compare two responses to the user's question below and decide which one answers it better: more correct, more helpful, more to the point.
+
+User: {prompt}
+<response A>{a}</response A>
+<response B>{b}</response B>
+
+Briefly justify your choice, up to 100 words, then conclude with "Winner: A" or "Winner: B"."""
+
+_SCORE = re.compile(
+    r"score\s*(?:\*\*|__)?\s*[:：=]\s*(?:\*\*|__)?\s*(-?\d+(?:\.\d+)?)\s*(?:(?:/|out\s+of)\s*(\d+(?:\.\d+)?))?",
+    re.I,
+)
+_WINNER = re.compile(r"winner\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(?:response\s*)?\(?([AB])\b", re.I)
+
+
+@dataclass(frozen=True)
+class JudgeTemplate:
+    """A judge prompt and the range of the score it asks for."""
+
+    name: str
+    text: str
+    min_score: float = 0.0
+    max_score: float = 5.0
+
+    def format(self, prompt: str, response: str) -> str:
+        return self.text.replace("{prompt}", prompt).replace("{response}", response)
+
+    def parse(self, output: str) -> tuple[float | None, str]:
+        """The score a judge's output concludes with, or None and why.
+
+        The last "Score: N" wins (a judge may restate it); `N/5` and `N out of 5` are read as
+        N when the scale is this template's; markdown bold and a trailing period are allowed.
+
+        >>> t = TEMPLATES["additive-5"]
+        >>> t.parse("Relevant and complete. Score: 4"), t.parse("**Score:** 3/5."), t.parse("Score: 7")
+        ((4.0, 'read'), (3.0, 'read'), (None, 'score 7 outside 0-5'))
+        """
+        found = _SCORE.findall(output)
+        if not found:
+            return None, "no 'Score: N' in the judgement"
+        value, scale = found[-1]
+        score = float(value)
+        if scale and float(scale) != self.max_score:
+            return None, f"score on another scale ({value}/{scale})"
+        if not self.min_score <= score <= self.max_score:
+            return None, f"score {value} outside {self.min_score:g}-{self.max_score:g}"
+        return score, "read"
+
+
+TEMPLATES = {"additive-5": JudgeTemplate("additive-5", ADDITIVE_5_POINT, 0.0, 5.0)}
+"""Named judge templates; `additive-5` is the paper's."""
+
+
+def parse_winner(output: str) -> tuple[str | None, str]:
+    """'A' or 'B' from a pairwise judgement (the last "Winner: X" wins), or None and why.
+
+    >>> parse_winner("B is clearer. Winner: B"), parse_winner("**Winner:** Response A."), parse_winner("tie")
+    (('B', 'read'), ('A', 'read'), (None, "no 'Winner: A|B' in the judgement"))
+    """
+    found = _WINNER.findall(output)
+    if not found:
+        return None, "no 'Winner: A|B' in the judgement"
+    return found[-1].upper(), "read"
+
+
+class LLMJudge:
+    """A model as a judge: `judge(problems, responses)` gives one Score per response, the
+    mean of the readable scores of `samples` judgements (None when none is readable)."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        template: JudgeTemplate | str = "additive-5",
+        samples: int = 3,
+        params: SamplingParams = SamplingParams(temperature=0.7, max_new_tokens=256),
+        seed: int = 0,
+    ):
+        self.sampler = sampler
+        self.template = TEMPLATES[template] if isinstance(template, str) else template
+        self.samples = samples
+        self.params = params
+        self.seed = seed
+
+    def judgements(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[list[str]]:
+        """The raw judge outputs, `samples` per response."""
+        prompts = [self.template.format(p.prompt, r) for p, r in zip(problems, responses) for _ in range(self.samples)]
+        outputs = self.sampler.generate(prompts, self.params, self.seed)
+        return [outputs[i * self.samples : (i + 1) * self.samples] for i in range(len(responses))]
+
+    def scores(self, judgements: Sequence[Sequence[str]]) -> list[Score]:
+        out = []
+        for outputs in judgements:
+            parsed = [self.template.parse(o) for o in outputs]
+            read = [s for s, _ in parsed if s is not None]
+            if read:
+                out.append(Score(sum(read) / len(read), f"mean of {len(read)}/{len(outputs)} judgements"))
+            else:
+                out.append(Score(None, f"no readable score in {len(outputs)} judgements ({parsed[-1][1]})"))
+        return out
+
+    def __call__(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[Score]:
+        if len(problems) != len(responses):
+            raise ValueError(f"{len(problems)} problems but {len(responses)} responses")
+        return self.scores(self.judgements(problems, responses))
+
+    def pairwise(self, problems: Sequence[Problem], first: Sequence[str], second: Sequence[str]) -> list[int | None]:
+        """For each pair: 0 if `first` wins, 1 if `second` wins, None when the two orders
+        disagree or a judgement is unreadable (position bias is not counted as a win)."""
+        prompts = []
+        for p, a, b in zip(problems, first, second):
+            prompts.append(PAIRWISE.replace("{prompt}", p.prompt).replace("{a}", a).replace("{b}", b))
+            prompts.append(PAIRWISE.replace("{prompt}", p.prompt).replace("{a}", b).replace("{b}", a))
+        outputs = self.sampler.generate(prompts, self.params, self.seed)
+        out: list[int | None] = []
+        for i in range(len(first)):
+            straight, _ = parse_winner(outputs[2 * i])
+            swapped, _ = parse_winner(outputs[2 * i + 1])
+            if straight == "A" and swapped == "B":
+                out.append(0)
+            elif straight == "B" and swapped == "A":
+                out.append(1)
+            else:
+                out.append(None)
+        return out
