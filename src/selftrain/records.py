@@ -74,3 +74,25 @@ class Score:
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> Score:
         return cls(**row)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A preference pair for one prompt: the chosen response scored higher than the rejected."""
+
+    problem_id: str
+    prompt: str
+    chosen: str
+    rejected: str
+    chosen_score: float
+    rejected_score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Pair:
+        return cls(**row)
+
+    def dpo_row(self) -> dict[str, str]:
+        return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}

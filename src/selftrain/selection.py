@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from selftrain.records import Sample, Score
+from selftrain.records import Pair, Sample, Score
 
 
 def select_correct(
@@ -49,3 +49,33 @@ def select_correct(
         per_problem[sample.problem_id] = n + 1
         kept.append(sample)
     return kept
+
+
+def best_vs_worst(samples: Sequence[Sample], scores: Sequence[Score]) -> list[Pair]:
+    """Self-Rewarding's preference pairs: for each prompt, its highest-scored response
+    against its lowest-scored one. A prompt is dropped when the two scores tie (the paper
+    discards such pairs) or fewer than two responses have a score (None: unjudged).
+    The first sample wins a tie within the highest (or lowest) score, so pairs are stable.
+
+    >>> s = [Sample("p", i, "q", c) for i, c in enumerate(["a", "b", "c"])]
+    >>> [(x.chosen, x.rejected) for x in best_vs_worst(s, [Score(3, ""), Score(5, ""), Score(3, "")])]
+    [('b', 'a')]
+    >>> best_vs_worst(s, [Score(4, ""), Score(4, ""), Score(None, "")])
+    []
+    """
+    if len(samples) != len(scores):
+        raise ValueError(f"{len(samples)} samples but {len(scores)} scores")
+    by_problem: dict[str, list[tuple[Sample, float]]] = {}
+    for sample, score in zip(samples, scores):
+        if score.value is not None:
+            by_problem.setdefault(sample.problem_id, []).append((sample, score.value))
+    pairs = []
+    for pid, judged in by_problem.items():
+        if len(judged) < 2:
+            continue
+        best = max(judged, key=lambda x: x[1])  # max/min keep the first of equals
+        worst = min(judged, key=lambda x: x[1])
+        if best[1] == worst[1]:
+            continue
+        pairs.append(Pair(pid, best[0].prompt, best[0].completion, worst[0].completion, best[1], worst[1]))
+    return pairs

@@ -35,15 +35,11 @@ def train_sft(
     import torch
     from trl import SFTConfig, SFTTrainer
 
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = staging_dir(out)
     tokenizer = load_tokenizer(start)
     model = load_model(start)
     if not rows:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        replace_dir(tmp, out)
+        keep_start(model, tokenizer, tmp, out)
         return {"steps": 0, "examples": 0, "note": "no training data: start model copied"}
 
     datasets.disable_progress_bars()
@@ -77,15 +73,11 @@ def train_sft(
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
-        callbacks=[_FaultPoints(f"{out.parent.name}/train")],
+        callbacks=[FaultPoints(f"{out.parent.name}/train")],
     )
     result = trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
-    shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    write_json(tmp / "train_log.json", trainer.state.log_history)
-    replace_dir(tmp, out)
+    save_trained(trainer, tokenizer, tmp, out)
     return {
         "steps": int(result.global_step),
         "examples": len(rows),
@@ -94,7 +86,31 @@ def train_sft(
     }
 
 
-class _FaultPoints(TrainerCallback):
+def staging_dir(out: Path) -> Path:
+    """An empty `<out>.tmp` to build the model folder in; it replaces `out` when done."""
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    return tmp
+
+
+def keep_start(model, tokenizer, tmp: Path, out: Path) -> None:
+    """Nothing to train on: the start model becomes `out` unchanged."""
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    replace_dir(tmp, out)
+
+
+def save_trained(trainer, tokenizer, tmp: Path, out: Path) -> None:
+    """Save a trainer's model, tokenizer and log to `tmp`, then move it to `out` atomically."""
+    shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    trainer.model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_json(tmp / "train_log.json", trainer.state.log_history)
+    replace_dir(tmp, out)
+
+
+class FaultPoints(TrainerCallback):
     """Offers `<group>/train:step<N>` to fault injection after each optimizer step."""
 
     def __init__(self, name: str):

@@ -1,0 +1,84 @@
+"""Direct preference optimisation with TRL's DPOTrainer (Rafailov et al. 2023).
+
+Rows are preference pairs: `{"prompt", "chosen", "rejected"}`. The reference model is the
+start model, frozen (TRL makes the copy). The result is a plain Hugging Face folder, moved
+into place only when training has finished, as for SFT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from selftrain.config import TrainConfig
+from selftrain.models import load_model, load_tokenizer
+from selftrain.training.sft import FaultPoints, keep_start, save_trained, staging_dir
+
+
+def train_dpo(
+    start: str | Path,
+    rows: list[dict[str, str]],
+    cfg: TrainConfig,
+    out: Path,
+    seed: int,
+    beta: float = 0.1,
+    max_length: int | None = None,
+) -> dict[str, Any]:
+    """DPO from the model at `start` on preference `rows`; save the policy to `out`.
+
+    With no pairs there is nothing to learn from: the start model is copied unchanged.
+    """
+    import datasets
+    import torch
+    from trl import DPOConfig, DPOTrainer
+
+    tmp = staging_dir(out)
+    tokenizer = load_tokenizer(start)
+    model = load_model(start)
+    if not rows:
+        keep_start(model, tokenizer, tmp, out)
+        return {"steps": 0, "pairs": 0, "note": "no preference pairs: start model copied"}
+    missing = {"prompt", "chosen", "rejected"} - set(rows[0])
+    if missing:
+        raise ValueError(f"DPO rows need prompt, chosen and rejected; missing {sorted(missing)}")
+
+    datasets.disable_progress_bars()
+    args = DPOConfig(
+        output_dir=str(tmp / "trainer"),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps,
+        beta=beta,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # see sft.py
+        activation_checkpointing=cfg.gradient_checkpointing,
+        max_length=max_length,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[FaultPoints(f"{out.parent.name}/train")],
+    )
+    result = trainer.train()
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    save_trained(trainer, tokenizer, tmp, out)
+    last = history[-1] if history else {}
+    return {
+        "steps": int(result.global_step),
+        "pairs": len(rows),
+        "train_loss": round(float(result.training_loss), 5),
+        "final_loss": round(float(last["loss"]), 5) if "loss" in last else None,
+        "reward_margin": round(float(last["rewards/margins"]), 5) if "rewards/margins" in last else None,
+    }
