@@ -20,11 +20,14 @@ def _setup_logging() -> None:
 
 
 def _run(cfg, out: Optional[Path]) -> None:
-    from selftrain.methods.rest_em import run_rest_em
+    if cfg.method == "self-rewarding":
+        from selftrain.methods.self_rewarding import run_self_rewarding as run_method
+    else:
+        from selftrain.methods.rest_em import run_rest_em as run_method
 
     out = out or Path("runs") / f"{cfg.name}-seed{cfg.seed}"
     try:
-        metrics = run_rest_em(cfg, out)
+        metrics = run_method(cfg, out)
     except SelftrainError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
         raise typer.Exit(2) from None
@@ -33,6 +36,11 @@ def _run(cfg, out: Optional[Path]) -> None:
 
 
 def _print_summary(metrics: dict) -> None:
+    if metrics.get("method") == "self-rewarding":
+        for r in metrics["rows"]:
+            typer.echo(f"{r['label']:<4} answer accuracy {r['test']['accuracy'] * 100:5.1f}%   "
+                       f"judge pairwise accuracy {r['judge_accuracy'] * 100:5.1f}%")
+        return
     for r in metrics["rows"]:
         t = r["test"]
         typer.echo(f"{r['label']:<40} accuracy {t['accuracy'] * 100:5.1f}%  " + "  ".join(
@@ -42,14 +50,25 @@ def _print_summary(metrics: dict) -> None:
 
 @app.command()
 def demo(
-    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/arithmetic-rest-em-seed<SEED>)."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<name>-seed<SEED>)."),
     seed: int = typer.Option(0, help="Seed of model init, sampling and training order."),
+    method: str = typer.Option("rest-em", help="rest-em, or self-rewarding (the miniature)."),
 ) -> None:
-    """ReST-EM on the embedded arithmetic task with a tiny model built locally (offline, CPU)."""
+    """ReST-EM (or Self-Rewarding) on the embedded arithmetic task with a tiny model built
+    locally (offline, CPU)."""
     from selftrain.config import RunConfig
 
     _setup_logging()
-    _run(RunConfig(seed=seed), out)
+    if method == "self-rewarding":
+        from selftrain.methods.self_rewarding import demo_config
+
+        cfg = demo_config(seed)
+    elif method == "rest-em":
+        cfg = RunConfig(seed=seed)
+    else:
+        typer.secho(f"error: unknown method {method!r} (rest-em, self-rewarding)", fg="red", err=True)
+        raise typer.Exit(2)
+    _run(cfg, out)
 
 
 @app.command()

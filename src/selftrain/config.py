@@ -231,6 +231,37 @@ class RestEMConfig(_Section):
     """Also train on human data for as many steps as all ReST-EM iterations together."""
 
 
+class SelfRewardingConfig(_Section):
+    """Self-Rewarding Language Models (Yuan et al. 2024): the model makes prompts, answers
+    them, judges its answers, and trains with DPO on its best against its worst answer."""
+
+    iterations: int = Field(2, ge=1)
+    """Self-rewarding iterations after M1 (SFT): 2 gives M1 -> M2 -> M3, as in the paper."""
+    new_prompts: int = Field(300, ge=1)
+    """New prompts the model writes per iteration (after filtering)."""
+    shots: int = Field(8, ge=1)
+    """Pool prompts shown per prompt-writing request (the paper: 8)."""
+    prompt_temperature: float = Field(1.0, ge=0.0)
+    responses_per_prompt: int = Field(4, ge=2)
+    """Responses sampled per new prompt (the paper: 4)."""
+    temperature: float = Field(0.7, ge=0.0)
+    """Sampling temperature of the responses (the paper: 0.7, top-p 0.9)."""
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(64, ge=1)
+    judge_samples: int = Field(3, ge=1)
+    """Judgements per response, averaged (the paper: 3)."""
+    judge_temperature: float = Field(0.7, ge=0.0)
+    judge_max_new_tokens: int = Field(32, ge=1)
+    beta: float = Field(0.1, gt=0.0)
+    """DPO's beta (the paper: 0.1)."""
+    eft_size: int = Field(600, ge=0)
+    """Judge examples (EFT) in M1's training data, half right and half wrong answers,
+    judged by the task's grader."""
+    judge_eval_pairs: int = Field(200, ge=1)
+    """Held-out response pairs (test problems, M1's samples, unequal grader scores) on
+    which the judge's pairwise accuracy is measured at every iteration."""
+
+
 class EvalConfig(_Section):
     k: int = Field(4, ge=1)
     """Samples per test problem for pass@k and maj@k (0 < k)."""
@@ -242,7 +273,7 @@ class RunConfig(_Section):
     name: str = "arithmetic-rest-em"
     seed: int = 0
     """Seed of model initialisation, sampling and training order."""
-    method: Literal["rest-em"] = "rest-em"
+    method: Literal["rest-em", "self-rewarding"] = "rest-em"
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
     sampling: SamplingConfig = SamplingConfig()
@@ -252,12 +283,16 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     """Fine-tuning in each ReST-EM iteration."""
     rest_em: RestEMConfig = RestEMConfig()
+    self_rewarding: SelfRewardingConfig = SelfRewardingConfig()
+    """Used when `method: self-rewarding`; then `sft` trains M1 and `train` is each DPO step."""
     eval: EvalConfig = EvalConfig()
 
     def to_yaml(self) -> str:
         """The config as YAML, with only the section of the task in use."""
         data = self.model_dump(mode="json")
         data["task"] = {"name": self.task.name, self.task.name: data["task"][self.task.name]}
+        unused = "self_rewarding" if self.method == "rest-em" else "rest_em"
+        del data[unused]
         return yaml.safe_dump(data, sort_keys=False)
 
 

@@ -21,14 +21,19 @@ FEWSHOT_HEADER = "Come up with a series of tasks and questions. Only the task/qu
 """The instruction of Self-Rewarding's prompt-generation prompt (its Figure 6); each example follows as `Task N: ...`."""
 
 
-def fewshot_prompt(examples: Sequence[str], header: str = FEWSHOT_HEADER) -> str:
-    """The examples numbered, and the next number left open for the model.
+def fewshot_prompt(examples: Sequence[str], header: str = FEWSHOT_HEADER, numbered: bool = True) -> str:
+    """The examples numbered, and the next number left open for the model; unnumbered,
+    one per line with the next line left open (the compact form a tiny model can hold).
 
     >>> print(fewshot_prompt(["Say hi.", "Add 2 and 3."], header=""))
     Task 1: Say hi.
     Task 2: Add 2 and 3.
     Task 3:
+    >>> fewshot_prompt(["1+2=", "3+4="], header="", numbered=False)
+    '1+2=\\n3+4=\\n'
     """
+    if not numbered:
+        return header + "".join(e.strip() + "\n" for e in examples)
     lines = [f"Task {i}: {e.strip()}" for i, e in enumerate(examples, 1)]
     return header + "\n".join(lines) + f"\nTask {len(examples) + 1}:"
 
@@ -88,6 +93,7 @@ def create_prompts(
     keep_filter: PromptFilter | None = None,
     header: str = FEWSHOT_HEADER,
     max_rounds: int = 10,
+    numbered: bool = True,
 ) -> tuple[list[str], dict[str, int]]:
     """Up to `n` new prompts that pass the filter, and the counts of what was rejected.
 
@@ -104,7 +110,7 @@ def create_prompts(
         missing = n - len(kept)
         if missing <= 0:
             break
-        requests = [fewshot_prompt(rng.sample(list(pool), shots), header) for _ in range(missing + missing // 2 + 1)]
+        requests = [fewshot_prompt(rng.sample(list(pool), shots), header, numbered) for _ in range(missing + missing // 2 + 1)]
         asked += len(requests)
         for completion in sampler.generate(requests, params, seed + round_):
             prompt = first_task(completion)

@@ -221,12 +221,57 @@ def write_report(run_dir: str | Path) -> Path:
         raise SelftrainError(f"{run.root} is not a run folder (no config.yaml)")
     cfg = parse_config(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
     metrics_path = run.path("metrics.json")
-    metrics = collect_metrics(run, cfg)
+    if cfg.method == "self-rewarding":
+        from selftrain.methods.self_rewarding import collect_self_rewarding
+
+        metrics = collect_self_rewarding(run, cfg)
+    else:
+        metrics = collect_metrics(run, cfg)
     if metrics_path.exists():
         old = read_json(metrics_path)
         if "wall_seconds_this_process" in old:
             metrics["wall_seconds_this_process"] = old["wall_seconds_this_process"]
     write_json(metrics_path, metrics)
     page = run.path("report.html")
-    atomic_write_text(page, render_report(metrics))
+    render = render_self_rewarding if cfg.method == "self-rewarding" else render_report
+    atomic_write_text(page, render(metrics))
     return page
+
+
+def render_self_rewarding(metrics: dict[str, Any]) -> str:
+    """Both abilities by iteration, as the paper's tables: the actor (answer accuracy) and
+    the judge (pairwise accuracy on held-out response pairs)."""
+    rows = metrics["rows"]
+    head = ["model", "answer accuracy %", "judge pairwise accuracy %", "judge ties %", "new prompts", "pairs",
+            "chosen truly better %"]
+    body = []
+    for r in rows:
+        pairs = r.get("pairs", {})
+        body.append([r["label"], _pct(r["test"]["accuracy"]), _pct(r["judge_accuracy"]), _pct(r["judge_ties"]),
+                     str(r.get("prompts", {}).get("kept", "")), str(pairs.get("pairs", "")),
+                     _pct(pairs["chosen_truly_better"]) if "chosen_truly_better" in pairs else ""])
+    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body) + "</table>"
+    xs = list(range(1, len(rows) + 1))
+    chart = line_chart("Both abilities by model (M1 = SFT, then one per iteration)", xs, [
+        ("answer accuracy", [r["test"]["accuracy"] for r in rows], "#1f77b4"),
+        ("judge accuracy", [r["judge_accuracy"] for r in rows], "#d62728"),
+    ], x_label="model M1, M2, ...")
+    title = f"selftrain: {html.escape(str(metrics['name']))} (seed {metrics['seed']})"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>Self-Rewarding: answer accuracy is greedy decoding on the held-out test set, graded exactly;
+judge accuracy is how often the model's own greedy judgement scores the better response of a
+held-out pair higher (better: by the task's grader). "Chosen truly better": of the pairs the
+model built from its own judgements, how many the grader agrees with.</p>
+{table}
+<div class="charts">{chart}</div>
+</body></html>
+"""

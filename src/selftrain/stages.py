@@ -80,3 +80,20 @@ def load_scores(path: Path) -> list[Score]:
 def sft_rows(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
     """Prompt-completion rows, the dataset format TRL's SFTTrainer trains on."""
     return [{"prompt": p, "completion": c} for p, c in pairs]
+
+
+class ModelCache:
+    """Samplers over model folders, loading each model once; one model in memory at a time."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+        self._samplers: dict = {}
+
+    def sampler(self, path: Path):
+        from selftrain.samplers.hf import HFSampler
+
+        key = str(path)
+        if key not in self._samplers:
+            self._samplers.clear()
+            self._samplers[key] = HFSampler(path, batch_size=self.batch_size)
+        return self._samplers[key]

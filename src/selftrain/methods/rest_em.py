@@ -47,28 +47,12 @@ from selftrain.evaluation import evaluate
 from selftrain.models import set_torch_threads
 from selftrain.records import Problem
 from selftrain.samplers.base import SamplingParams
-from selftrain.samplers.hf import HFSampler
 from selftrain.selection import select_correct
 from selftrain.tasks import build_task
 from selftrain.training.sft import train_sft
 from selftrain.training.tiny import save_tiny
 
 log = logging.getLogger("selftrain")
-
-
-class _Models:
-    """Model folders and samplers over them; loads each model once per process."""
-
-    def __init__(self, cfg: RunConfig):
-        self.cfg = cfg
-        self._samplers: dict[str, HFSampler] = {}
-
-    def sampler(self, path: Path) -> HFSampler:
-        key = str(path)
-        if key not in self._samplers:
-            self._samplers.clear()  # keep one model in memory at a time
-            self._samplers[key] = HFSampler(path, batch_size=self.cfg.sampling.batch_size)
-        return self._samplers[key]
 
 
 def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
@@ -86,7 +70,7 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         human, pool, test = task.human(), task.pool(), task.test()
         log.info(f"task {task.name}: {len(human)} human, {len(pool)} pool, {len(test)} test problems")
         data_fp = fingerprint(task.name, [p.to_json() for split in (human, pool, test) for p in split])
-        models = _Models(cfg)
+        models = stages.ModelCache(cfg.sampling.batch_size)
         max_len = cfg.model.tiny.max_length if cfg.model.name_or_path is None else None
 
         def evaluate_stage(group: str, model: Path, model_fp: str) -> str:

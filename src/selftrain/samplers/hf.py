@@ -116,6 +116,8 @@ class HFSampler:
         return self.tokenizer.batch_decode(out[:, input_ids.shape[1] :], skip_special_tokens=True)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
+        if not prompts:
+            return []
         encoded = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
         context = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", None)
         longest = max((len(ids) for ids in encoded), default=0)

@@ -234,3 +234,63 @@ class ArithmeticTask(Task):
     def grader(self) -> ExactAnswerVerifier:
         """Test accuracy is final-answer accuracy, whichever verifier selects samples."""
         return ExactAnswerVerifier(marker=MARKER)
+
+
+# ---------------------------------------------------------------- judging (Self-Rewarding miniature)
+
+
+JUDGE_TEMPLATE_TEXT = "{prompt}{response} J:"
+"""The miniature's judge prompt: the problem and a worked solution, then the judgement. The
+tiny model's context cannot hold the paper's 1,500-character prompt; the judgement keeps the
+paper's form, a short justification ending in `Score: N` on a 0-5 scale."""
+
+
+def judge_score(a: int, b: int, completion: str, width: int | None) -> tuple[int, str]:
+    """The grader's judgement of a worked solution: 5 when every step and the answer are
+    right; else one point per right step before the first wrong one (at most 3), or 4 when
+    only the final answer is wrong. The text says where it is wrong and ends in `Score: N`.
+
+    >>> judge_score(12, 34, "2+4+0=06 1+3+0=04 A:46", 2)
+    (5, 'all right Score: 5')
+    >>> judge_score(12, 34, "2+4+0=06 1+3+0=05 A:56", 2)
+    (1, 'step 2 wrong Score: 1')
+    >>> judge_score(12, 34, "2+4+0=06 1+3+0=04 A:45", 2)
+    (4, 'answer wrong Score: 4')
+    """
+    bad = first_wrong_step(a, b, completion, width)
+    answer = completion.rsplit(MARKER, 1)[1].strip() if MARKER in completion else None
+    if bad is None and answer == str(a + b):
+        return 5, "all right Score: 5"
+    if bad is None:
+        return 4, "answer wrong Score: 4"
+    m = re.match(r"step (\d+)", bad)
+    if m is None:  # missing or extra steps
+        return 0, "steps missing Score: 0"
+    score = min(int(m.group(1)) - 1, 3)
+    return score, f"step {m.group(1)} wrong Score: {score}"
+
+
+def corrupt_solution(a: int, b: int, width: int | None, rng: random.Random) -> str:
+    """A worked solution with one mistake of the kinds a model makes: a wrong column sum,
+    a dropped carry, or a wrong digit in the final answer.
+
+    >>> import random
+    >>> s = corrupt_solution(347, 85, 4, random.Random(0))
+    >>> s != aligned_solution(347, 85, 4) and judge_score(347, 85, s, 4)[0] < 5
+    True
+    """
+    right = aligned_solution(a, b, width) if width else worked_solution(a, b)
+    body, answer = right.rsplit(f" {MARKER}", 1)
+    steps = body.split(" ")
+    kind = rng.randrange(3)
+    if kind == 2:
+        digits = list(answer)
+        i = rng.randrange(len(digits))
+        digits[i] = str((int(digits[i]) + rng.randint(1, 9)) % 10)
+        return f"{body} {MARKER}{''.join(digits)}"
+    i = rng.randrange(len(steps))
+    x, y, c, s = _STEP.fullmatch(steps[i]).groups()
+    total = int(s) + (rng.choice([-1, 1]) if kind == 0 else (-1 if c == "1" else 1))
+    total = total if total >= 0 else 1
+    steps[i] = f"{x}+{y}+{c}=" + (f"{total:02d}" if width else str(total))
+    return f"{' '.join(steps)} {MARKER}{answer}"

@@ -1,0 +1,82 @@
+"""Self-Rewarding end to end on a tiny model: every stage runs and writes its files, the
+report has both curves, a rerun skips everything, and a run killed mid-DPO resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from selftrain.config import parse_config
+from selftrain.methods.self_rewarding import demo_config, eft_rows, judge_accuracy, prompt_writing_rows
+from selftrain.tasks.arithmetic import ArithmeticTask
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
+
+
+def _tiny_cfg() -> dict:
+    d = yaml.safe_load(demo_config(0).to_yaml())
+    d["task"]["arithmetic"].update(human_size=80, pool_size=60, test_per_bucket=6, test_digits=[1, 2, 3])
+    # just enough training that M1 writes a few well-formed prompts, so every stage has work
+    d["model"]["tiny"].update(hidden_size=48, num_layers=2, num_heads=2, intermediate_size=96)
+    d["sft"].update(steps=80, batch_size=16)
+    d["train"].update(steps=4, batch_size=4, logging_steps=2)
+    d["self_rewarding"].update(iterations=2, new_prompts=10, eft_size=20, judge_eval_pairs=10, judge_samples=2)
+    d["eval"].update(k=1)
+    return d
+
+
+def test_eft_and_prompt_writing_data_have_the_papers_form():
+    task = ArithmeticTask()
+    rows = eft_rows(task.human(), task.width, 10, seed=0)
+    assert all(r["prompt"].endswith(" J:") and " Score: " in r["completion"] for r in rows)
+    assert sum(r["completion"].endswith("Score: 5") for r in rows) == 5  # half right, half with a mistake
+    writing = prompt_writing_rows([p.prompt for p in task.pool()], 8, 3, seed=0)
+    assert all(r["prompt"].count("\n") == 8 and r["completion"].endswith("=") for r in writing)
+
+
+def test_judge_accuracy_counts_ties_and_unreadable_apart():
+    class Judge:
+        def __call__(self, problems, responses):
+            from selftrain.records import Score
+
+            table = {"good": Score(5.0, ""), "bad": Score(1.0, ""), "meh": Score(5.0, ""), "??": Score(None, "")}
+            return [table[r] for r in responses]
+
+    pairs = [{"id": str(i), "prompt": "1+1=", "better": b, "worse": w}
+             for i, (b, w) in enumerate([("good", "bad"), ("bad", "good"), ("good", "meh"), ("??", "bad")])]
+    assert judge_accuracy(Judge(), pairs) == {"judge_accuracy": 0.25, "judge_ties": 0.25, "judge_unreadable": 0.25}
+
+
+def test_shipped_config_is_the_demo():
+    from pathlib import Path
+
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "arithmetic-self-rewarding.yaml").read_text())
+    assert parse_config(shipped) == demo_config(0)
+
+
+@pytest.mark.slow
+def test_runs_resumes_and_reports_both_curves(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(_tiny_cfg()))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "selftrain.cli", "run", str(cfg), "--out", str(out)]
+    killed = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, "SELFTRAIN_KILL_AT": "iter-01/samples.jsonl:shard0"}, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "[skip] m1/evaluate" in done.stderr and "[run]  iter-01/responses" in done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["label"] for r in metrics["rows"]] == ["M1", "M2", "M3"]
+    assert all(0.0 <= r["judge_accuracy"] <= 1.0 and "accuracy" in r["test"] for r in metrics["rows"])
+    for name in ("prompts.jsonl", "samples.jsonl", "judgements.jsonl", "scores.jsonl", "pairs.jsonl"):
+        assert (out / "iter-01" / name).is_file()
+    judged = [json.loads(line) for line in (out / "iter-01" / "judgements.jsonl").open()]
+    assert judged and all(len(j["outputs"]) == 2 for j in judged)
+    page = (out / "report.html").read_text()
+    assert "judge pairwise accuracy" in page and "<svg" in page
+    again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    assert again.returncode == 0 and "[run]" not in again.stderr
