@@ -254,6 +254,9 @@ class SelfRewardingConfig(_Section):
     judge_max_new_tokens: int = Field(32, ge=1)
     beta: float = Field(0.1, gt=0.0)
     """DPO's beta (the paper: 0.1)."""
+    ift_repeats: int = Field(1, ge=1)
+    """Times each instruction example (worked solution) appears in M1's data, to balance it
+    against the EFT and prompt-writing examples."""
     eft_size: int = Field(600, ge=0)
     """Judge examples (EFT) in M1's training data, half right and half wrong answers,
     judged by the task's grader."""
