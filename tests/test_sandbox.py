@@ -158,6 +158,8 @@ def verdicts(sandbox, listener):
     os.environ["SELFTRAIN_SECRET_FOR_TEST"] = SECRET
     try:
         programs = hostile_programs(port)
+        if sandbox.isolation != "namespaces":  # never run these uncontained
+            programs = {k: v for k, v in programs.items() if k not in NEEDS_NAMESPACES}
         results = sandbox.map([CodeJob(p, TEST, "add") for p in programs.values()], workers=2)
     finally:
         del os.environ["SELFTRAIN_SECRET_FOR_TEST"]
@@ -171,10 +173,17 @@ def test_a_right_program_passes_and_a_wrong_one_fails(sandbox):
     assert not bad.passed and "line 2" in bad.reason
 
 
+NEEDS_NAMESPACES = {"network connect", "network to the internet", "write outside its folder",
+                    "read the parent's secrets", "fork bomb", "kill its parent"}
+"""Contained only by namespaces and a uid of its own. With the `process` fallback these are
+never run: `kill(-1)` from a program running as the caller would kill the caller's every
+process (as root: the machine's)."""
+
+
 @pytest.mark.parametrize("name", list(hostile_programs(0)))
 def test_hostile_program_never_passes(verdicts, name, sandbox):
-    if name == "fork bomb" and sandbox.isolation != "namespaces":
-        pytest.skip("a fork bomb is only contained with namespaces and a uid of its own")
+    if name in NEEDS_NAMESPACES and sandbox.isolation != "namespaces":
+        pytest.skip(f"{name!r} is only contained with namespaces (isolation here: {sandbox.isolation})")
     verdict = verdicts[name]
     assert not verdict.passed, verdict
 
@@ -187,12 +196,14 @@ def test_network_is_unreachable(verdicts, sandbox):
 
 
 def test_hostile_programs_leave_no_trace(verdicts, listener, sandbox):
+    if sandbox.isolation != "namespaces":
+        pytest.skip("the programs that could leave a trace run only with namespaces")
     _, connections = listener
     assert connections == [], "a sandboxed program reached the host's loopback"
     assert not HOST_FILE.exists() and not HOST_TMP_FILE.exists()
     assert not Path("/etc/selftrain-pwned").exists()
     if sandbox.isolation == "namespaces":
-        assert "timed out" in verdicts["infinite loop"].reason or "CPU" in verdicts["infinite loop"].reason
+        assert any(w in verdicts["infinite loop"].reason for w in ("timed out", "CPU", "killed"))
         assert "timed out" in verdicts["sleeps forever"].reason
         assert "MemoryError" in verdicts["memory bomb"].reason
         strays = []
@@ -237,7 +248,7 @@ def test_tests_that_call_prompt_helpers_run_the_prompt_as_context(sandbox):
 def test_process_isolation_fallback_still_judges_and_scrubs_the_environment(listener):
     port, _ = listener
     sandbox = Sandbox(LIMITS, isolation="process")
-    assert sandbox.isolation == "process" and "NOT isolated" in sandbox.describe()
+    assert sandbox.isolation == "process" and "network NOT isolated" in sandbox.describe()
     os.environ["SELFTRAIN_SECRET_FOR_TEST"] = SECRET
     try:
         good, wrong, secret = sandbox.map(
@@ -250,5 +261,5 @@ def test_process_isolation_fallback_still_judges_and_scrubs_the_environment(list
     finally:
         del os.environ["SELFTRAIN_SECRET_FOR_TEST"]
     assert good.passed and not wrong.passed
-    if os.geteuid() != 0:  # as root, /proc/<pid>/environ of the host is readable without namespaces
-        assert not secret.passed
+    if os.geteuid() == 0:  # the program runs under a uid of its own: the caller's environ is unreadable
+        assert not secret.passed, secret

@@ -8,11 +8,14 @@
   namespace, under an unprivileged user id of its own (one per parallel slot), so it can
   write nowhere else, cannot signal or trace the harness, `RLIMIT_NPROC` bounds a fork bomb,
   and killing it kills everything it started.
-- **process** (the fallback where namespaces cannot be made, e.g. not root): a fresh
-  interpreter per program with the same resource limits, scrubbed environment, closed stdin
-  and process-group kill, but the program keeps the network and the caller's user id, and a
-  fork bomb is bounded only by the wall-clock kill. `Sandbox.isolation` says which one is in
-  force, and a warning is logged.
+- **process** (the fallback where namespaces cannot be made): a fresh interpreter per
+  program with the same resource limits, scrubbed environment, closed stdin and
+  process-group kill; as root, the program still runs under a uid of its own (so it cannot
+  signal or write anything of the caller's, and `RLIMIT_NPROC` binds), but it keeps the
+  network and can write to world-writable folders such as /tmp. Not as root, it would run
+  as the caller: "auto" then refuses with a clear error, and `isolation="process"` (or
+  SELFTRAIN_SANDBOX=process) must be asked for explicitly. `Sandbox.isolation` and
+  `Sandbox.describe()` say which one is in force; the fallback logs a warning.
 
 In both: limits on CPU seconds, address space, file size and open files; a private
 working folder; an environment with nothing of the caller's; stdin closed; a wall-clock
@@ -95,15 +98,28 @@ class Sandbox:
         isolation: Literal["auto", "namespaces", "process"] = "auto",
         python: str | None = None,
     ):
+        """`isolation="auto"` takes namespaces where they can be made, else process; the
+        environment variable SELFTRAIN_SANDBOX=process|namespaces overrides "auto"."""
         self.limits = limits or Limits()
         self.python = python or sys.executable
         self._unshare = shutil.which("unshare")
+        if isolation == "auto" and os.environ.get("SELFTRAIN_SANDBOX") in ("namespaces", "process"):
+            isolation = os.environ["SELFTRAIN_SANDBOX"]  # type: ignore[assignment]
         if isolation == "auto":
-            isolation = "namespaces" if self._namespaces_work() else "process"
-            if isolation == "process":
+            if self._namespaces_work():
+                isolation = "namespaces"
+            elif os.geteuid() == 0:
+                isolation = "process"
                 log.warning(
-                    "code sandbox: cannot create namespaces (needs root and util-linux unshare); "
-                    "programs run with resource limits only, keep the network and this user id"
+                    "code sandbox: cannot create namespaces (util-linux unshare missing or not permitted); "
+                    "programs run under an unprivileged uid with resource limits, but keep the network"
+                )
+            else:
+                raise RuntimeError(
+                    "code sandbox: cannot create namespaces (they need root and util-linux unshare), and without "
+                    "them a program runs as you: it could reach the network, write your files, or signal your "
+                    "processes. Run as root (e.g. in a container), or accept this with isolation='process' "
+                    "(SELFTRAIN_SANDBOX=process)."
                 )
         elif isolation == "namespaces" and not self._namespaces_work():
             raise RuntimeError("code sandbox: namespaces requested but `unshare --net --pid --mount` fails here")
@@ -129,6 +145,8 @@ class Sandbox:
     def describe(self) -> str:
         if self.isolation == "namespaces":
             return "namespaces (no network, private PID/mount namespaces, unprivileged uid, rlimits)"
+        if os.geteuid() == 0:
+            return "process (unprivileged uid, rlimits, scrubbed env, process-group kill; network NOT isolated)"
         return "process (rlimits, scrubbed env, process-group kill; network and uid NOT isolated)"
 
     def _slot(self) -> int:
@@ -182,7 +200,7 @@ class Sandbox:
             spec["uid"] = UID_BASE + slot
             spec["python_prefix"] = sys.base_prefix  # seen inside at /tmp/.python (see _Zygote)
             return self._run_in_zygote(spec, tests)
-        return self._run_in_process(spec, tests)
+        return self._run_in_process(spec, tests, slot)
 
     def _run_in_zygote(self, spec: dict, tests: bytes) -> Verdict:
         for attempt in (1, 2):
@@ -212,9 +230,12 @@ class Sandbox:
             return self._verdict(data, "")
         raise AssertionError("unreachable")
 
-    def _run_in_process(self, spec: dict, tests: bytes) -> Verdict:
+    def _run_in_process(self, spec: dict, tests: bytes, slot: int) -> Verdict:
         scratch = tempfile.mkdtemp(prefix="selftrain-sandbox-")
         spec["scratch"] = scratch
+        if os.geteuid() == 0:  # as root, the program still gets a uid of its own
+            spec["uid"] = UID_BASE + slot
+            os.chmod(scratch, 0o711)
         read_fd, write_fd = os.pipe()
         try:
             proc = subprocess.Popen(
