@@ -191,24 +191,12 @@ def render_report(metrics: dict[str, Any]) -> str:
         )
         estep = f"<h2>E-step</h2><ul>{lines}</ul>"
     title = f"selftrain: {html.escape(str(metrics['name']))} (seed {metrics['seed']})"
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-.charts svg {{ margin: 0 1em 1em 0; }}
-</style></head><body>
-<h1>{title}</h1>
-<p>Method {html.escape(str(metrics['method']))}, each iteration fine-tuned from <b>{html.escape(str(metrics['start_from']))}</b>.
+    return _page(title, f"""<p>Method {html.escape(str(metrics['method']))}, each iteration fine-tuned from <b>{html.escape(str(metrics['start_from']))}</b>.
 Accuracy is greedy decoding on the held-out test set; pass@k (unbiased) and maj@k from k samples per test problem.
 Stage seconds in all: {metrics['stage_seconds_total']}.</p>
 {table}
 <div class="charts">{''.join(charts)}</div>
-{estep}
-</body></html>
-"""
+{estep}""")
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -258,6 +246,15 @@ def render_self_rewarding(metrics: dict[str, Any]) -> str:
         ("judge accuracy", [r["judge_accuracy"] for r in rows], "#d62728"),
     ], x_label="model M1, M2, ...")
     title = f"selftrain: {html.escape(str(metrics['name']))} (seed {metrics['seed']})"
+    return _page(title, f"""<p>Self-Rewarding: answer accuracy is greedy decoding on the held-out test set, graded exactly;
+judge accuracy is how often the model's own greedy judgement scores the better response of a
+held-out pair higher (better: by the task's grader). "Chosen truly better": of the pairs the
+model built from its own judgements, how many the grader agrees with.</p>
+{table}
+<div class="charts">{chart}</div>""")
+
+
+def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -265,13 +262,9 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
+.charts svg {{ margin: 0 1em 1em 0; }}
 </style></head><body>
 <h1>{title}</h1>
-<p>Self-Rewarding: answer accuracy is greedy decoding on the held-out test set, graded exactly;
-judge accuracy is how often the model's own greedy judgement scores the better response of a
-held-out pair higher (better: by the task's grader). "Chosen truly better": of the pairs the
-model built from its own judgements, how many the grader agrees with.</p>
-{table}
-<div class="charts">{chart}</div>
+{body}
 </body></html>
 """

