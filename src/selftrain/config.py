@@ -254,6 +254,8 @@ class SelfRewardingConfig(_Section):
     judge_max_new_tokens: int = Field(32, ge=1)
     beta: float = Field(0.1, gt=0.0)
     """DPO's beta (the paper: 0.1)."""
+    writing_size: int | None = Field(None, ge=1)
+    """Prompt-writing examples in M1's data (None: as many as worked solutions)."""
     ift_repeats: int = Field(1, ge=1)
     """Times each instruction example (worked solution) appears in M1's data, to balance it
     against the EFT and prompt-writing examples."""

@@ -158,12 +158,13 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         # M0 -> M1: SFT on IFT (worked solutions), prompt writing, and EFT (judgements)
         def m1_rows() -> list[dict[str, str]]:
             ift = stages.sft_rows([(p.prompt, p.solution) for p in human]) * sr.ift_repeats
-            writing = prompt_writing_rows(pool_prompts, sr.shots, len(human), derive_seed(cfg.seed, "writing"))
+            writing = prompt_writing_rows(pool_prompts, sr.shots, sr.writing_size or len(human), derive_seed(cfg.seed, "writing"))
             eft = eft_rows(human + pool, width, sr.eft_size, derive_seed(cfg.seed, "eft"))
             return ift + writing + eft
 
         m1 = run.path("m1", "model")
-        m1_fp = fingerprint("m1", init_fp, data_fp, sr.shots, sr.eft_size, sr.ift_repeats, cfg.sft.model_dump(), cfg.seed)
+        m1_fp = fingerprint("m1", init_fp, data_fp, sr.shots, sr.eft_size, sr.ift_repeats, sr.writing_size,
+                            cfg.sft.model_dump(), cfg.seed)
         run.stage("m1/train", m1_fp, lambda: train_sft(init, m1_rows(), cfg.sft, m1, derive_seed(cfg.seed, "m1"), max_len), log.info)
 
         # held-out judge pairs: M1's samples on test problems, two with unequal grader scores
