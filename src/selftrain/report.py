@@ -201,6 +201,14 @@ Stage seconds in all: {metrics['stage_seconds_total']}.</p>
 
 def write_report(run_dir: str | Path) -> Path:
     """Rebuild `metrics.json` and `report.html` from a run folder; returns the page's path."""
+    return publish(run_dir)[0]
+
+
+def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Path, dict[str, Any]]:
+    """Collect a run's metrics once, write `metrics.json` and `report.html`; returns both.
+
+    `wall_seconds` is the finishing process's time; without it, the one already recorded
+    in `metrics.json` is kept."""
     run = RunDir(run_dir)
     cfg_path = run.path("config.yaml")
     if not cfg_path.exists():
@@ -215,7 +223,9 @@ def write_report(run_dir: str | Path) -> Path:
         metrics = collect_self_rewarding(run, cfg)
     else:
         metrics = collect_metrics(run, cfg)
-    if metrics_path.exists():
+    if wall_seconds is not None:
+        metrics["wall_seconds_this_process"] = round(wall_seconds, 1)
+    elif metrics_path.exists():
         old = read_json(metrics_path)
         if "wall_seconds_this_process" in old:
             metrics["wall_seconds_this_process"] = old["wall_seconds_this_process"]
@@ -223,7 +233,7 @@ def write_report(run_dir: str | Path) -> Path:
     page = run.path("report.html")
     render = render_self_rewarding if cfg.method == "self-rewarding" else render_report
     atomic_write_text(page, render(metrics))
-    return page
+    return page, metrics
 
 
 def render_self_rewarding(metrics: dict[str, Any]) -> str:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, write_json, write_jsonl
+from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, write_jsonl
 from selftrain.config import RunConfig
 from selftrain.evaluation import evaluate
 from selftrain.models import set_torch_threads
@@ -57,7 +57,7 @@ log = logging.getLogger("selftrain")
 
 def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     """Run (or resume) ReST-EM with `cfg` in the folder `out`; returns the metrics."""
-    from selftrain.report import collect_metrics, write_report
+    from selftrain.report import publish
 
     run = RunDir(out)
     with run.lock():
@@ -165,10 +165,7 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             # step 5: evaluate the new policy on the held-out test set
             evaluate_stage(it, policy, policy_fp)
 
-        metrics = collect_metrics(run, cfg)
-        metrics["wall_seconds_this_process"] = round(time.perf_counter() - t_start, 1)
-        write_json(run.path("metrics.json"), metrics)
-        report = write_report(run.root)
+        report, metrics = publish(run.root, time.perf_counter() - t_start)
         log.info(f"report: {report}")
         return metrics
 

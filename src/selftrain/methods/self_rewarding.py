@@ -128,7 +128,7 @@ def judge_accuracy(judge: LLMJudge, pairs: list[dict[str, Any]]) -> dict[str, fl
 
 def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     """Run (or resume) Self-Rewarding with `cfg` in the folder `out`; returns the metrics."""
-    from selftrain.report import write_report
+    from selftrain.report import publish
 
     _check_config(cfg)
     sr = cfg.self_rewarding
@@ -290,10 +290,7 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             # 6. evaluate M_{t+1}
             evaluate_stage(it, policy, policy_fp)
 
-        metrics = collect_self_rewarding(run, cfg)
-        metrics["wall_seconds_this_process"] = round(time.perf_counter() - t_start, 1)
-        write_json(run.path("metrics.json"), metrics)
-        report = write_report(run.root)
+        report, metrics = publish(run.root, time.perf_counter() - t_start)
         log.info(f"report: {report}")
         return metrics
 

@@ -48,16 +48,7 @@ def train_sft(
         max_length=max_length,
         completion_only_loss=True,
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=datasets.Dataset.from_list(rows),
-        processing_class=tokenizer,
-        callbacks=[FaultPoints(f"{out.parent.name}/train")],
-    )
-    result = trainer.train()
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    save_trained(trainer, tokenizer, tmp, out)
+    result, history = run_trainer(SFTTrainer, args, model, tokenizer, rows, tmp, out)
     return {
         "steps": int(result.global_step),
         "examples": len(rows),
@@ -109,13 +100,26 @@ def keep_start(model, tokenizer, tmp: Path, out: Path) -> None:
     replace_dir(tmp, out)
 
 
-def save_trained(trainer, tokenizer, tmp: Path, out: Path) -> None:
-    """Save a trainer's model, tokenizer and log to `tmp`, then move it to `out` atomically."""
+def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, str]], tmp: Path, out: Path):
+    """Train with a TRL trainer on `rows`, then save model, tokenizer and log to `tmp` and
+    move it to `out` atomically. Returns the train result and the logged losses."""
+    import datasets
+
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[FaultPoints(f"{out.parent.name}/train")],
+    )
+    result = trainer.train()
+    history = [h for h in trainer.state.log_history if "loss" in h]
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
     trainer.model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     write_json(tmp / "train_log.json", trainer.state.log_history)
     replace_dir(tmp, out)
+    return result, history
 
 
 class FaultPoints(TrainerCallback):

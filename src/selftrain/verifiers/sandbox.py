@@ -44,7 +44,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -171,7 +171,7 @@ class Sandbox:
         out: list[Verdict | None] = [None] * len(jobs)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(self.run, job): i for i, job in enumerate(jobs)}
-            for future in _as_completed(futures):
+            for future in as_completed(futures):
                 out[futures[future]] = future.result()
                 if progress is not None:
                     progress(1)
@@ -356,8 +356,3 @@ def _read_verdict(fd: int, timeout: float) -> bytes | None:
         buf += chunk
     return buf[4:]
 
-
-def _as_completed(futures):
-    from concurrent.futures import as_completed
-
-    return as_completed(futures)
