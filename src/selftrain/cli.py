@@ -104,3 +104,34 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def serve(
+    model: str = typer.Argument(..., help="A model folder, a Hugging Face name, or a .gguf file."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    batch_size: int = typer.Option(16, help="Requests decoded together at most."),
+    name: Optional[str] = typer.Option(None, help="Model name reported by /v1/models (default: the folder name)."),
+    threads: Optional[int] = typer.Option(None, help="Torch CPU threads (default: the cores this process may use)."),
+) -> None:
+    """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions,
+    /v1/completions, /v1/models)."""
+    from selftrain.errors import ModelLoadError
+    from selftrain.models import set_torch_threads
+    from selftrain.samplers.hf import HFSampler
+    from selftrain.serve import ModelServer
+
+    _setup_logging()
+    set_torch_threads(threads)
+    try:
+        sampler = HFSampler(model, batch_size=batch_size)
+    except ModelLoadError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    server = ModelServer(sampler, model_name=name or Path(model).stem, host=host, port=port, batch_size=batch_size)
+    typer.echo(f"serving {model} at {server.url}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

@@ -1,4 +1,9 @@
-"""Loading causal LMs and tokenizers by Hugging Face name or local folder."""
+"""Loading causal LMs and tokenizers by Hugging Face name, local folder or GGUF file.
+
+A GGUF file (`.../SmolLM2-135M-Instruct.Q4_1.gguf`) is de-quantized to float32 by
+transformers on load (tens of seconds); `save_pretrained` of the result gives an ordinary
+folder that loads in a second.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +40,22 @@ def _loading(what: str, name_or_path: str | Path) -> Iterator[None]:
         ) from None
 
 
+def _gguf(name_or_path: str | Path) -> tuple[str, dict]:
+    """A path to a `.gguf` file loads as its folder plus `gguf_file=` (needs the `gguf` package)."""
+    path = Path(name_or_path)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"no GGUF file at {str(path)!r}")
+        return str(path.parent), {"gguf_file": path.name}
+    return str(name_or_path), {}
+
+
 def load_tokenizer(name_or_path: str | Path):
     from transformers import AutoTokenizer
 
+    where, kwargs = _gguf(name_or_path)
     with _loading("a tokenizer", name_or_path):
-        tok = AutoTokenizer.from_pretrained(str(name_or_path))
+        tok = AutoTokenizer.from_pretrained(where, **kwargs)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -48,6 +64,7 @@ def load_tokenizer(name_or_path: str | Path):
 def load_model(name_or_path: str | Path, device: str = "cpu"):
     from transformers import AutoModelForCausalLM
 
+    where, kwargs = _gguf(name_or_path)
     with _loading("a causal LM", name_or_path):
-        model = AutoModelForCausalLM.from_pretrained(str(name_or_path))
+        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
     return model.to(device)

@@ -30,3 +30,22 @@ class Sampler(Protocol):
     """
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A row a backend gave up on (a remote API, after its retries): what went wrong, and
+    how many attempts were made. It takes the row's place, so that nothing is silently
+    dropped: a method writes it to its failed-rows file and counts it in the report."""
+
+    error: str
+    attempts: int
+
+
+def generate_or_fail(sampler: Sampler, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str | Failed]:
+    """`sampler.generate`, except that a backend that can fail single rows returns `Failed`
+    for them instead of failing the whole call (local models never do)."""
+    method = getattr(sampler, "generate_or_fail", None)
+    if method is not None:
+        return method(prompts, params, seed)
+    return list(sampler.generate(prompts, params, seed))

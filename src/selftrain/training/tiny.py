@@ -92,9 +92,20 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast, s
     return LlamaForCausalLM(config)
 
 
-def save_tiny(folder: Path, cfg: TinyModelConfig, seed: int) -> int:
-    """Build and save the tiny model and its tokenizer; returns the parameter count."""
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+"""A small chat template in plain characters (the character tokenizer spells it out), so a
+tiny model exercises every chat-template code path that a real instruct model does."""
+
+
+def save_tiny(folder: Path, cfg: TinyModelConfig, seed: int, chat: bool = False) -> int:
+    """Build and save the tiny model and its tokenizer (with `CHAT_TEMPLATE` if `chat`);
+    returns the parameter count."""
     tokenizer = build_char_tokenizer()
+    if chat:
+        tokenizer.chat_template = CHAT_TEMPLATE
     model = build_tiny_model(cfg, tokenizer, seed)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
