@@ -22,6 +22,8 @@ def _setup_logging() -> None:
 def _run(cfg, out: Optional[Path]) -> None:
     if cfg.method == "self-rewarding":
         from selftrain.methods.self_rewarding import run_self_rewarding as run_method
+    elif cfg.method == "self-instruct":
+        from selftrain.methods.self_instruct import run_self_instruct as run_method
     else:
         from selftrain.methods.rest_em import run_rest_em as run_method
 
@@ -36,6 +38,10 @@ def _run(cfg, out: Optional[Path]) -> None:
 
 
 def _print_summary(metrics: dict) -> None:
+    if metrics.get("method") == "self-instruct":
+        typer.echo(f"instructions kept {metrics['instructions'].get('kept')}, rows {metrics['rows']}, "
+                   f"failed requests {metrics['failed_requests']}")
+        return
     if metrics.get("method") == "self-rewarding":
         for r in metrics["rows"]:
             typer.echo(f"{r['label']:<4} answer accuracy {r['test']['accuracy'] * 100:5.1f}%   "

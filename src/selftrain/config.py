@@ -267,6 +267,47 @@ class SelfRewardingConfig(_Section):
     which the judge's pairwise accuracy is measured at every iteration."""
 
 
+class TeacherConfig(_Section):
+    """The model that writes data: a local model, or any OpenAI-compatible endpoint."""
+
+    backend: Literal["transformers", "openai"] = "transformers"
+    model: str = ""
+    """transformers: a folder, a Hugging Face name or a .gguf file; openai: the model name."""
+    base_url: str | None = None
+    """openai: the endpoint, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1."""
+    chat: bool = True
+    """Send each prompt as a user message (chat template / chat completions); False: raw text."""
+    system: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(16, ge=1)
+    max_retries: int = Field(6, ge=0)
+    timeout: float = Field(120.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    """transformers: prompts decoded together."""
+
+
+class SelfInstructConfig(_Section):
+    """Self-Instruct (Wang et al. 2022): the teacher bootstraps instructions from a seed pool."""
+
+    seed_tasks: str = "../shared/data/self_instruct/seed_tasks.jsonl"
+    num_instructions: int = Field(100, ge=1)
+    requests_per_round: int = Field(8, ge=1)
+    max_rounds: int = Field(50, ge=1)
+    shots: int = Field(8, ge=2)
+    machine_shots: int = Field(2, ge=0)
+    """Of the `shots` in-context instructions, how many come from those generated so far."""
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.5, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1)
+    min_words: int = Field(4, ge=1)
+    max_words: int = Field(150, ge=1)
+    novelty_threshold: float = Field(0.7, gt=0.0, le=1.0)
+    instances_per_task: int = Field(3, ge=1)
+    instance_max_new_tokens: int = Field(256, ge=1)
+    classify_shots: int = Field(12, ge=2)
+    instance_shots: int = Field(3, ge=1)
+
+
 class EvalConfig(_Section):
     k: int = Field(4, ge=1)
     """Samples per test problem for pass@k and maj@k (0 < k)."""
@@ -278,7 +319,7 @@ class RunConfig(_Section):
     name: str = "arithmetic-rest-em"
     seed: int = 0
     """Seed of model initialisation, sampling and training order."""
-    method: Literal["rest-em", "self-rewarding"] = "rest-em"
+    method: Literal["rest-em", "self-rewarding", "self-instruct"] = "rest-em"
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
     sampling: SamplingConfig = SamplingConfig()
@@ -290,14 +331,20 @@ class RunConfig(_Section):
     rest_em: RestEMConfig = RestEMConfig()
     self_rewarding: SelfRewardingConfig = SelfRewardingConfig()
     """Used when `method: self-rewarding`; then `sft` trains M1 and `train` is each DPO step."""
+    teacher: TeacherConfig = TeacherConfig()
+    """Used by the synthetic-data methods (self-instruct): the model that writes the data."""
+    self_instruct: SelfInstructConfig = SelfInstructConfig()
     eval: EvalConfig = EvalConfig()
 
     def to_yaml(self) -> str:
         """The config as YAML, with only the section of the task in use."""
         data = self.model_dump(mode="json")
         data["task"] = {"name": self.task.name, self.task.name: data["task"][self.task.name]}
-        unused = "self_rewarding" if self.method == "rest-em" else "rest_em"
-        del data[unused]
+        sections = {"rest-em": ["rest_em"], "self-rewarding": ["self_rewarding"], "self-instruct": ["self_instruct", "teacher"]}
+        for method, names in sections.items():
+            if method != self.method:
+                for n in names:
+                    data.pop(n, None)
         return yaml.safe_dump(data, sort_keys=False)
 
 

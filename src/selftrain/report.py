@@ -220,9 +220,13 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
     if cfg.method == "self-rewarding":
         from selftrain.methods.self_rewarding import collect_self_rewarding
 
-        metrics = collect_self_rewarding(run, cfg)
+        metrics, render = collect_self_rewarding(run, cfg), render_self_rewarding
+    elif cfg.method == "self-instruct":
+        from selftrain.methods.self_instruct import collect_self_instruct, render_self_instruct
+
+        metrics, render = collect_self_instruct(run, cfg), render_self_instruct
     else:
-        metrics = collect_metrics(run, cfg)
+        metrics, render = collect_metrics(run, cfg), render_report
     if wall_seconds is not None:
         metrics["wall_seconds_this_process"] = round(wall_seconds, 1)
     elif metrics_path.exists():
@@ -231,7 +235,6 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
             metrics["wall_seconds_this_process"] = old["wall_seconds_this_process"]
     write_json(metrics_path, metrics)
     page = run.path("report.html")
-    render = render_self_rewarding if cfg.method == "self-rewarding" else render_report
     atomic_write_text(page, render(metrics))
     return page, metrics
 

@@ -1,0 +1,386 @@
+"""Self-Instruct: Wang et al. 2022, *Self-Instruct: Aligning Language Models with
+Self-Generated Instructions* (arXiv 2212.10560).
+
+    pool = the 175 human seed tasks
+    repeat until `num_instructions` new ones are kept:
+        1. each request shows 8 instructions: 6 from the seed pool, 2 from those generated so
+           far (all 8 from the seed pool at first), numbered; the teacher continues the list
+        2. every new instruction is filtered: 4 to 150 words; no word a language model
+           cannot act on (image, graph, picture, file, map, draw, plot, go to); not
+           "Write a program"; not starting with punctuation or a non-ASCII character
+        3. kept only if its ROUGE-L to every instruction in the pool is < 0.7
+           (`selftrain.novelty`: exactly rouge-score's verdicts, pruned by token overlap)
+    4. classification or not: the teacher answers "Is it classification?" few-shot
+    5. instances: output-first for classification tasks (a class label, then an input for
+       it), input-first for the others (an input, then its output)
+    6. instances filtered: empty output, output equal to its input, exact duplicates, and
+       the same input with different outputs are dropped
+
+Run it:  `selftrain run configs/self-instruct.yaml`  (the teacher is any local model or
+OpenAI-compatible endpoint, `teacher:`).
+
+Writes `RUN/data.jsonl`: one row per instance (instruction, input, output,
+is_classification) with its lineage (method, round, teacher model, request id), which
+`datasets.load_dataset("json", data_files=...)` loads; `RUN/instructions.jsonl` (the new
+instructions and their most similar pool instruction); `RUN/failed-requests.jsonl` for an
+API teacher's rows that failed every retry; `RUN/metrics.json` and `RUN/report.html`.
+
+Deviations from the paper and its code:
+- The few-shot prompts of steps 4 and 5 are built from the seed tasks themselves (their
+  `is_classification` labels and instances), in the paper's form and with its task
+  descriptions, not the paper's hand-written example lists.
+- Instructions are not `capitalize()`d (the original code lowercases all but the first
+  letter, which mangles names); a chat teacher's preamble before the first numbered item
+  is dropped; a completion cut at `max_new_tokens` keeps its whole items (the original
+  drops the request); there are no stop sequences.
+- Each round's requests use the pool as it was at the round's start, so a round's requests
+  can be sent in parallel (the original sends 5 at a time, the same way).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import string
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_jsonl, write_json, write_jsonl
+from selftrain.config import RunConfig
+from selftrain.errors import TaskDataError
+from selftrain.novelty import NoveltyFilter
+from selftrain.samplers.base import Failed, Sampler, SamplingParams, generate_or_fail
+
+log = logging.getLogger(__name__)
+
+BLOCKED_WORDS = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
+                 "draw", "plot", "go to")
+CLASSIFY_HEADER = "Can the following task be regarded as a classification task with finite output labels?\n\n"
+INPUT_FIRST_HEADER = ("Come up with examples for the following tasks. Try to generate multiple examples when possible. "
+                      "If the task doesn't require additional input, you can generate the output directly.\n\n")
+OUTPUT_FIRST_HEADER = ("Given the classification task definition and the class labels, generate an input that "
+                       "corresponds to each of the class labels. If the task doesn't require input, just generate "
+                       "possible class labels.\n\n")
+
+
+def load_seed_tasks(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        raise TaskDataError(f"no seed tasks at {path} (self_instruct.seed_tasks)")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            row["instruction"], row["instances"], row["is_classification"]  # noqa: B018
+        except (ValueError, KeyError, TypeError) as err:
+            raise TaskDataError(f"{path}:{n}: not a seed task ({type(err).__name__}: {err})") from None
+        rows.append(row)
+    return rows
+
+
+def encode_prompt(instructions: list[str]) -> str:
+    """The bootstrap prompt: a numbered list, the next number left open.
+
+    >>> print(encode_prompt(["Say hi:", "Add  two numbers."]))
+    Come up with a series of tasks:
+    1. Say hi
+    2. Add two numbers.
+    3.
+    """
+    lines = [f"{i}. {' '.join(t.split()).rstrip(':')}" for i, t in enumerate(instructions, 1)]
+    return "Come up with a series of tasks:\n" + "\n".join(lines) + f"\n{len(instructions) + 1}."
+
+
+_ITEM = re.compile(r"(?:^|\n)\s*\d+\s?[.)](?:\s+|$)")
+
+
+def parse_instructions(completion: str, continues_list: bool = True) -> list[str]:
+    """The instructions in a completion: the continuation of the open item (when the
+    completion continues the prompt's list), then each numbered item.
+
+    >>> parse_instructions(" Name a fruit.\\n10. Sort these words: b, a.\\n11 . Odd one")
+    ['Name a fruit.', 'Sort these words: b, a.', 'Odd one']
+    >>> parse_instructions("Sure! Here are more:\\n1. Name a fruit.", continues_list=False)
+    ['Name a fruit.']
+    """
+    parts = _ITEM.split(completion)
+    if not continues_list:
+        parts = parts[1:]
+    return [" ".join(p.split()) for p in parts if p.strip()]
+
+
+def instruction_rejection(text: str, min_words: int = 4, max_words: int = 150) -> str | None:
+    """Why Self-Instruct's heuristics drop an instruction, or None.
+
+    >>> instruction_rejection("Draw a map of your town.")
+    'keyword'
+    >>> instruction_rejection("Explain why the sky is blue.") is None
+    True
+    """
+    words = len(text.split())
+    if words < min_words or words > max_words:
+        return "length"
+    if any(re.search(rf"\b{w}\b", text, re.I) for w in BLOCKED_WORDS):
+        return "keyword"
+    if text.startswith("Write a program"):
+        return "program"
+    if text[0] in string.punctuation:
+        return "punctuation"
+    if not text[0].isascii():
+        return "non-ascii"
+    return None
+
+
+def classify_prompt(examples: list[dict[str, Any]], instruction: str) -> str:
+    shots = "".join(f"Task: {e['instruction'].strip()}\nIs it classification? {'Yes' if e['is_classification'] else 'No'}\n\n"
+                    for e in examples)
+    return CLASSIFY_HEADER + shots + f"Task: {instruction.strip()}\nIs it classification?"
+
+
+def parse_yes_no(text: str) -> bool | None:
+    """The teacher's answer to "Is it classification?".
+
+    >>> parse_yes_no(" Yes, it has two labels"), parse_yes_no("no"), parse_yes_no("maybe")
+    (True, False, None)
+    """
+    m = re.match(r"\W*(yes|no)\b", text, re.I)
+    return None if not m else m.group(1).lower() == "yes"
+
+
+def instance_prompt(examples: list[dict[str, Any]], instruction: str, classification: bool) -> str:
+    """Output-first for classification (label, then input), input-first for the rest."""
+    blocks = []
+    for e in examples:
+        inst = e["instances"][0]
+        if classification:
+            blocks.append(f"Task: {e['instruction'].strip()}\nClass label: {inst['output'].strip()}\nInput: {inst['input'].strip()}")
+        else:
+            body = f"Input: {inst['input'].strip()}\n" if inst["input"].strip() else ""
+            blocks.append(f"Task: {e['instruction'].strip()}\nExample 1\n{body}Output: {inst['output'].strip()}")
+    header = OUTPUT_FIRST_HEADER if classification else INPUT_FIRST_HEADER
+    opening = "\nClass label:" if classification else "\nExample 1\n"
+    return header + "\n\n".join(blocks) + f"\n\nTask: {instruction.strip()}{opening}"
+
+
+def parse_instances(text: str, classification: bool) -> list[dict[str, str]]:
+    """Instances from a completion of `instance_prompt` (which ends where the first begins).
+
+    >>> parse_instances(" Positive\\nInput: I loved it.\\nClass label: Negative\\nInput: Awful.", True)
+    [{'input': 'I loved it.', 'output': 'Positive'}, {'input': 'Awful.', 'output': 'Negative'}]
+    >>> parse_instances("Input: 2+2\\nOutput: 4\\nExample 2\\nOutput: 5", False)
+    [{'input': '2+2', 'output': '4'}, {'input': '', 'output': '5'}]
+    """
+    text = text.split("\nTask:")[0]
+    out = []
+    if classification:
+        for block in re.split(r"\n?Class label:", "Class label:" + text if not text.lstrip().startswith("Class label:") else text):
+            if not block.strip():
+                continue
+            label, _, rest = block.partition("\nInput:")
+            out.append({"input": rest.strip(), "output": label.strip()})
+        return out
+    for block in re.split(r"\n?Example \d+\s*\n", "\n" + text):
+        if not block.strip():
+            continue
+        if "Output:" in block:
+            head, _, output = block.partition("Output:")
+            inp = head.split("Input:", 1)[1] if "Input:" in head else ""
+        else:
+            inp, output = "", block
+        out.append({"input": inp.strip(), "output": output.strip()})
+    return out
+
+
+def filter_instances(instances: list[dict[str, str]]) -> tuple[list[dict[str, str]], Counter]:
+    """Drop empty outputs, outputs equal to their input, duplicates, and inputs given
+    different outputs (all of those)."""
+    rejected: Counter = Counter()
+    outputs_by_input: dict[str, set[str]] = {}
+    for i in instances:
+        outputs_by_input.setdefault(i["input"], set()).add(i["output"])
+    kept, seen = [], set()
+    for i in instances:
+        key = (i["input"], i["output"])
+        reason = ("empty output" if not i["output"] else "output = input" if i["output"] == i["input"]
+                  else "duplicate" if key in seen else "conflicting outputs" if len(outputs_by_input[i["input"]]) > 1 else None)
+        if reason:
+            rejected[reason] += 1
+            continue
+        seen.add(key)
+        kept.append(i)
+    return kept, rejected
+
+
+def _teacher_name(cfg: RunConfig) -> str:
+    return cfg.teacher.model
+
+
+def bootstrap_instructions(cfg: RunConfig, run: RunDir, teacher: Sampler, seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of requests until enough instructions are kept; each finished round is saved
+    (`bootstrap/round-NNNN.json`), so a killed run resumes at the next round."""
+    sc = cfg.self_instruct
+    human = [t["instruction"] for t in seeds]
+    novelty = NoveltyFilter(human, sc.novelty_threshold)
+    kept: list[dict[str, Any]] = []
+    counts: Counter = Counter()
+    failed: list[dict[str, Any]] = []
+    params = SamplingParams(temperature=sc.temperature, top_p=sc.top_p, max_new_tokens=sc.max_new_tokens)
+    continues = not cfg.teacher.chat
+    for r in range(sc.max_rounds):
+        if len(kept) >= sc.num_instructions:
+            break
+        path = run.path("bootstrap", f"round-{r:04d}.json")
+        if path.exists():  # done before a restart: replay its result into the pool
+            saved = json.loads(path.read_text())
+        else:
+            rng = random.Random(derive_seed(cfg.seed, "self-instruct", r))
+            machine = [k["instruction"] for k in kept]
+            prompts = []
+            for _ in range(sc.requests_per_round):
+                shown = rng.sample(machine, min(sc.machine_shots, len(machine)))
+                shown += rng.sample(human, sc.shots - len(shown))
+                rng.shuffle(shown)
+                prompts.append(encode_prompt(shown))
+            results = generate_or_fail(teacher, prompts, params, derive_seed(cfg.seed, "self-instruct-teacher", r))
+            saved = {"round": r, "completions": [None if isinstance(x, Failed) else x for x in results],
+                     "failed": [{"request": f"r{r}-{i}", "error": x.error, "attempts": x.attempts}
+                                for i, x in enumerate(results) if isinstance(x, Failed)]}
+            atomic_write_text(path, json.dumps(saved))
+        failed += saved["failed"]
+        for i, completion in enumerate(saved["completions"]):
+            if completion is None:
+                continue
+            for text in parse_instructions(completion, continues):
+                counts["parsed"] += 1
+                reason = instruction_rejection(text, sc.min_words, sc.max_words)
+                if reason is None:
+                    score, similar = novelty.most_similar(text)
+                    if similar is not None:
+                        reason = "near-duplicate"
+                    else:
+                        novelty.add(text)
+                if reason:
+                    counts[reason] += 1
+                    continue
+                if len(kept) < sc.num_instructions:
+                    kept.append({"instruction": text, "round": r, "request": f"r{r}-{i}"})
+        log.info("round %d: %d instructions kept of %d wanted", r, len(kept), sc.num_instructions)
+    write_jsonl(run.path("instructions.jsonl"), kept)
+    return {"kept": len(kept), "rounds": r + 1 if sc.max_rounds else 0, "requests_failed": len(failed),
+            "filtered": dict(counts), "failed": failed}
+
+
+def run_self_instruct(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
+    from selftrain.report import publish
+    from selftrain.samplers.teacher import make_teacher
+
+    start = time.perf_counter()
+    run = RunDir(out)
+    with run.lock():
+        atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
+        sc = cfg.self_instruct
+        seeds = load_seed_tasks(sc.seed_tasks)
+        teacher = make_teacher(cfg.teacher, run.root)
+        data_fp = fingerprint([t["instruction"] for t in seeds], cfg.teacher.model_dump(), sc.model_dump(), cfg.seed)
+
+        boot = run.stage("instructions", data_fp, lambda: bootstrap_instructions(cfg, run, teacher, seeds), log.info)
+        instructions = read_jsonl(run.path("instructions.jsonl"))
+
+        def classify() -> dict[str, Any]:
+            rng = random.Random(derive_seed(cfg.seed, "classify"))
+            clf = [t for t in seeds if t["is_classification"]]
+            other = [t for t in seeds if not t["is_classification"]]
+            half = sc.classify_shots // 2
+            prompts = []
+            for row in instructions:
+                shots = rng.sample(clf, min(half, len(clf))) + rng.sample(other, sc.classify_shots - min(half, len(clf)))
+                rng.shuffle(shots)
+                prompts.append(classify_prompt(shots, row["instruction"]))
+            answers = generate_or_fail(teacher, prompts, SamplingParams(temperature=0.0, max_new_tokens=4), cfg.seed)
+            rows, unread = [], 0
+            for row, a in zip(instructions, answers):
+                verdict = None if isinstance(a, Failed) else parse_yes_no(a)
+                unread += verdict is None
+                rows.append({**row, "is_classification": bool(verdict), "classification_read": verdict is not None})
+            write_jsonl(run.path("classified.jsonl"), rows)
+            return {"classification": sum(r["is_classification"] for r in rows), "unread": unread}
+
+        run.stage("classify", fingerprint(boot.fingerprint, sc.classify_shots), classify, log.info)
+        classified = read_jsonl(run.path("classified.jsonl"))
+
+        def instances() -> dict[str, Any]:
+            rng = random.Random(derive_seed(cfg.seed, "instances"))
+            by_kind = {k: [t for t in seeds if t["is_classification"] == k and t["instances"]] for k in (True, False)}
+            prompts = [instance_prompt(rng.sample(by_kind[row["is_classification"]], sc.instance_shots),
+                                       row["instruction"], row["is_classification"]) for row in classified]
+            params = SamplingParams(temperature=0.0, max_new_tokens=sc.instance_max_new_tokens)
+            answers = generate_or_fail(teacher, prompts, params, cfg.seed)
+            rows, rejected, failed = [], Counter(), 0
+            for row, a in zip(classified, answers):
+                if isinstance(a, Failed):
+                    failed += 1
+                    continue
+                kept, why = filter_instances(parse_instances(a, row["is_classification"])[: sc.instances_per_task])
+                rejected.update(why)
+                for n, inst in enumerate(kept):
+                    rows.append({
+                        "instruction": row["instruction"], "input": inst["input"], "output": inst["output"],
+                        "is_classification": row["is_classification"],
+                        "lineage": {"method": "self-instruct", "iteration": row["round"], "model": _teacher_name(cfg),
+                                    "prompt_id": row["request"], "instance": n, "score": None},
+                    })
+            write_jsonl(run.path("data.jsonl"), rows)
+            return {"rows": len(rows), "tasks_with_rows": len({r["instruction"] for r in rows}),
+                    "rejected": dict(rejected), "requests_failed": failed}
+
+        run.stage("instances", fingerprint(run.record("classify").fingerprint, sc.instances_per_task, sc.instance_shots,
+                                           sc.instance_max_new_tokens), instances, log.info)
+        page, metrics = publish(run.root, time.perf_counter() - start)
+    log.info("report: %s", page)
+    return metrics
+
+
+def collect_self_instruct(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
+    boot, clf, inst = (run.record(n) for n in ("instructions", "classify", "instances"))
+    data = read_jsonl(run.path("data.jsonl")) if run.path("data.jsonl").exists() else []
+    api = {}
+    if run.path("api-cache.sqlite").exists():
+        from selftrain.samplers.openai import ResponseCache
+
+        api["cached_answers"] = len(ResponseCache(run.path("api-cache.sqlite")))
+    failed_file = run.path("failed-requests.jsonl")
+    return {
+        "method": "self-instruct", "name": cfg.name, "seed": cfg.seed, "teacher": cfg.teacher.model,
+        "instructions": boot.info if boot else {}, "classify": clf.info if clf else {},
+        "instances": inst.info if inst else {}, "rows": len(data),
+        "seconds": {n: r.seconds for n, r in (("instructions", boot), ("classify", clf), ("instances", inst)) if r},
+        "failed_requests": len(failed_file.read_text().splitlines()) if failed_file.exists() else 0,
+        "examples": data[:5], **api,
+    }
+
+
+def render_self_instruct(metrics: dict[str, Any]) -> str:
+    from html import escape
+
+    from selftrain.report import _page
+
+    boot = metrics["instructions"]
+    rows = [("teacher", metrics["teacher"]), ("instructions kept", boot.get("kept")), ("rounds", boot.get("rounds")),
+            ("instructions parsed", boot.get("filtered", {}).get("parsed")),
+            *[(f"dropped: {k}", v) for k, v in boot.get("filtered", {}).items() if k != "parsed"],
+            ("classification tasks", metrics["classify"].get("classification")),
+            ("instances kept (rows)", metrics["rows"]),
+            *[(f"instances dropped: {k}", v) for k, v in metrics["instances"].get("rejected", {}).items()],
+            ("requests failed after every retry", metrics["failed_requests"])]
+    table = "<table>" + "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
+    examples = "".join(f"<li><b>{escape(e['instruction'])}</b><br>input: {escape(e['input'][:300])}<br>"
+                       f"output: {escape(e['output'][:300])}</li>" for e in metrics["examples"])
+    return _page(f"selftrain: {escape(metrics['name'])} (seed {metrics['seed']})",
+                 f"<p>Self-Instruct: what the teacher wrote, and what each filter dropped.</p>{table}"
+                 f"<h2>First rows of data.jsonl</h2><ol>{examples}</ol>")

@@ -1,0 +1,159 @@
+"""Self-Instruct: the prompt and the filters on real-looking teacher outputs, and the whole
+method through the OpenAI-compatible path (a real HTTP server on localhost, faults injected).
+
+The teacher behind the server here is `ScriptedTeacher`, a FAKE: it writes plausible
+instructions, labels and instances by rule. A real model that writes usable instructions
+(SmolLM2-135M-Instruct, the one available offline) needs minutes for a few dozen rows on
+this CPU; that run is in docs/synthetic-data.md, not in CI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from selftrain.config import parse_config
+from selftrain.methods.self_instruct import (
+    encode_prompt,
+    filter_instances,
+    instance_prompt,
+    instruction_rejection,
+    load_seed_tasks,
+    parse_instances,
+    parse_instructions,
+    run_self_instruct,
+)
+from selftrain.serve import Faults, ModelServer
+
+SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "self_instruct" / "seed_tasks.jsonl"
+needs_seeds = pytest.mark.skipif(not SEEDS.exists(), reason=f"{SEEDS} is absent")
+
+TOPICS = ["volcanoes", "tax returns", "chess openings", "sourdough bread", "jet lag", "tide pools", "bird songs",
+          "password managers", "the French revolution", "compound interest", "houseplants", "marathon training",
+          "solar panels", "haiku", "sleep hygiene", "public speaking", "origami", "coral reefs", "job interviews",
+          "electric cars", "beekeeping", "board games", "rainwater", "glaciers"]
+AUDIENCES = ["a busy nurse", "retired sailors", "first-year students", "a small bakery", "city planners",
+             "teenage gamers", "a village library", "night-shift workers"]
+FORMS = ["Explain {t} to a ten-year-old in three sentences.", "List five common mistakes people make with {t}.",
+         "Write a short persuasive paragraph about why {t} matter.", "Classify the sentiment of this review about {t}.",
+         "Suggest a catchy title for a blog post on {t}."]
+
+
+class ScriptedTeacher:
+    """FAKE teacher (rules, no model): answers each kind of Self-Instruct request plausibly."""
+
+    tokenizer = None
+
+    def generate(self, prompts, params, seed):
+        return [self._answer(p, seed) for p in prompts]
+
+    @staticmethod
+    def _instruction(h: int) -> str:
+        form = FORMS[h % len(FORMS)]
+        if form.startswith("Classify"):
+            return form.format(t=TOPICS[(h >> 4) % len(TOPICS)])
+        return f"{form.format(t=TOPICS[(h >> 4) % len(TOPICS)])[:-1]} for {AUDIENCES[(h >> 9) % len(AUDIENCES)]}, " \
+               f"mentioning {TOPICS[(h >> 14) % len(TOPICS)]}."
+
+    def _answer(self, prompt: str, seed: int) -> str:
+        prompt = prompt.strip()  # the server's plain chat format ends each message with a newline
+        h = int(hashlib.sha256(f"{prompt}{seed}".encode()).hexdigest(), 16)
+        if prompt.startswith("Come up with a series of tasks"):
+            items = [self._instruction(h >> (24 * i)) for i in range(3)]
+            items += ["Draw a picture of a cat.", "Hi.", "Write a program that sorts numbers."]
+            return "Here are more tasks:\n" + "\n".join(f"{9 + i}. {x}" for i, x in enumerate(items))
+        task = prompt.rsplit("Task: ", 1)[-1]
+        if "Is it classification?" in prompt.rsplit("Task: ", 1)[-1]:
+            return " Yes" if "Classify" in task else " No"
+        if prompt.endswith("Class label:"):
+            return " Positive\nInput: I loved every minute.\nClass label: Negative\nInput: A waste of time."
+        return f"Input: \nOutput: An answer to: {task.splitlines()[0]}\nExample 2\nOutput: An answer to: {task.splitlines()[0]}"
+
+
+def test_bootstrap_prompt_and_parse_on_real_looking_outputs():
+    prompt = encode_prompt([f"Task number {i}:" for i in range(8)])
+    assert prompt.startswith("Come up with a series of tasks:\n1. Task number 0\n") and prompt.endswith("\n9.")
+    # a completion model continues item 9; a chat model restarts the list after a preamble
+    assert parse_instructions(" Give an example of a metaphor.\n10. Rewrite this sentence in passive voice.\n11.") == [
+        "Give an example of a metaphor.", "Rewrite this sentence in passive voice."]
+    chat = "Sure! Here are some more tasks:\n\n1. Summarize the plot of Hamlet.\n2) Translate 'hello' into Spanish."
+    assert parse_instructions(chat, continues_list=False) == ["Summarize the plot of Hamlet.", "Translate 'hello' into Spanish."]
+    table = {"Plot the sales figures for 2020.": "keyword", "Go to the store and buy milk.": "keyword",
+             "Summarize the attached file.": "keyword", "Write a program to sort a list.": "program",
+             "Say hi.": "length", "- List three fruits that are red.": "punctuation",
+             "Écris un poème sur la mer.": "non-ascii", "Explain how a bill becomes a law.": None,
+             "Describe the mapping between keys and values.": None}  # "mapping" is not the word "map"
+    assert {t: instruction_rejection(t) for t in table} == table
+
+
+@needs_seeds
+def test_instance_prompts_are_output_first_for_classification():
+    seeds = load_seed_tasks(SEEDS)
+    clf = [s for s in seeds if s["is_classification"]][:2]
+    gen = [s for s in seeds if not s["is_classification"]][:2]
+    p = instance_prompt(clf, "Is this email spam?", classification=True)
+    assert p.startswith("Given the classification task definition and the class labels") and p.endswith("Task: Is this email spam?\nClass label:")
+    assert p.index("Class label:") < p.index("Input:")
+    p = instance_prompt(gen, "Write a haiku about rain.", classification=False)
+    assert p.startswith("Come up with examples for the following tasks") and p.endswith("Example 1\n")
+    kept, rejected = filter_instances(parse_instances(
+        "Input: a\nOutput: b\nExample 2\nInput: a\nOutput: b\nExample 3\nInput: c\nOutput: c\nExample 4\nInput: d\n"
+        "Output: \nExample 5\nInput: e\nOutput: 1\nExample 6\nInput: e\nOutput: 2", classification=False))
+    assert kept == [{"input": "a", "output": "b"}]
+    assert rejected == {"duplicate": 1, "output = input": 1, "empty output": 1, "conflicting outputs": 2}
+
+
+def _cfg(url: str, tmp: Path, **si):
+    return parse_config({
+        "name": "si-test", "method": "self-instruct",
+        "teacher": {"backend": "openai", "base_url": url, "model": "scripted", "timeout": 2, "max_retries": 8},
+        "self_instruct": {"seed_tasks": str(SEEDS), "num_instructions": 12, "requests_per_round": 3, "max_rounds": 10,
+                          **si},
+    })
+
+
+@needs_seeds
+def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatch):
+    import datasets
+    from rouge_score import rouge_scorer
+
+    out = tmp_path / "run"
+    faults = Faults(rate=0.25, kinds=("429", "500", "truncated", "drop"), retry_after=0.05)
+    with ModelServer(ScriptedTeacher(), faults=faults) as server:
+        metrics = run_self_instruct(_cfg(server.url, tmp_path), out)
+        bodies = [b for _, b in server.arrivals]
+    boot = metrics["instructions"]
+    assert boot["kept"] == 12 and metrics["failed_requests"] == 0
+    assert boot["filtered"]["keyword"] >= 1 and boot["filtered"]["program"] >= 1 and boot["filtered"]["length"] >= 1
+    assert boot["filtered"]["near-duplicate"] >= 1  # the fake repeats its forms: ROUGE-L catches it
+
+    kept = [json.loads(x)["instruction"] for x in (out / "instructions.jsonl").read_text().splitlines()]
+    seeds = [s["instruction"] for s in load_seed_tasks(SEEDS)]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    for i, a in enumerate(kept):  # the brute-force check: < 0.7 to every seed and every earlier one
+        assert all(scorer.score(b, a)["rougeL"].fmeasure < 0.7 for b in seeds + kept[:i])
+
+    # in-context instructions: 8 per request, 2 of them machine-made once there are any
+    boots = [b["messages"][-1]["content"] for b in bodies if b["messages"][-1]["content"].startswith("Come up with a series")]
+    shown = [re.findall(r"^\d+\. (.*)$", p, re.M) for p in boots]
+    assert all(len(s) == 8 for s in shown)
+    machine_counts = [sum(x not in {" ".join(t.split()).rstrip(":") for t in seeds} for x in s) for s in shown]
+    assert machine_counts[0] == 0 and max(machine_counts) == 2 and set(machine_counts) <= {0, 2}
+
+    ds = datasets.load_dataset("json", data_files=str(out / "data.jsonl"), split="train")
+    assert len(ds) == metrics["rows"] > 0
+    assert set(ds.column_names) >= {"instruction", "input", "output", "is_classification", "lineage"}
+    assert {r["lineage"]["method"] for r in ds} == {"self-instruct"} and all(r["lineage"]["model"] == "scripted" for r in ds)
+    clf_rows = [r for r in ds if r["is_classification"]]
+    assert all(r["output"] in ("Positive", "Negative") and r["input"] for r in clf_rows)
+    assert (out / "report.html").read_text().count("instructions kept") == 1
+
+    # a rerun skips every stage and sends nothing
+    with ModelServer(ScriptedTeacher()) as server:
+        again = run_self_instruct(_cfg(server.url, tmp_path), out)
+        assert server.arrivals == []
+    assert again["rows"] == metrics["rows"]
