@@ -24,6 +24,8 @@ def _run(cfg, out: Optional[Path]) -> None:
         from selftrain.methods.self_rewarding import run_self_rewarding as run_method
     elif cfg.method == "self-instruct":
         from selftrain.methods.self_instruct import run_self_instruct as run_method
+    elif cfg.method == "grounded-qa":
+        from selftrain.methods.grounded_qa import run_grounded_qa as run_method
     else:
         from selftrain.methods.rest_em import run_rest_em as run_method
 
@@ -38,6 +40,10 @@ def _run(cfg, out: Optional[Path]) -> None:
 
 
 def _print_summary(metrics: dict) -> None:
+    if metrics.get("method") == "grounded-qa":
+        typer.echo(f"pairs kept {metrics['rows']} of {metrics['judge'].get('rejected', {}).get('parsed')} written, "
+                   f"failed requests {metrics['failed_requests']}")
+        return
     if metrics.get("method") == "self-instruct":
         typer.echo(f"instructions kept {metrics['instructions'].get('kept')}, rows {metrics['rows']}, "
                    f"failed requests {metrics['failed_requests']}")

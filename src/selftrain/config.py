@@ -308,6 +308,26 @@ class SelfInstructConfig(_Section):
     instance_shots: int = Field(3, ge=1)
 
 
+class GroundedQAConfig(_Section):
+    """Grounded QA: question-answer pairs written per chunk of a folder of documents."""
+
+    documents: str = "docs"
+    patterns: list[str] = ["*.md", "*.txt"]
+    chunk_chars: int = Field(1200, ge=100)
+    max_chunks: int | None = Field(None, ge=1)
+    pairs_per_chunk: int = Field(3, ge=1)
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1)
+    min_support: float = Field(0.5, ge=0.0, le=1.0)
+    """Least fraction of the answer's content words that must appear in the chunk."""
+    judge_samples: int = Field(1, ge=1)
+    judge_temperature: float = Field(0.0, ge=0.0)
+    judge_max_new_tokens: int = Field(96, ge=1)
+    keep_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """A pair is kept when the mean judge score (0 or 1 each) reaches this."""
+
+
 class EvalConfig(_Section):
     k: int = Field(4, ge=1)
     """Samples per test problem for pass@k and maj@k (0 < k)."""
@@ -319,7 +339,7 @@ class RunConfig(_Section):
     name: str = "arithmetic-rest-em"
     seed: int = 0
     """Seed of model initialisation, sampling and training order."""
-    method: Literal["rest-em", "self-rewarding", "self-instruct"] = "rest-em"
+    method: Literal["rest-em", "self-rewarding", "self-instruct", "grounded-qa"] = "rest-em"
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
     sampling: SamplingConfig = SamplingConfig()
@@ -334,17 +354,17 @@ class RunConfig(_Section):
     teacher: TeacherConfig = TeacherConfig()
     """Used by the synthetic-data methods (self-instruct): the model that writes the data."""
     self_instruct: SelfInstructConfig = SelfInstructConfig()
+    grounded_qa: GroundedQAConfig = GroundedQAConfig()
     eval: EvalConfig = EvalConfig()
 
     def to_yaml(self) -> str:
         """The config as YAML, with only the section of the task in use."""
         data = self.model_dump(mode="json")
         data["task"] = {"name": self.task.name, self.task.name: data["task"][self.task.name]}
-        sections = {"rest-em": ["rest_em"], "self-rewarding": ["self_rewarding"], "self-instruct": ["self_instruct", "teacher"]}
-        for method, names in sections.items():
-            if method != self.method:
-                for n in names:
-                    data.pop(n, None)
+        sections = {"rest-em": ["rest_em"], "self-rewarding": ["self_rewarding"],
+                    "self-instruct": ["self_instruct", "teacher"], "grounded-qa": ["grounded_qa", "teacher"]}
+        for n in {n for names in sections.values() for n in names} - set(sections[self.method]):
+            data.pop(n, None)
         return yaml.safe_dump(data, sort_keys=False)
 
 

@@ -225,6 +225,10 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
         from selftrain.methods.self_instruct import collect_self_instruct, render_self_instruct
 
         metrics, render = collect_self_instruct(run, cfg), render_self_instruct
+    elif cfg.method == "grounded-qa":
+        from selftrain.methods.grounded_qa import collect_grounded_qa, render_grounded_qa
+
+        metrics, render = collect_grounded_qa(run, cfg), render_grounded_qa
     else:
         metrics, render = collect_metrics(run, cfg), render_report
     if wall_seconds is not None:

@@ -80,8 +80,19 @@ class JudgeTemplate:
         return score, "read"
 
 
-TEMPLATES = {"additive-5": JudgeTemplate("additive-5", ADDITIVE_5_POINT, 0.0, 5.0)}
-"""Named judge templates; `additive-5` is the paper's."""
+GROUNDED = """Below is a passage from a document, a question about it and an answer. Decide whether the question can be answered from the passage alone (no outside knowledge), and whether the answer is correct and fully supported by the passage.
+
+{prompt}
+Answer: {response}
+
+Briefly justify your verdict in one or two sentences, then conclude with "Score: 1" if the question is answerable from the passage alone and the answer is supported by it, or "Score: 0" otherwise."""
+
+TEMPLATES = {
+    "additive-5": JudgeTemplate("additive-5", ADDITIVE_5_POINT, 0.0, 5.0),
+    "grounded": JudgeTemplate("grounded", GROUNDED, 0.0, 1.0),
+}
+"""Named judge templates; `additive-5` is the Self-Rewarding paper's; `grounded` checks a
+question-answer pair against its source passage (grounded QA)."""
 
 
 def parse_winner(output: str) -> tuple[str | None, str]:
