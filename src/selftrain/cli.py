@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-trainin
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("transformers", "datasets", "accelerate", "httpx"):
+    for noisy in ("transformers", "datasets", "accelerate", "httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -26,6 +26,8 @@ def _run(cfg, out: Optional[Path]) -> None:
         from selftrain.methods.self_instruct import run_self_instruct as run_method
     elif cfg.method == "grounded-qa":
         from selftrain.methods.grounded_qa import run_grounded_qa as run_method
+    elif cfg.method == "distill":
+        from selftrain.methods.distill import run_distill as run_method
     else:
         from selftrain.methods.rest_em import run_rest_em as run_method
 
@@ -40,6 +42,10 @@ def _run(cfg, out: Optional[Path]) -> None:
 
 
 def _print_summary(metrics: dict) -> None:
+    if metrics.get("method") == "distill":
+        for r in metrics["rows"]:
+            typer.echo(f"{r['label']:<34} accuracy {r['test']['accuracy'] * 100:5.1f}%")
+        return
     if metrics.get("method") == "grounded-qa":
         typer.echo(f"pairs kept {metrics['rows']} of {metrics['judge'].get('rejected', {}).get('parsed')} written, "
                    f"failed requests {metrics['failed_requests']}")

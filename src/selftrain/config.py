@@ -328,6 +328,20 @@ class GroundedQAConfig(_Section):
     """A pair is kept when the mean judge score (0 or 1 each) reaches this."""
 
 
+class DistillConfig(_Section):
+    """Teacher -> student distillation on a task with a verifier."""
+
+    rounds: int = Field(1, ge=1)
+    teacher_tiny: TinyModelConfig = TinyModelConfig()
+    """The built-in teacher (when `teacher.model` is empty): a tiny model of this size..."""
+    teacher_sft: TrainConfig = TrainConfig(steps=300)
+    """...trained on the human data with these settings."""
+    mix_human: bool = True
+    """Train the student on the human data plus the kept teacher data (False: teacher data only)."""
+    student_becomes_teacher: bool = True
+    """From round 2 on, the previous round's student writes the data."""
+
+
 class EvalConfig(_Section):
     k: int = Field(4, ge=1)
     """Samples per test problem for pass@k and maj@k (0 < k)."""
@@ -339,7 +353,7 @@ class RunConfig(_Section):
     name: str = "arithmetic-rest-em"
     seed: int = 0
     """Seed of model initialisation, sampling and training order."""
-    method: Literal["rest-em", "self-rewarding", "self-instruct", "grounded-qa"] = "rest-em"
+    method: Literal["rest-em", "self-rewarding", "self-instruct", "grounded-qa", "distill"] = "rest-em"
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
     sampling: SamplingConfig = SamplingConfig()
@@ -355,6 +369,7 @@ class RunConfig(_Section):
     """Used by the synthetic-data methods (self-instruct): the model that writes the data."""
     self_instruct: SelfInstructConfig = SelfInstructConfig()
     grounded_qa: GroundedQAConfig = GroundedQAConfig()
+    distill: DistillConfig = DistillConfig()
     eval: EvalConfig = EvalConfig()
 
     def to_yaml(self) -> str:
@@ -362,7 +377,8 @@ class RunConfig(_Section):
         data = self.model_dump(mode="json")
         data["task"] = {"name": self.task.name, self.task.name: data["task"][self.task.name]}
         sections = {"rest-em": ["rest_em"], "self-rewarding": ["self_rewarding"],
-                    "self-instruct": ["self_instruct", "teacher"], "grounded-qa": ["grounded_qa", "teacher"]}
+                    "self-instruct": ["self_instruct", "teacher"], "grounded-qa": ["grounded_qa", "teacher"],
+                    "distill": ["distill", "teacher"]}
         for n in {n for names in sections.values() for n in names} - set(sections[self.method]):
             data.pop(n, None)
         return yaml.safe_dump(data, sort_keys=False)

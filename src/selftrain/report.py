@@ -225,6 +225,10 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
         from selftrain.methods.self_instruct import collect_self_instruct, render_self_instruct
 
         metrics, render = collect_self_instruct(run, cfg), render_self_instruct
+    elif cfg.method == "distill":
+        from selftrain.methods.distill import collect_distill, render_distill
+
+        metrics, render = collect_distill(run, cfg), render_distill
     elif cfg.method == "grounded-qa":
         from selftrain.methods.grounded_qa import collect_grounded_qa, render_grounded_qa
 
