@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_json
+from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_json, write_jsonl
 from selftrain.config import RunConfig
 from selftrain.evaluation import evaluate
 from selftrain.methods.rest_em import _score, _select
@@ -102,7 +102,9 @@ def run_distill(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             score_fp = fingerprint("score", gen_fp, type(verifier).__name__)
             run.stage(f"{group}/score", score_fp, lambda: _score(verifier, pool, run.path(group)), log.info)
             select_fp = fingerprint("select", score_fp, cfg.select.model_dump())
-            run.stage(f"{group}/select", select_fp, lambda: _select(cfg, pool, run.path(group)), log.info)
+            teacher_name = cfg.teacher.model or str(teacher.relative_to(run.root))
+            run.stage(f"{group}/select", select_fp,
+                      lambda g=group, name=teacher_name, rr=r: _select_with_lineage(cfg, pool, run.path(g), rr, name), log.info)
             kept_rows = lambda g=group: stages.sft_rows(  # noqa: E731
                 [(s.prompt, s.completion) for s in stages.load_samples(run.path(g, "selected.jsonl"))]
             ) + (human_rows() if dc.mix_human else [])
@@ -114,6 +116,17 @@ def run_distill(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         report, metrics = publish(run.root, time.perf_counter() - t_start)
         log.info(f"report: {report}")
         return metrics
+
+
+def _select_with_lineage(cfg: RunConfig, pool, folder: Path, round_: int, teacher: str) -> dict[str, Any]:
+    """The kept samples (`selected.jsonl`), and the same as a dataset with lineage (`data.jsonl`)."""
+    info = _select(cfg, pool, folder)
+    rows = [{"prompt": s.prompt, "completion": s.completion,
+             "lineage": {"method": "distill", "iteration": round_, "model": teacher, "prompt_id": s.problem_id,
+                         "sample": s.index, "score": 1.0}}
+            for s in stages.load_samples(folder / "selected.jsonl")]
+    write_jsonl(folder / "data.jsonl", rows)
+    return info
 
 
 def collect_distill(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
