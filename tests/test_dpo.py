@@ -39,3 +39,36 @@ def test_dpo_without_pairs_keeps_the_start_model(tiny_model_dir, tmp_path):
     assert info["steps"] == 0 and (tmp_path / "model" / "config.json").is_file()
     with pytest.raises(ValueError, match="need prompt, chosen and rejected"):
         train_dpo(tiny_model_dir, [{"prompt": "x", "chosen": "y"}], TrainConfig(steps=1), tmp_path / "m2", seed=0)
+
+
+def test_dpo_with_lora_on_chat_rows_gives_a_plain_folder(tmp_path):
+    """Conversational rows (TRL applies the chat template) and a LoRA adapter, merged on save.
+
+    LoRA adapts the inner layers only: on a random model, whose logits are all near zero,
+    it can hardly move the output, so the start model is first SFT-trained a little (as a
+    real start model would be)."""
+    from selftrain.config import TinyModelConfig
+    from selftrain.training.sft import train_sft
+    from selftrain.training.tiny import save_tiny
+
+    init = tmp_path / "init"
+    save_tiny(init, TinyModelConfig(arch="llama", hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                    max_length=128), seed=0, chat=True)
+    tok = load_tokenizer(init)
+    sft = [{"prompt": tok.apply_chat_template([{"role": "user", "content": f"{a}+{b}="}], tokenize=False,
+                                              add_generation_prompt=True), "completion": f"A:{a + b}"}
+           for a in range(6) for b in range(4)]
+    start = tmp_path / "chat"
+    train_sft(init, sft, TrainConfig(steps=30, batch_size=8, learning_rate=1e-2, warmup_steps=0, logging_steps=10), start, 0)
+    rows = [{"prompt": [{"role": "user", "content": f"{a}+{b}="}],
+             "chosen": [{"role": "assistant", "content": f"A:{a + b}"}],
+             "rejected": [{"role": "assistant", "content": f"A:{a + b + 1}"}]} for a in range(6) for b in range(4)]
+    cfg = TrainConfig(steps=30, batch_size=8, learning_rate=5e-2, warmup_steps=0, logging_steps=10, lora_r=8)
+    info = train_dpo(start, rows, cfg, tmp_path / "model", seed=0, beta=0.1)
+    assert info["steps"] == 30
+    out = tmp_path / "model"
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    flat = [{"prompt": tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True),
+             "chosen": r["chosen"][0]["content"], "rejected": r["rejected"][0]["content"]} for r in rows]
+    before, after = _margin(start, flat), _margin(out, flat)
+    assert after > before + 0.5, (before, after)

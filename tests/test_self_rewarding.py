@@ -9,9 +9,10 @@ import sys
 
 import pytest
 import yaml
+from pathlib import Path
 
 from selftrain.config import parse_config
-from selftrain.methods.self_rewarding import demo_config, eft_rows, judge_accuracy, prompt_writing_rows
+from selftrain.methods.self_rewarding import demo_config, eft_rows, judge_accuracy, prompt_writing_rows, run_self_rewarding
 from selftrain.tasks.arithmetic import ArithmeticTask
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -80,3 +81,38 @@ def test_runs_resumes_and_reports_both_curves(tmp_path):
     assert "judge pairwise accuracy" in page and "<svg" in page
     again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert again.returncode == 0 and "[run]" not in again.stderr
+
+
+SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "self_instruct" / "seed_tasks.jsonl"
+
+
+@pytest.mark.skipif(not SEEDS.exists(), reason=f"{SEEDS} is absent")
+def test_chat_model_path_runs_every_stage(tmp_path):
+    """The general method on a chat model: a tiny Llama with a chat template (random weights,
+    so its prompts, answers and judgements are noise; the point is that every stage runs,
+    through the chat template and the paper's 1,500-character judge prompt, and resumes)."""
+    from selftrain.config import TinyModelConfig, parse_config
+    from selftrain.training.tiny import save_tiny
+
+    model = tmp_path / "chat-model"
+    save_tiny(model, TinyModelConfig(arch="llama", hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                     max_length=4096), seed=0, chat=True)
+    cfg = parse_config({
+        "name": "sr-chat", "method": "self-rewarding", "model": {"name_or_path": str(model)},
+        "sampling": {"batch_size": 16},
+        "train": {"steps": 2, "batch_size": 2, "logging_steps": 1, "lora_r": 4},
+        "self_rewarding": {"iterations": 1, "new_prompts": 3, "responses_per_prompt": 2, "judge_samples": 1,
+                           "max_new_tokens": 8, "judge_max_new_tokens": 8, "eval_prompts": 2,
+                           "seed_prompts": str(SEEDS)},
+    })
+    out = tmp_path / "run"
+    metrics = run_self_rewarding(cfg, out)
+    assert [r["label"] for r in metrics["rows"]] == ["M1", "M2"]
+    m2 = metrics["rows"][1]
+    assert m2["prompts"]["kept"] == 3 and m2["judge"]["judged"] == 6 and "vs_m1" in m2
+    assert sum(m2["vs_m1"].values()) == 2
+    assert (out / "iter-01" / "model" / "config.json").is_file()
+    assert "M1-judged score" in (out / "report.html").read_text()
+    marks = {str(p): p.stat().st_mtime_ns for p in out.rglob("*.done.json")}
+    assert run_self_rewarding(cfg, out)["rows"] == metrics["rows"]
+    assert {str(p): p.stat().st_mtime_ns for p in out.rglob("*.done.json")} == marks

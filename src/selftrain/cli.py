@@ -54,6 +54,10 @@ def _print_summary(metrics: dict) -> None:
         typer.echo(f"instructions kept {metrics['instructions'].get('kept')}, rows {metrics['rows']}, "
                    f"failed requests {metrics['failed_requests']}")
         return
+    if metrics.get("method") == "self-rewarding" and metrics.get("chat"):
+        for r in metrics["rows"]:
+            typer.echo(f"{r['label']:<4} self-judged {r.get('self_judged')}  M1-judged {r.get('m1_judged')}  vs M1 {r.get('vs_m1')}")
+        return
     if metrics.get("method") == "self-rewarding":
         for r in metrics["rows"]:
             typer.echo(f"{r['label']:<4} answer accuracy {r['test']['accuracy'] * 100:5.1f}%   "
@@ -153,3 +157,24 @@ def serve(
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def export(
+    model: str = typer.Argument(..., help="A model folder, a Hugging Face name, or a .gguf file."),
+    out: Path = typer.Argument(..., help="The folder to write."),
+) -> None:
+    """Save a model and its tokenizer as a plain Hugging Face folder (a .gguf file is
+    de-quantized once, so later loads take a second instead of tens)."""
+    from selftrain.errors import ModelLoadError
+    from selftrain.models import load_model, load_tokenizer
+
+    _setup_logging()
+    try:
+        tokenizer, loaded = load_tokenizer(model), load_model(model)
+    except ModelLoadError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    loaded.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    typer.echo(f"saved {sum(p.numel() for p in loaded.parameters()):,} parameters to {out}")

@@ -216,6 +216,11 @@ class TrainConfig(_Section):
     """Batch examples of similar length together: less padding, faster steps."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, slower (large models only)."""
+    lora_r: int | None = Field(None, ge=1)
+    """LoRA rank (needs `peft`); None trains every weight. The adapter is merged into the
+    saved model, so every checkpoint stays a plain Hugging Face folder."""
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class RestEMConfig(_Section):
@@ -265,6 +270,11 @@ class SelfRewardingConfig(_Section):
     judge_eval_pairs: int = Field(200, ge=1)
     """Held-out response pairs (test problems, M1's samples, unequal grader scores) on
     which the judge's pairwise accuracy is measured at every iteration."""
+    seed_prompts: str = "../shared/data/self_instruct/seed_tasks.jsonl"
+    """Chat models: JSON lines of prompts (field `prompt` or `instruction`, plus `instances[0].input`
+    when present), the pool shown few-shot; the last `eval_prompts` are held out."""
+    eval_prompts: int = Field(8, ge=1)
+    """Chat models: held-out prompts on which each model's greedy answers are judged."""
 
 
 class TeacherConfig(_Section):

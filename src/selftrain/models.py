@@ -67,4 +67,20 @@ def load_model(name_or_path: str | Path, device: str = "cpu"):
     where, kwargs = _gguf(name_or_path)
     with _loading("a causal LM", name_or_path):
         model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+    if kwargs:
+        model = _plain(model)
     return model.to(device)
+
+
+def _plain(model):
+    """A GGUF model is de-quantized on load but still marked quantized, which forbids
+    `save_pretrained`; the same weights in a fresh model of the same config are plain."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    return plain

@@ -250,6 +250,8 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
 def render_self_rewarding(metrics: dict[str, Any]) -> str:
     """Both abilities by iteration, as the paper's tables: the actor (answer accuracy) and
     the judge (pairwise accuracy on held-out response pairs)."""
+    if metrics.get("chat"):
+        return _render_self_rewarding_chat(metrics)
     rows = metrics["rows"]
     head = ["model", "answer accuracy %", "judge pairwise accuracy %", "judge ties %", "new prompts", "pairs",
             "chosen truly better %"]
@@ -273,6 +275,24 @@ held-out pair higher (better: by the task's grader). "Chosen truly better": of t
 model built from its own judgements, how many the grader agrees with.</p>
 {table}
 <div class="charts">{chart}</div>""")
+
+
+def _render_self_rewarding_chat(metrics: dict[str, Any]) -> str:
+    head = ["model", "self-judged score (0-5)", "M1-judged score (0-5)", "vs M1 (wins / losses / undecided)",
+            "new prompts", "pairs", "DPO reward margin"]
+    body = []
+    for r in metrics["rows"]:
+        vs = r.get("vs_m1")
+        body.append([r["label"], str(r.get("self_judged")), str(r.get("m1_judged")),
+                     f"{vs['wins']} / {vs['losses']} / {vs['undecided']}" if vs else "",
+                     str(r.get("prompts", {}).get("kept", "")), str(r.get("pairs", {}).get("pairs", "")),
+                     str(r.get("train", {}).get("reward_margin", ""))])
+    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body) + "</table>"
+    return _page(f"selftrain: {html.escape(str(metrics['name']))} (seed {metrics['seed']})",
+                 f"<p>Self-Rewarding on {html.escape(str(metrics['model']))}: each model's greedy answers to held-out "
+                 "prompts, scored with the paper's additive 5-point prompt by the model itself and by M1, and judged "
+                 "head to head against M1's answers by M1 (a win counts when both orders agree).</p>" + table)
 
 
 def _page(title: str, body: str) -> str:

@@ -73,9 +73,8 @@ JUDGE = JudgeTemplate("arithmetic", JUDGE_TEMPLATE_TEXT, 0.0, 5.0)
 
 def _check_config(cfg: RunConfig) -> None:
     if cfg.task.name != "arithmetic" or cfg.task.arithmetic.layout != "aligned":
-        raise ConfigError("self-rewarding runs on the embedded task (task.arithmetic, aligned layout) so far")
-    if cfg.model.name_or_path is not None:
-        raise ConfigError("self-rewarding with a named model is not built yet: leave model.name_or_path empty")
+        raise ConfigError("the self-rewarding miniature runs on the embedded task (task.arithmetic, aligned layout); "
+                          "set model.name_or_path to a chat model for the general method")
 
 
 def _problem_from_prompt(prompt: str, width: int, pid: str) -> Problem:
@@ -130,6 +129,8 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     """Run (or resume) Self-Rewarding with `cfg` in the folder `out`; returns the metrics."""
     from selftrain.report import publish
 
+    if cfg.model.name_or_path is not None:
+        return run_self_rewarding_chat(cfg, out)
     _check_config(cfg)
     sr = cfg.self_rewarding
     run = RunDir(out)
@@ -295,9 +296,190 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         return metrics
 
 
+def load_prompts(path: str | Path) -> list[str]:
+    """Prompts from JSON lines: `prompt`, or `instruction` (+ the first instance's input)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no prompts file at {path} (self_rewarding.seed_prompts)")
+    prompts = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text = row.get("prompt") or row["instruction"]
+            inputs = row.get("instances") or [{}]
+            if inputs[0].get("input"):
+                text = f"{text}\n\n{inputs[0]['input']}"
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ConfigError(f"{path}:{n}: no prompt or instruction ({type(err).__name__}: {err})") from None
+        prompts.append(text.strip())
+    return prompts
+
+
+def run_self_rewarding_chat(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
+    """The method on a chat model (`model.name_or_path`: a folder, hub name or .gguf file).
+
+    M1 is the given model (the paper's M1 is Llama 2 70B after SFT on IFT + EFT data from
+    Open Assistant, which is not available offline: a deviation). Each iteration: new
+    prompts written few-shot from the pool (the paper's prompt, 8 examples), N responses
+    each, judged by the same model with the paper's additive 5-point prompt word for word
+    (3 judgements averaged), best against worst, DPO (LoRA with `train.lora_r`) from M_t.
+    Each model is evaluated on held-out prompts: its greedy answers scored by itself and by
+    M1's judge (a fixed yardstick), and head to head against M1's answers, judged by M1 in
+    both orders (a win counts only when both orders agree).
+    """
+    from selftrain.instructions import FEWSHOT_HEADER
+    from selftrain.report import publish
+    from selftrain.samplers.teacher import ChatTemplateSampler
+
+    sr = cfg.self_rewarding
+    run = RunDir(out)
+    with run.lock():
+        t_start = time.perf_counter()
+        set_torch_threads(cfg.model.torch_threads)
+        atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
+        prompts = load_prompts(sr.seed_prompts)
+        if len(prompts) < sr.shots + sr.eval_prompts:
+            raise ConfigError(f"{sr.seed_prompts} has {len(prompts)} prompts; {sr.shots} shots and "
+                              f"{sr.eval_prompts} held-out prompts need more")
+        pool, held_out = prompts[: -sr.eval_prompts], prompts[-sr.eval_prompts:]
+        eval_problems = [Problem(f"eval-{i}", p, "") for i, p in enumerate(held_out)]
+        models = stages.ModelCache(cfg.sampling.batch_size)
+        chat = lambda path: ChatTemplateSampler(models.sampler(path))  # noqa: E731
+        m1 = Path(cfg.model.name_or_path)
+        m1_fp = fingerprint("named", cfg.model.name_or_path)
+        judge_params = SamplingParams(temperature=sr.judge_temperature, max_new_tokens=sr.judge_max_new_tokens)
+        greedy_judge = SamplingParams(temperature=0.0, max_new_tokens=sr.judge_max_new_tokens)
+        answer_params = SamplingParams(temperature=0.0, max_new_tokens=sr.max_new_tokens)
+
+        def evaluate_stage(group: str, model: Path, model_fp: str) -> None:
+            fp = fingerprint("chat-eval", model_fp, held_out, sr.max_new_tokens, sr.judge_max_new_tokens, cfg.seed)
+
+            def work() -> dict[str, Any]:
+                answers = chat(model).generate(held_out, answer_params, cfg.seed)
+                own = LLMJudge(chat(model), "additive-5", 1, greedy_judge)(eval_problems, answers)
+                info: dict[str, Any] = {"self_judged": _mean(own)}
+                if group != "m1":
+                    m1_answers = [r["answer"] for r in read_jsonl(run.path("m1", "answers.jsonl"))]
+                    fixed = LLMJudge(chat(m1), "additive-5", 1, greedy_judge)
+                    info["m1_judged"] = _mean(fixed(eval_problems, answers))
+                    wins = fixed.pairwise(eval_problems, answers, m1_answers)
+                    info["vs_m1"] = {"wins": wins.count(0), "losses": wins.count(1), "undecided": wins.count(None)}
+                else:
+                    info["m1_judged"] = info["self_judged"]
+                write_jsonl(run.path(group, "answers.jsonl"), ({"prompt": p, "answer": a, "self_score": s.value}
+                                                              for p, a, s in zip(held_out, answers, own)))
+                write_json(run.path(group, "chat_eval.json"), info)
+                return info
+
+            run.stage(f"{group}/evaluate", fp, work, log.info)
+
+        evaluate_stage("m1", m1, m1_fp)
+        policy, policy_fp = m1, m1_fp
+        for t in range(1, sr.iterations + 1):
+            it = f"iter-{t:02d}"
+
+            # 1. self-instruction creation: 8 pool prompts shown, the model writes the next
+            prompts_fp = fingerprint("chat-prompts", policy_fp, pool, sr.new_prompts, sr.shots, sr.prompt_temperature, cfg.seed, t)
+
+            def make_prompts(policy=policy, it=it) -> dict[str, Any]:
+                keep = PromptFilter(pool, min_chars=10, max_chars=1000, forbidden=held_out)
+                made, counts = create_prompts(
+                    chat(policy), pool, sr.new_prompts,
+                    SamplingParams(temperature=sr.prompt_temperature, top_p=0.9, max_new_tokens=96),
+                    derive_seed(cfg.seed, f"{it}/prompts"), shots=sr.shots, keep_filter=keep, header=FEWSHOT_HEADER,
+                )
+                write_jsonl(run.path(it, "prompts.jsonl"), (Problem(f"{it}-{i}", p, "").to_json() for i, p in enumerate(made)))
+                return counts
+
+            run.stage(f"{it}/prompts", prompts_fp, make_prompts, log.info)
+            new = [Problem.from_json(r) for r in read_jsonl(run.path(it, "prompts.jsonl"))]
+
+            # 2. N responses per new prompt
+            gen_fp = fingerprint("responses", prompts_fp, sr.responses_per_prompt, sr.temperature, sr.top_p, sr.max_new_tokens)
+            params = SamplingParams(temperature=sr.temperature, top_p=sr.top_p, max_new_tokens=sr.max_new_tokens)
+            run.stage(
+                f"{it}/responses", gen_fp,
+                lambda policy=policy, it=it, new=new, gen_fp=gen_fp: {"samples": len(stages.generate(
+                    chat(policy), new, sr.responses_per_prompt, params, run.path(it, "samples.jsonl"),
+                    derive_seed(cfg.seed, f"{it}/responses"), cfg.sampling.shard_size, desc=f"{it} responses", key=gen_fp))},
+                log.info,
+            )
+
+            # 3. the same model judges every response with the paper's prompt (3 judgements, averaged)
+            judge_fp = fingerprint("judge", gen_fp, sr.judge_samples, sr.judge_temperature, sr.judge_max_new_tokens)
+
+            def judge_all(policy=policy, it=it, new=new) -> dict[str, Any]:
+                samples = stages.load_samples(run.path(it, "samples.jsonl"))
+                by_id = {p.id: p for p in new}
+                judge = LLMJudge(chat(policy), "additive-5", sr.judge_samples, judge_params, derive_seed(cfg.seed, f"{it}/judge"))
+                outputs = judge.judgements([by_id[s.problem_id] for s in samples], [s.completion for s in samples])
+                scores = judge.scores(outputs)
+                write_jsonl(run.path(it, "judgements.jsonl"), ({"problem_id": s.problem_id, "index": s.index, "outputs": o}
+                                                               for s, o in zip(samples, outputs)))
+                write_jsonl(run.path(it, "scores.jsonl"), (sc.to_json() for sc in scores))
+                return {"judged": len(scores), "unreadable": sum(sc.value is None for sc in scores), "mean": _mean(scores)}
+
+            run.stage(f"{it}/judge", judge_fp, judge_all, log.info)
+
+            # 4. best against worst, ties and unreadable dropped
+            pairs_it_fp = fingerprint("pairs", judge_fp)
+
+            def make_pairs(it=it, new=new) -> dict[str, Any]:
+                pairs = best_vs_worst(stages.load_samples(run.path(it, "samples.jsonl")), stages.load_scores(run.path(it, "scores.jsonl")))
+                write_jsonl(run.path(it, "pairs.jsonl"), (p.to_json() for p in pairs))
+                return {"pairs": len(pairs), "prompts": len(new)}
+
+            run.stage(f"{it}/pairs", pairs_it_fp, make_pairs, log.info)
+
+            # 5. DPO from M_t -> M_{t+1}, on the chat-formatted pairs (LoRA with train.lora_r)
+            model = run.path(it, "model")
+            train_fp = fingerprint("dpo", policy_fp, pairs_it_fp, cfg.train.model_dump(), sr.beta, cfg.seed, it)
+
+            def dpo(policy=policy, it=it, model=model) -> dict[str, Any]:
+                rows = [{"prompt": [{"role": "user", "content": p.prompt}],
+                         "chosen": [{"role": "assistant", "content": p.chosen}],
+                         "rejected": [{"role": "assistant", "content": p.rejected}]}
+                        for p in (Pair.from_json(r) for r in read_jsonl(run.path(it, "pairs.jsonl")))]
+                return train_dpo(policy, rows, cfg.train, model, derive_seed(cfg.seed, it), sr.beta)
+
+            run.stage(f"{it}/train", train_fp, dpo, log.info)
+            policy, policy_fp = model, train_fp
+
+            # 6. evaluate M_{t+1} on the held-out prompts
+            evaluate_stage(it, policy, policy_fp)
+
+        report, metrics = publish(run.root, time.perf_counter() - t_start)
+        log.info(f"report: {report}")
+        return metrics
+
+
+def _mean(scores) -> float | None:
+    read = [s.value for s in scores if s.value is not None]
+    return round(sum(read) / len(read), 4) if read else None
+
+
 def collect_self_rewarding(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
     """metrics.json for a Self-Rewarding run: one row per model, M1 then each iteration."""
     import json
+
+    if cfg.model.name_or_path is not None:
+        rows = []
+        for i, group in enumerate(["m1"] + [f"iter-{t:02d}" for t in range(1, cfg.self_rewarding.iterations + 1)]):
+            path = run.path(group, "chat_eval.json")
+            if not path.is_file():
+                continue
+            row = {"group": group, "label": f"M{i + 1}", **json.loads(path.read_text())}
+            for stage in ("prompts", "judge", "pairs", "train"):
+                rec = run.record(f"{group}/{stage}")
+                if rec is not None:
+                    row[stage] = rec.info
+            rows.append(row)
+        return {"method": "self-rewarding", "chat": True, "name": cfg.name, "seed": cfg.seed,
+                "model": cfg.model.name_or_path, "rows": rows}
 
     rows = []
     groups = ["m1"] + [f"iter-{t:02d}" for t in range(1, cfg.self_rewarding.iterations + 1)]

@@ -12,7 +12,7 @@ from typing import Any
 
 from selftrain.config import TrainConfig
 from selftrain.models import load_model, load_tokenizer
-from selftrain.training.sft import keep_start, run_trainer, staging_dir, trainer_args
+from selftrain.training.sft import keep_start, lora_config, run_trainer, staging_dir, trainer_args
 
 
 def train_dpo(
@@ -43,7 +43,7 @@ def train_dpo(
 
     datasets.disable_progress_bars()
     args = DPOConfig(**trainer_args(cfg, tmp, seed), beta=beta, max_length=max_length)
-    result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out)
+    result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out, lora_config(cfg))
     last = history[-1] if history else {}
     return {
         "steps": int(result.global_step),

@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from selftrain import faults
 from selftrain.artifacts import replace_dir, write_json
 from selftrain.config import TrainConfig
+from selftrain.errors import ConfigError
 from selftrain.models import load_model, load_tokenizer
 
 
@@ -48,7 +49,7 @@ def train_sft(
         max_length=max_length,
         completion_only_loss=True,
     )
-    result, history = run_trainer(SFTTrainer, args, model, tokenizer, rows, tmp, out)
+    result, history = run_trainer(SFTTrainer, args, model, tokenizer, rows, tmp, out, lora_config(cfg))
     return {
         "steps": int(result.global_step),
         "examples": len(rows),
@@ -100,9 +101,22 @@ def keep_start(model, tokenizer, tmp: Path, out: Path) -> None:
     replace_dir(tmp, out)
 
 
-def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, str]], tmp: Path, out: Path):
-    """Train with a TRL trainer on `rows`, then save model, tokenizer and log to `tmp` and
-    move it to `out` atomically. Returns the train result and the logged losses."""
+def lora_config(cfg: TrainConfig):
+    """A PEFT LoRA config on every linear layer when `cfg.lora_r` is set, else None."""
+    if cfg.lora_r is None:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise ConfigError("train.lora_r needs the peft package: pip install 'selftrain[lora]'") from None
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]], tmp: Path, out: Path, lora=None):
+    """Train with a TRL trainer on `rows` (with a LoRA adapter when `lora` is a PEFT config,
+    merged afterwards), then save model, tokenizer and log to `tmp` and move it to `out`
+    atomically. Returns the train result and the logged losses."""
     import datasets
 
     trainer = trainer_cls(
@@ -111,11 +125,15 @@ def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, str]],
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
         callbacks=[FaultPoints(f"{out.parent.name}/train")],
+        peft_config=lora,
     )
     result = trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
+    trained = trainer.model
+    if lora is not None:  # merge the adapter: the checkpoint stays a plain folder
+        trained = trained.merge_and_unload()
+    trained.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     write_json(tmp / "train_log.json", trainer.state.log_history)
     replace_dir(tmp, out)
