@@ -1,6 +1,6 @@
 """Novelty filter against brute force with the `rouge-score` package, on real texts.
 
-    python benchmarks/novelty.py [--n 5000] [--workers 2] [--cache runs/novelty-brute]
+    python benchmarks/novelty.py [--n 5000] [--workers 2] [--cache runs/novelty-brute] [--partial]
 
 The texts: the 175 Self-Instruct seed instructions, the GSM8K test and train questions and
 the MATH-500 problems (from ../shared/data), shuffled with a fixed seed, the first `--n`.
@@ -103,16 +103,51 @@ def brute_force(texts: list[str], workers: int, cache: Path) -> tuple[list[str],
     return [texts[j] for j in sorted(kept_ids)], cpu_total
 
 
+def finished_prefix(texts: list[str], cache: Path) -> tuple[list[str], float, int]:
+    """The brute-force kept set of the first R texts, where every chunk of rows < R is scored
+    (a text's verdict depends only on the texts before it), and those chunks' CPU seconds."""
+    close_to: dict[int, list[int]] = {}
+    cpu, rows = 0.0, 0
+    for start in range(0, len(texts), ROWS_PER_CHUNK):
+        path = cache / f"chunk-{start:06d}.json"
+        if not path.exists():
+            break
+        data = json.loads(path.read_text())
+        cpu += data["cpu_seconds"]
+        for i, j in data["close"]:
+            close_to.setdefault(j, []).append(i)
+        rows = min(start + ROWS_PER_CHUNK, len(texts))
+    kept: set[int] = set()
+    for j in range(rows):
+        if not any(i in kept for i in close_to.get(j, ())):
+            kept.add(j)
+    return [texts[j] for j in sorted(kept)], cpu, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path("runs/novelty-brute"))
+    parser.add_argument("--partial", action="store_true",
+                        help="compare on the texts whose brute-force chunks are already in --cache; score nothing")
     args = parser.parse_args()
 
     from selftrain.novelty import NoveltyFilter
 
     texts = load_texts(args.n)
+    if args.partial:
+        brute, brute_cpu, rows = finished_prefix(texts, args.cache)
+        if not rows:
+            sys.exit(f"no finished chunk in {args.cache}")
+        cpu = time.process_time()
+        f = NoveltyFilter(threshold=THRESHOLD)
+        fast = [t for t in texts[:rows] if f.add(t)]
+        fast_cpu = time.process_time() - cpu
+        print(f"first {rows} of {len(texts)} texts: filter kept {len(fast)} in {fast_cpu:.2f} s CPU; "
+              f"brute force kept {len(brute)} in {brute_cpu:.1f} s CPU; same kept set: {brute == fast}; "
+              f"speed {brute_cpu / fast_cpu:.0f}x")
+        sys.exit(0 if brute == fast else 1)
     wall, cpu = time.perf_counter(), time.process_time()
     f = NoveltyFilter(threshold=THRESHOLD)
     fast = [t for t in texts if f.add(t)]
