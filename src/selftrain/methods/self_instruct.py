@@ -232,9 +232,11 @@ def bootstrap_instructions(cfg: RunConfig, run: RunDir, teacher: Sampler, seeds:
     failed: list[dict[str, Any]] = []
     params = SamplingParams(temperature=sc.temperature, top_p=sc.top_p, max_new_tokens=sc.max_new_tokens)
     continues = not cfg.teacher.chat
+    rounds = 0
     for r in range(sc.max_rounds):
         if len(kept) >= sc.num_instructions:
             break
+        rounds += 1
         path = run.path("bootstrap", f"round-{r:04d}.json")
         if path.exists():  # done before a restart: replay its result into the pool
             saved = json.loads(path.read_text())
@@ -272,7 +274,7 @@ def bootstrap_instructions(cfg: RunConfig, run: RunDir, teacher: Sampler, seeds:
                     kept.append({"instruction": text, "round": r, "request": f"r{r}-{i}"})
         log.info("round %d: %d instructions kept of %d wanted", r, len(kept), sc.num_instructions)
     write_jsonl(run.path("instructions.jsonl"), kept)
-    return {"kept": len(kept), "rounds": r + 1 if sc.max_rounds else 0, "requests_failed": len(failed),
+    return {"kept": len(kept), "rounds": rounds, "requests_failed": len(failed),
             "filtered": dict(counts), "failed": failed}
 
 
