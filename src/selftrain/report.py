@@ -295,6 +295,12 @@ def _render_self_rewarding_chat(metrics: dict[str, Any]) -> str:
                  "head to head against M1's answers by M1 (a win counts when both orders agree).</p>" + table)
 
 
+def kv_table(rows: list[tuple[str, Any]]) -> str:
+    """A two-column table of labels and values."""
+    return "<table>" + "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+                               for k, v in rows) + "</table>"
+
+
 def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>

@@ -243,7 +243,7 @@ def collect_grounded_qa(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
 def render_grounded_qa(metrics: dict[str, Any]) -> str:
     from html import escape
 
-    from selftrain.report import _page
+    from selftrain.report import _page, kv_table
 
     j = metrics["judge"]
     rows = [("teacher (and judge)", metrics["teacher"]), ("chunks", metrics["write"].get("chunks")),
@@ -251,7 +251,7 @@ def render_grounded_qa(metrics: dict[str, Any]) -> str:
             ("pairs kept", metrics["rows"]),
             *[(f"dropped: {k}", v) for k, v in j.get("rejected", {}).items() if k != "parsed"],
             ("requests failed after every retry", metrics["failed_requests"])]
-    table = "<table>" + "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
+    table = kv_table(rows)
     examples = "".join(f"<li><b>{escape(e['question'])}</b> {escape(e['answer'])}<br><small>{escape(e['source']['chunk_id'])}, "
                        f"judge {e['lineage']['score']}</small></li>" for e in metrics["examples"])
     return _page(f"selftrain: {escape(metrics['name'])}",

@@ -49,7 +49,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_jsonl, write_json, write_jsonl
+from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_jsonl, write_jsonl
 from selftrain.config import RunConfig
 from selftrain.errors import TaskDataError
 from selftrain.novelty import NoveltyFilter
@@ -370,7 +370,7 @@ def collect_self_instruct(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
 def render_self_instruct(metrics: dict[str, Any]) -> str:
     from html import escape
 
-    from selftrain.report import _page
+    from selftrain.report import _page, kv_table
 
     boot = metrics["instructions"]
     rows = [("teacher", metrics["teacher"]), ("instructions kept", boot.get("kept")), ("rounds", boot.get("rounds")),
@@ -380,7 +380,7 @@ def render_self_instruct(metrics: dict[str, Any]) -> str:
             ("instances kept (rows)", metrics["rows"]),
             *[(f"instances dropped: {k}", v) for k, v in metrics["instances"].get("rejected", {}).items()],
             ("requests failed after every retry", metrics["failed_requests"])]
-    table = "<table>" + "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
+    table = kv_table(rows)
     examples = "".join(f"<li><b>{escape(e['instruction'])}</b><br>input: {escape(e['input'][:300])}<br>"
                        f"output: {escape(e['output'][:300])}</li>" for e in metrics["examples"])
     return _page(f"selftrain: {escape(metrics['name'])} (seed {metrics['seed']})",

@@ -232,15 +232,7 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             new = [Problem.from_json(r) for r in read_jsonl(run.path(it, "prompts.jsonl"))]
 
             # 2. N responses per new prompt
-            gen_fp = fingerprint("responses", prompts_fp, sr.responses_per_prompt, sr.temperature, sr.top_p, sr.max_new_tokens)
-            params = SamplingParams(temperature=sr.temperature, top_p=sr.top_p, max_new_tokens=sr.max_new_tokens)
-            run.stage(
-                f"{it}/responses", gen_fp,
-                lambda policy=policy, it=it, new=new, gen_fp=gen_fp: {"samples": len(stages.generate(
-                    models.sampler(policy), new, sr.responses_per_prompt, params, run.path(it, "samples.jsonl"),
-                    derive_seed(cfg.seed, f"{it}/responses"), cfg.sampling.shard_size, desc=f"{it} responses", key=gen_fp))},
-                log.info,
-            )
+            gen_fp = _responses_stage(run, cfg, it, lambda policy=policy: models.sampler(policy), new, prompts_fp)
 
             # 3. the same model judges every response (3 judgements, averaged)
             judge_fp = fingerprint("judge", gen_fp, sr.judge_samples, sr.judge_temperature, sr.judge_max_new_tokens)
@@ -399,15 +391,7 @@ def run_self_rewarding_chat(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             new = [Problem.from_json(r) for r in read_jsonl(run.path(it, "prompts.jsonl"))]
 
             # 2. N responses per new prompt
-            gen_fp = fingerprint("responses", prompts_fp, sr.responses_per_prompt, sr.temperature, sr.top_p, sr.max_new_tokens)
-            params = SamplingParams(temperature=sr.temperature, top_p=sr.top_p, max_new_tokens=sr.max_new_tokens)
-            run.stage(
-                f"{it}/responses", gen_fp,
-                lambda policy=policy, it=it, new=new, gen_fp=gen_fp: {"samples": len(stages.generate(
-                    chat(policy), new, sr.responses_per_prompt, params, run.path(it, "samples.jsonl"),
-                    derive_seed(cfg.seed, f"{it}/responses"), cfg.sampling.shard_size, desc=f"{it} responses", key=gen_fp))},
-                log.info,
-            )
+            gen_fp = _responses_stage(run, cfg, it, lambda policy=policy: chat(policy), new, prompts_fp)
 
             # 3. the same model judges every response with the paper's prompt (3 judgements, averaged)
             judge_fp = fingerprint("judge", gen_fp, sr.judge_samples, sr.judge_temperature, sr.judge_max_new_tokens)
@@ -455,6 +439,17 @@ def run_self_rewarding_chat(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         report, metrics = publish(run.root, time.perf_counter() - t_start)
         log.info(f"report: {report}")
         return metrics
+
+
+def _responses_stage(run: RunDir, cfg: RunConfig, it: str, sampler, new: list[Problem], prompts_fp: str) -> str:
+    """N responses per new prompt from `sampler()` (step 2 of every iteration); its fingerprint."""
+    sr = cfg.self_rewarding
+    gen_fp = fingerprint("responses", prompts_fp, sr.responses_per_prompt, sr.temperature, sr.top_p, sr.max_new_tokens)
+    params = SamplingParams(temperature=sr.temperature, top_p=sr.top_p, max_new_tokens=sr.max_new_tokens)
+    run.stage(f"{it}/responses", gen_fp, lambda: {"samples": len(stages.generate(
+        sampler(), new, sr.responses_per_prompt, params, run.path(it, "samples.jsonl"),
+        derive_seed(cfg.seed, f"{it}/responses"), cfg.sampling.shard_size, desc=f"{it} responses", key=gen_fp))}, log.info)
+    return gen_fp
 
 
 def _mean(scores) -> float | None:
