@@ -186,8 +186,8 @@ def run_grounded_qa(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                         reason = "format"
                     elif q.lower() in seen:
                         reason = "duplicate question"
-                    elif support(a, chunk.passage()) < gc.min_support:
-                        reason = f"support {support(a, chunk.passage()):.2f} < {gc.min_support}"
+                    elif (supported := support(a, chunk.passage())) < gc.min_support:
+                        reason = f"support {supported:.2f} < {gc.min_support}"
                     if reason:
                         counts[reason.split(" ")[0]] += 1
                         rejected.append({"chunk_id": chunk.id, "question": q, "answer": a, "reason": reason})

@@ -51,9 +51,9 @@ from typing import Any
 
 from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_jsonl, write_jsonl
 from selftrain.config import RunConfig
-from selftrain.errors import TaskDataError
 from selftrain.novelty import NoveltyFilter
 from selftrain.samplers.base import Failed, Sampler, SamplingParams, generate_or_fail
+from selftrain.tasks.real import read_rows
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +68,8 @@ OUTPUT_FIRST_HEADER = ("Given the classification task definition and the class l
 
 
 def load_seed_tasks(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        raise TaskDataError(f"no seed tasks at {path} (self_instruct.seed_tasks)")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            row["instruction"], row["instances"], row["is_classification"]  # noqa: B018
-        except (ValueError, KeyError, TypeError) as err:
-            raise TaskDataError(f"{path}:{n}: not a seed task ({type(err).__name__}: {err})") from None
-        rows.append(row)
-    return rows
+    """Seed tasks (instruction, instances, is_classification); errors name the file and line."""
+    return read_rows(path, required=("instruction", "instances", "is_classification"))
 
 
 def encode_prompt(instructions: list[str]) -> str:

@@ -290,23 +290,16 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
 
 def load_prompts(path: str | Path) -> list[str]:
     """Prompts from JSON lines: `prompt`, or `instruction` (+ the first instance's input)."""
-    import json
+    from selftrain.tasks.real import read_rows
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no prompts file at {path} (self_rewarding.seed_prompts)")
     prompts = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            text = row.get("prompt") or row["instruction"]
-            inputs = row.get("instances") or [{}]
-            if inputs[0].get("input"):
-                text = f"{text}\n\n{inputs[0]['input']}"
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ConfigError(f"{path}:{n}: no prompt or instruction ({type(err).__name__}: {err})") from None
+    for n, row in enumerate(read_rows(path), 1):
+        text = row.get("prompt") or row.get("instruction")
+        if not isinstance(text, str):
+            raise ConfigError(f"{path}: row {n} has no prompt or instruction (self_rewarding.seed_prompts)")
+        inputs = row.get("instances") or [{}]
+        if isinstance(inputs[0], dict) and inputs[0].get("input"):
+            text = f"{text}\n\n{inputs[0]['input']}"
         prompts.append(text.strip())
     return prompts
 

@@ -246,11 +246,12 @@ class OpenAISampler:
         import openai
 
         stats = ApiStats(requests=len(requests))
-        keys = [self.key(r) for r in requests]
+        payloads = [self._payload(r) for r in requests]
+        keys = [fingerprint(self.model, self.mode, p) for p in payloads]
         copies = Counter(keys)
         answers: dict[str, str | Failed] = {}
-        todo: dict[str, ApiRequest] = {}
-        for key, r in zip(keys, requests):
+        todo: dict[str, dict[str, Any]] = {}
+        for key, r in zip(keys, payloads):
             if key in answers or key in todo:
                 continue
             cached = self.cache.get(key)
@@ -266,11 +267,14 @@ class OpenAISampler:
         gate = asyncio.Semaphore(self.max_concurrency)
         failed_rows: list[dict[str, Any]] = []
 
-        async def one(key: str, r: ApiRequest) -> None:
+        by_key = dict(zip(keys, requests))
+
+        async def one(key: str, payload: dict[str, Any]) -> None:
             async with gate:
-                result = await self._ask(client, key, r, stats)
+                result = await self._ask(client, key, payload, stats)
             if isinstance(result, Failed):
                 stats.failed += 1
+                r = by_key[key]
                 failed_rows.append({"id": r.id, "key": key, "prompt": r.prompt, "seed": r.seed,
                                     "error": result.error, "attempts": result.attempts})
             answers[key] = result
@@ -291,8 +295,7 @@ class OpenAISampler:
                      stats.cached, stats.retried, stats.failed)
         return [answers[k] for k in keys]
 
-    async def _ask(self, client: Any, key: str, r: ApiRequest, stats: ApiStats) -> str | Failed:
-        payload = self._payload(r)
+    async def _ask(self, client: Any, key: str, payload: dict[str, Any], stats: ApiStats) -> str | Failed:
         last = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
