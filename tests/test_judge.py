@@ -83,6 +83,18 @@ def test_scores_average_the_readable_judgements():
     assert len(sampler.prompts) == 6 and sampler.prompts[0] == TEMPLATE.format("What is 2+2?", "4")
 
 
+def test_finish_hands_a_scoreless_judgement_back_with_score_appended():
+    sampler = Scripted(["Good answer. Score: 4", "It is fine.", " 3", ])
+    judge = LLMJudge(sampler, samples=1, finish=True)
+    p = Problem("p", "What is 2+2?", "4")
+    outputs = judge.judgements([p, p], ["4", "5"])
+    assert outputs == [["Good answer. Score: 4"], ["It is fine.\nScore: 3"]]
+    assert sampler.prompts[2] == TEMPLATE.format("What is 2+2?", "5") + "It is fine.\nScore:"  # raw text: prompt + start
+    assert [s.value for s in judge.scores(outputs)] == [4.0, 3.0] and judge.finished == 1
+    unfinished = LLMJudge(Scripted(["It is fine."]), samples=1)
+    assert unfinished([p], ["5"])[0].value is None
+
+
 def test_pairwise_counts_a_win_only_when_both_orders_agree():
     sampler = Scripted(["Winner: A", "Winner: B", "Winner: B", "Winner: A", "Winner: A", "Winner: A", "Winner: B", "??"])
     judge = LLMJudge(sampler)

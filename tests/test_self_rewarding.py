@@ -11,9 +11,10 @@ import pytest
 import yaml
 from pathlib import Path
 
+from selftrain.artifacts import read_jsonl
 from selftrain.config import parse_config
 from selftrain.methods.self_rewarding import demo_config, eft_rows, judge_accuracy, prompt_writing_rows, run_self_rewarding
-from selftrain.tasks.arithmetic import ArithmeticTask
+from selftrain.tasks.arithmetic import ArithmeticTask, aligned_solution, judge_score
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 
@@ -25,16 +26,25 @@ def _tiny_cfg() -> dict:
     d["model"]["tiny"].update(hidden_size=48, num_layers=2, num_heads=2, intermediate_size=96)
     d["sft"].update(steps=80, batch_size=16)
     d["train"].update(steps=4, batch_size=4, logging_steps=2)
-    d["self_rewarding"].update(iterations=2, new_prompts=10, eft_size=20, judge_eval_pairs=10, judge_samples=2)
+    d["self_rewarding"].update(iterations=2, new_prompts=10, eft_size=20, judge_eval_pairs=10, judge_samples=2, pretrain_steps=20,
+                               writing_size=40)
     d["eval"].update(k=1)
     return d
 
 
 def test_eft_and_prompt_writing_data_have_the_papers_form():
     task = ArithmeticTask()
-    rows = eft_rows(task.human(), task.width, 10, seed=0)
-    assert all(r["prompt"].endswith(" J:") and " Score: " in r["completion"] for r in rows)
-    assert sum(r["completion"].endswith("Score: 5") for r in rows) == 5  # half right, half with a mistake
+    rows = eft_rows(task.human(), task.width, 20, seed=0)
+    assert all(r["prompt"].startswith("J:") and " Score: " in r["completion"] for r in rows)
+    right = sum(r["completion"].endswith("Score: 5") for r in rows)
+    assert 0 < right < 20  # right solutions and solutions with one mistake
+    for r, p in zip(rows, task.human()):  # the judge's working is the right solution, then the grader's verdict
+        assert r["prompt"].endswith(f" P:{p.prompt}")
+        response = r["prompt"][len("J:"):-len(f" P:{p.prompt}")]
+        a, b = p.meta["a"], p.meta["b"]
+        assert r["completion"] == aligned_solution(a, b, task.width) + " " + judge_score(a, b, response, task.width)[1]
+    terse = eft_rows(task.human(), task.width, 4, seed=0, working=False)
+    assert all(r["completion"].startswith((" all", " step", " answer", " steps")) for r in terse)
     writing = prompt_writing_rows([p.prompt for p in task.pool()], 8, 3, seed=0)
     assert all(r["prompt"].count("\n") == 8 and r["completion"].endswith("=") for r in writing)
 
@@ -82,6 +92,19 @@ def test_runs_resumes_and_reports_both_curves(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert again.returncode == 0 and "[run]" not in again.stderr
 
+    # the diagnostic: the grader in the judge's place; M1 is reused, every pair is truly ordered
+    d = _tiny_cfg()
+    d["self_rewarding"]["pair_judge"] = "grader"
+    cfg.write_text(yaml.safe_dump(d))
+    oracle = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    assert oracle.returncode == 0, oracle.stderr[-2000:]
+    assert "[skip] m1/train" in oracle.stderr and "[run]  iter-01/judge" in oracle.stderr
+    scores = [json.loads(line) for line in (out / "iter-01" / "scores.jsonl").open()]
+    assert scores and all(sc["reason"].startswith("grader: ") for sc in scores)
+    rows = {r["group"]: r for r in json.loads((out / "metrics.json").read_text())["rows"]}
+    pairs = rows["iter-01"]["pairs"]
+    assert pairs["pairs"] == 0 or pairs["chosen_truly_better"] == 1.0
+
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "self_instruct" / "seed_tasks.jsonl"
 
@@ -102,7 +125,7 @@ def test_chat_model_path_runs_every_stage(tmp_path):
         "sampling": {"batch_size": 16},
         "train": {"steps": 2, "batch_size": 2, "logging_steps": 1, "lora_r": 4},
         "self_rewarding": {"iterations": 1, "new_prompts": 3, "responses_per_prompt": 2, "judge_samples": 1,
-                           "max_new_tokens": 8, "judge_max_new_tokens": 8, "eval_prompts": 2,
+                           "max_new_tokens": 8, "judge_max_new_tokens": 8, "judge_finish": True, "eval_prompts": 2,
                            "seed_prompts": str(SEEDS)},
     })
     out = tmp_path / "run"
@@ -110,6 +133,9 @@ def test_chat_model_path_runs_every_stage(tmp_path):
     assert [r["label"] for r in metrics["rows"]] == ["M1", "M2"]
     m2 = metrics["rows"][1]
     assert m2["prompts"]["kept"] == 3 and m2["judge"]["judged"] == 6 and "vs_m1" in m2
+    # a random model never writes "Score:" by itself: every judgement was finished through the chat template
+    assert m2["judge"]["finished"] == 6 and all("\nScore:" in o for r in read_jsonl(out / "iter-01" / "judgements.jsonl")
+                                                  for o in r["outputs"])
     assert sum(m2["vs_m1"].values()) == 2
     assert (out / "iter-01" / "model" / "config.json").is_file()
     assert "M1-judged score" in (out / "report.html").read_text()

@@ -257,8 +257,22 @@ class SelfRewardingConfig(_Section):
     """Judgements per response, averaged (the paper: 3)."""
     judge_temperature: float = Field(0.7, ge=0.0)
     judge_max_new_tokens: int = Field(32, ge=1)
+    pair_judge: Literal["self", "grader"] = "self"
+    """Who scores the responses that make the preference pairs: the model itself (the
+    method), or, in the miniature, the task's grader (a diagnostic: DPO with a perfect
+    judge, to tell a weak judge from a weak update)."""
+    judge_finish: bool = False
+    """Hand a judgement that ends without "Score:" back to the judge with `Score:` appended,
+    to be finished greedily (not in the paper; for small models that lose the format)."""
     beta: float = Field(0.1, gt=0.0)
     """DPO's beta (the paper: 0.1)."""
+    nll_weight: float = Field(0.0, ge=0.0)
+    """Weight of an NLL term on the chosen response added to DPO (Iterative RPO, Pang et al.
+    2024); 0: plain DPO, as in the paper."""
+    pretrain_steps: int = Field(0, ge=0)
+    """The miniature's M0: the tiny model first trained on the worked solutions alone for
+    this many steps (`sft` settings otherwise), standing in for the paper's pretrained M0;
+    M1's SFT on IFT + EFT then starts from it. 0: M1 starts from the random model."""
     writing_size: int | None = Field(None, ge=1)
     """Prompt-writing examples in M1's data (None: as many as worked solutions)."""
     ift_repeats: int = Field(1, ge=1)
@@ -267,6 +281,9 @@ class SelfRewardingConfig(_Section):
     eft_size: int = Field(600, ge=0)
     """Judge examples (EFT) in M1's training data, half right and half wrong answers,
     judged by the task's grader."""
+    eft_format: Literal["working", "verdict"] = "working"
+    """The miniature's judgement: `working` solves the problem before the verdict
+    (`tasks.arithmetic.judge_target`), `verdict` states it at once (`judge_score`)."""
     judge_eval_pairs: int = Field(200, ge=1)
     """Held-out response pairs (test problems, M1's samples, unequal grader scores) on
     which the judge's pairwise accuracy is measured at every iteration."""

@@ -279,14 +279,15 @@ model built from its own judgements, how many the grader agrees with.</p>
 
 def _render_self_rewarding_chat(metrics: dict[str, Any]) -> str:
     head = ["model", "self-judged score (0-5)", "M1-judged score (0-5)", "vs M1 (wins / losses / undecided)",
-            "new prompts", "pairs", "DPO reward margin"]
+            "new prompts", "judgements (unreadable / finished)", "pairs", "DPO reward margin"]
     body = []
     for r in metrics["rows"]:
-        vs = r.get("vs_m1")
+        vs, judged = r.get("vs_m1"), r.get("judge")
         body.append([r["label"], str(r.get("self_judged")), str(r.get("m1_judged")),
                      f"{vs['wins']} / {vs['losses']} / {vs['undecided']}" if vs else "",
-                     str(r.get("prompts", {}).get("kept", "")), str(r.get("pairs", {}).get("pairs", "")),
-                     str(r.get("train", {}).get("reward_margin", ""))])
+                     str(r.get("prompts", {}).get("kept", "")),
+                     f"{judged['judged']} ({judged['unreadable']} / {judged.get('finished', 0)})" if judged else "",
+                     str(r.get("pairs", {}).get("pairs", "")), str(r.get("train", {}).get("reward_margin", ""))])
     table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body) + "</table>"
     return _page(f"selftrain: {html.escape(str(metrics['name']))} (seed {metrics['seed']})",

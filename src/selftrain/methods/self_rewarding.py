@@ -20,18 +20,23 @@ judgement scores the better of two held-out responses higher, "better" meaning a
 score from the grader (`tasks.arithmetic.judge_score`).
 
 Deviations from the paper, each forced by the tiny model or chosen to measure:
-- M0 is a randomly initialised tiny model, so it cannot few-shot anything: M1's SFT data
-  also teaches the prompt-writing format (8 pool prompts, one per line, then a new one).
-  The paper's M0 is Llama 2 70B, which writes prompts few-shot without training.
-- The judge prompt is `tasks.arithmetic.JUDGE_TEMPLATE_TEXT` (problem, solution, `J:`),
-  since the paper's 1,500-character prompt does not fit the tiny model's context; the
-  judgement keeps the paper's form and scale (a justification ending in `Score: N`, 0-5),
-  and the same parser reads it. For chat models, `verifiers.judge.ADDITIVE_5_POINT` is the
-  paper's prompt word for word.
-- EFT data are made from the task's grader (right solutions, and solutions with one
-  mistake, each with the grader's judgement), not from human-ranked Open Assistant data.
+- The paper's M0 is a pretrained model (Llama 2 70B). The miniature's M0 is the tiny model
+  trained on the worked solutions alone (`pretrain_steps`), its stand-in for pretraining;
+  it cannot few-shot anything, so M1's SFT data also teaches the prompt-writing format
+  (8 pool prompts, one per line, then a new one).
+- The judge prompt is `tasks.arithmetic.JUDGE_TEMPLATE_TEXT` (`J:`, the solution, the
+  problem), since the paper's 1,500-character prompt does not fit the tiny model's context;
+  the judgement keeps the paper's form and scale (a justification ending in `Score: N`, 0-5)
+  and the same parser reads it; its justification is the judge's own worked solution and
+  where the response departs from it (`eft_format: working`). For chat models,
+  `verifiers.judge.ADDITIVE_5_POINT` is the paper's prompt word for word.
+- EFT data are made from the task's grader (right solutions, and solutions with one or two
+  mistakes, each with the grader's judgement), not from human-ranked Open Assistant data.
 - New prompts must be well-formed problems and never a test problem (contamination).
-- Steps per DPO iteration are fixed (`train.steps`), not early-stopped.
+- Steps per DPO iteration are fixed (`train.steps`), not early-stopped; the miniature adds
+  an NLL term on the chosen response (`nll_weight`, Iterative RPO), 0 in the paper.
+- `pair_judge: grader` replaces the self-judgement by the task's grader: a diagnostic that
+  tells a weak judge from a weak DPO step, not part of the method.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from selftrain.errors import ConfigError
 from selftrain.evaluation import evaluate
 from selftrain.instructions import PromptFilter, create_prompts
 from selftrain.models import set_torch_threads
-from selftrain.records import Pair, Problem
+from selftrain.records import Pair, Problem, Score
 from selftrain.samplers.base import SamplingParams
 from selftrain.selection import best_vs_worst
 from selftrain.tasks import build_task
@@ -60,6 +65,7 @@ from selftrain.tasks.arithmetic import (
     aligned_solution,
     corrupt_solution,
     judge_score,
+    judge_target,
 )
 from selftrain.training.dpo import train_dpo
 from selftrain.training.sft import train_sft
@@ -82,16 +88,18 @@ def _problem_from_prompt(prompt: str, width: int, pid: str) -> Problem:
     return Problem(id=pid, prompt=prompt, answer=str(a + b), bucket=str(max(len(str(a)), len(str(b)))), meta={"a": a, "b": b})
 
 
-def eft_rows(problems: list[Problem], width: int, n: int, seed: int) -> list[dict[str, str]]:
-    """Judge training examples: half right solutions, half with one mistake, each with the
-    grader's judgement as the completion."""
+def eft_rows(problems: list[Problem], width: int, n: int, seed: int, working: bool = True) -> list[dict[str, str]]:
+    """Judge training examples: 40% right solutions, the rest with one or two mistakes, each
+    with the grader's judgement as the completion (with `working`: the judge's own solution
+    first)."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         p = problems[i % len(problems)]
         a, b = p.meta["a"], p.meta["b"]
-        response = aligned_solution(a, b, width) if i % 2 == 0 else corrupt_solution(a, b, width, rng)
-        rows.append({"prompt": JUDGE.format(p.prompt, response), "completion": " " + judge_score(a, b, response, width)[1]})
+        response = aligned_solution(a, b, width) if rng.random() < 0.4 else corrupt_solution(a, b, width, rng, rng.randint(1, 2))
+        target = judge_target(a, b, response, width) if working else judge_score(a, b, response, width)[1]
+        rows.append({"prompt": JUDGE.format(p.prompt, response), "completion": target if working else " " + target})
     return rows
 
 
@@ -156,15 +164,24 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         init_fp = fingerprint("tiny", cfg.model.tiny.model_dump(), cfg.seed)
         run.stage("init/build", init_fp, lambda: {"parameters": save_tiny(init, cfg.model.tiny, cfg.seed)}, log.info)
 
+        # M0: with pretrain_steps, the tiny model trained on worked solutions alone first
+        if sr.pretrain_steps:
+            m0 = run.path("m0", "model")
+            m0_fp = fingerprint("m0", init_fp, data_fp, sr.pretrain_steps, cfg.sft.model_dump(), cfg.seed)
+            ift_rows = lambda: stages.sft_rows([(p.prompt, p.solution) for p in human])  # noqa: E731
+            pretrain = cfg.sft.model_copy(update={"steps": sr.pretrain_steps})
+            run.stage("m0/train", m0_fp, lambda: train_sft(init, ift_rows(), pretrain, m0, derive_seed(cfg.seed, "m0"), max_len), log.info)
+            init, init_fp = m0, m0_fp
+
         # M0 -> M1: SFT on IFT (worked solutions), prompt writing, and EFT (judgements)
         def m1_rows() -> list[dict[str, str]]:
             ift = stages.sft_rows([(p.prompt, p.solution) for p in human]) * sr.ift_repeats
             writing = prompt_writing_rows(pool_prompts, sr.shots, sr.writing_size or len(human), derive_seed(cfg.seed, "writing"))
-            eft = eft_rows(human + pool, width, sr.eft_size, derive_seed(cfg.seed, "eft"))
+            eft = eft_rows(human, width, sr.eft_size, derive_seed(cfg.seed, "eft"), sr.eft_format == "working")
             return ift + writing + eft
 
         m1 = run.path("m1", "model")
-        m1_fp = fingerprint("m1", init_fp, data_fp, sr.shots, sr.eft_size, sr.ift_repeats, sr.writing_size,
+        m1_fp = fingerprint("m1", init_fp, data_fp, sr.shots, sr.eft_size, sr.eft_format, sr.ift_repeats, sr.writing_size,
                             cfg.sft.model_dump(), cfg.seed)
         run.stage("m1/train", m1_fp, lambda: train_sft(init, m1_rows(), cfg.sft, m1, derive_seed(cfg.seed, "m1"), max_len), log.info)
 
@@ -235,11 +252,17 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             gen_fp = _responses_stage(run, cfg, it, lambda policy=policy: models.sampler(policy), new, prompts_fp)
 
             # 3. the same model judges every response (3 judgements, averaged)
-            judge_fp = fingerprint("judge", gen_fp, sr.judge_samples, sr.judge_temperature, sr.judge_max_new_tokens)
+            judge_fp = fingerprint("judge", gen_fp, sr.judge_samples, sr.judge_temperature, sr.judge_max_new_tokens,
+                                   sr.pair_judge)
 
             def judge_all(policy=policy, it=it, new=new) -> dict[str, Any]:
                 samples = stages.load_samples(run.path(it, "samples.jsonl"))
                 by_id = {p.id: p for p in new}
+                if sr.pair_judge == "grader":  # the diagnostic: the task's grader in the judge's place
+                    graded = [judge_score(by_id[s.problem_id].meta["a"], by_id[s.problem_id].meta["b"], s.completion, width)
+                              for s in samples]
+                    write_jsonl(run.path(it, "scores.jsonl"), (Score(float(v), f"grader: {why}").to_json() for v, why in graded))
+                    return {"judged": len(samples), "unreadable": 0, "judge": "grader"}
                 judge = LLMJudge(models.sampler(policy), JUDGE, sr.judge_samples, judge_params, derive_seed(cfg.seed, f"{it}/judge"))
                 outputs = judge.judgements([by_id[s.problem_id] for s in samples], [s.completion for s in samples])
                 scores = judge.scores(outputs)
@@ -270,12 +293,12 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
 
             # 5. DPO from M_t -> M_{t+1}
             model = run.path(it, "model")
-            train_fp = fingerprint("dpo", policy_fp, pairs_it_fp, cfg.train.model_dump(), sr.beta, cfg.seed, it)
+            train_fp = fingerprint("dpo", policy_fp, pairs_it_fp, cfg.train.model_dump(), sr.beta, sr.nll_weight, cfg.seed, it)
             run.stage(
                 f"{it}/train", train_fp,
                 lambda policy=policy, it=it, model=model: train_dpo(
                     policy, [Pair.from_json(r).dpo_row() for r in read_jsonl(run.path(it, "pairs.jsonl"))],
-                    cfg.train, model, derive_seed(cfg.seed, it), sr.beta, max_len),
+                    cfg.train, model, derive_seed(cfg.seed, it), sr.beta, max_len, sr.nll_weight),
                 log.info,
             )
             policy, policy_fp = model, train_fp
@@ -326,6 +349,8 @@ def run_self_rewarding_chat(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         t_start = time.perf_counter()
         set_torch_threads(cfg.model.torch_threads)
         atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
+        if sr.pair_judge != "self":
+            raise ConfigError("self_rewarding.pair_judge: grader needs the embedded task's grader; a chat model judges itself")
         prompts = load_prompts(sr.seed_prompts)
         if len(prompts) < sr.shots + sr.eval_prompts:
             raise ConfigError(f"{sr.seed_prompts} has {len(prompts)} prompts; {sr.shots} shots and "
@@ -341,22 +366,25 @@ def run_self_rewarding_chat(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         answer_params = SamplingParams(temperature=0.0, max_new_tokens=sr.max_new_tokens)
 
         def evaluate_stage(group: str, model: Path, model_fp: str) -> None:
-            fp = fingerprint("chat-eval", model_fp, held_out, sr.max_new_tokens, sr.judge_max_new_tokens, cfg.seed)
+            fp = fingerprint("chat-eval", model_fp, held_out, sr.max_new_tokens, sr.judge_max_new_tokens, sr.judge_finish, cfg.seed)
 
             def work() -> dict[str, Any]:
                 answers = chat(model).generate(held_out, answer_params, cfg.seed)
-                own = LLMJudge(chat(model), "additive-5", 1, greedy_judge)(eval_problems, answers)
-                info: dict[str, Any] = {"self_judged": _mean(own)}
+                own_judge = LLMJudge(chat(model), "additive-5", 1, greedy_judge, finish=sr.judge_finish)
+                judgements = own_judge.judgements(eval_problems, answers)
+                own = own_judge.scores(judgements)
+                info: dict[str, Any] = {"self_judged": _mean(own), "self_unreadable": sum(s.value is None for s in own),
+                                        "self_finished": own_judge.finished}
                 if group != "m1":
                     m1_answers = [r["answer"] for r in read_jsonl(run.path("m1", "answers.jsonl"))]
-                    fixed = LLMJudge(chat(m1), "additive-5", 1, greedy_judge)
+                    fixed = LLMJudge(chat(m1), "additive-5", 1, greedy_judge, finish=sr.judge_finish)
                     info["m1_judged"] = _mean(fixed(eval_problems, answers))
                     wins = fixed.pairwise(eval_problems, answers, m1_answers)
                     info["vs_m1"] = {"wins": wins.count(0), "losses": wins.count(1), "undecided": wins.count(None)}
                 else:
                     info["m1_judged"] = info["self_judged"]
-                write_jsonl(run.path(group, "answers.jsonl"), ({"prompt": p, "answer": a, "self_score": s.value}
-                                                              for p, a, s in zip(held_out, answers, own)))
+                write_jsonl(run.path(group, "answers.jsonl"), ({"prompt": p, "answer": a, "self_score": s.value, "judgement": j[0]}
+                                                              for p, a, s, j in zip(held_out, answers, own, judgements)))
                 write_json(run.path(group, "chat_eval.json"), info)
                 return info
 
@@ -387,18 +415,21 @@ def run_self_rewarding_chat(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             gen_fp = _responses_stage(run, cfg, it, lambda policy=policy: chat(policy), new, prompts_fp)
 
             # 3. the same model judges every response with the paper's prompt (3 judgements, averaged)
-            judge_fp = fingerprint("judge", gen_fp, sr.judge_samples, sr.judge_temperature, sr.judge_max_new_tokens)
+            judge_fp = fingerprint("judge", gen_fp, sr.judge_samples, sr.judge_temperature, sr.judge_max_new_tokens,
+                                   sr.judge_finish)
 
             def judge_all(policy=policy, it=it, new=new) -> dict[str, Any]:
                 samples = stages.load_samples(run.path(it, "samples.jsonl"))
                 by_id = {p.id: p for p in new}
-                judge = LLMJudge(chat(policy), "additive-5", sr.judge_samples, judge_params, derive_seed(cfg.seed, f"{it}/judge"))
+                judge = LLMJudge(chat(policy), "additive-5", sr.judge_samples, judge_params, derive_seed(cfg.seed, f"{it}/judge"),
+                                 finish=sr.judge_finish)
                 outputs = judge.judgements([by_id[s.problem_id] for s in samples], [s.completion for s in samples])
                 scores = judge.scores(outputs)
                 write_jsonl(run.path(it, "judgements.jsonl"), ({"problem_id": s.problem_id, "index": s.index, "outputs": o}
                                                                for s, o in zip(samples, outputs)))
                 write_jsonl(run.path(it, "scores.jsonl"), (sc.to_json() for sc in scores))
-                return {"judged": len(scores), "unreadable": sum(sc.value is None for sc in scores), "mean": _mean(scores)}
+                return {"judged": len(scores), "unreadable": sum(sc.value is None for sc in scores), "mean": _mean(scores),
+                        "finished": judge.finished}
 
             run.stage(f"{it}/judge", judge_fp, judge_all, log.info)
 
@@ -414,14 +445,14 @@ def run_self_rewarding_chat(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
 
             # 5. DPO from M_t -> M_{t+1}, on the chat-formatted pairs (LoRA with train.lora_r)
             model = run.path(it, "model")
-            train_fp = fingerprint("dpo", policy_fp, pairs_it_fp, cfg.train.model_dump(), sr.beta, cfg.seed, it)
+            train_fp = fingerprint("dpo", policy_fp, pairs_it_fp, cfg.train.model_dump(), sr.beta, sr.nll_weight, cfg.seed, it)
 
             def dpo(policy=policy, it=it, model=model) -> dict[str, Any]:
                 rows = [{"prompt": [{"role": "user", "content": p.prompt}],
                          "chosen": [{"role": "assistant", "content": p.chosen}],
                          "rejected": [{"role": "assistant", "content": p.rejected}]}
                         for p in (Pair.from_json(r) for r in read_jsonl(run.path(it, "pairs.jsonl")))]
-                return train_dpo(policy, rows, cfg.train, model, derive_seed(cfg.seed, it), sr.beta)
+                return train_dpo(policy, rows, cfg.train, model, derive_seed(cfg.seed, it), sr.beta, nll_weight=sr.nll_weight)
 
             run.stage(f"{it}/train", train_fp, dpo, log.info)
             policy, policy_fp = model, train_fp
@@ -487,15 +518,17 @@ def collect_self_rewarding(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
 
 def demo_config(seed: int = 0) -> RunConfig:
     """The Self-Rewarding miniature: `selftrain demo --method self-rewarding`."""
-    from selftrain.config import EvalConfig, ModelConfig, SamplingConfig, TinyModelConfig, TrainConfig
+    from selftrain.config import EvalConfig, ModelConfig, SamplingConfig, SelfRewardingConfig, TinyModelConfig, TrainConfig
 
     return RunConfig(
         name="arithmetic-self-rewarding",
         seed=seed,
         method="self-rewarding",
-        model=ModelConfig(tiny=TinyModelConfig(max_length=128)),
+        model=ModelConfig(tiny=TinyModelConfig(max_length=160)),
         sampling=SamplingConfig(batch_size=512),
-        sft=TrainConfig(steps=400),
-        train=TrainConfig(steps=40, batch_size=32, learning_rate=5e-4, warmup_steps=5, logging_steps=20),
+        sft=TrainConfig(steps=200),
+        train=TrainConfig(steps=40, batch_size=32, learning_rate=5e-5, warmup_steps=5, logging_steps=20),
+        self_rewarding=SelfRewardingConfig(pretrain_steps=300, writing_size=100, eft_size=400, judge_max_new_tokens=80,
+                                           nll_weight=1.0),
         eval=EvalConfig(k=1, temperature=1.0),
     )

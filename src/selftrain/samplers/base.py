@@ -49,3 +49,18 @@ def generate_or_fail(sampler: Sampler, prompts: Sequence[str], params: SamplingP
     if method is not None:
         return method(prompts, params, seed)
     return list(sampler.generate(prompts, params, seed))
+
+
+def continue_texts(sampler: Sampler, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
+    """Continue each answer from a given start (an assistant prefill): what follows
+    `starts[i]` in the answer to `prompts[i]`. A raw-text sampler completes the prompt and the
+    start joined; a chat sampler (`ChatTemplateSampler`) puts the start after its template's
+    assistant header. A chat endpoint cannot be prefilled: ConfigError."""
+    method = getattr(sampler, "continue_texts", None)
+    if method is not None:
+        return method(prompts, starts, params, seed)
+    if getattr(sampler, "mode", None) == "chat":
+        from selftrain.errors import ConfigError
+
+        raise ConfigError("a chat-completions endpoint cannot continue a started answer; use mode 'completion'")
+    return sampler.generate([p + s for p, s in zip(prompts, starts)], params, seed)

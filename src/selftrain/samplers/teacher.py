@@ -26,6 +26,10 @@ class ChatTemplateSampler:
     def generate(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
         return self.inner.generate([self.format(p) for p in prompts], params, seed)
 
+    def continue_texts(self, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
+        """The answers continued from `starts` (written after the assistant header)."""
+        return self.inner.generate([self.format(p) + s for p, s in zip(prompts, starts)], params, seed)
+
 
 def make_teacher(cfg: TeacherConfig, run_dir: Path) -> Sampler:
     """The teacher's sampler; an API teacher caches its answers in RUN/api-cache.sqlite and

@@ -239,10 +239,12 @@ class ArithmeticTask(Task):
 # ---------------------------------------------------------------- judging (Self-Rewarding miniature)
 
 
-JUDGE_TEMPLATE_TEXT = "{prompt}{response} J:"
-"""The miniature's judge prompt: the problem and a worked solution, then the judgement. The
-tiny model's context cannot hold the paper's 1,500-character prompt; the judgement keeps the
-paper's form, a short justification ending in `Score: N` on a 0-5 scale."""
+JUDGE_TEMPLATE_TEXT = "J:{response} P:{prompt}"
+"""The miniature's judge prompt: a worked solution to judge, then the problem it answers.
+The tiny model's context cannot hold the paper's 1,500-character prompt; the judgement keeps
+the paper's form, a justification ending in `Score: N` on a 0-5 scale. The problem comes
+last so that the judge's own working (`judge_target`) follows the operands exactly as a
+solution does, rather than the response it could otherwise copy."""
 
 
 def judge_score(a: int, b: int, completion: str, width: int | None) -> tuple[int, str]:
@@ -270,9 +272,22 @@ def judge_score(a: int, b: int, completion: str, width: int | None) -> tuple[int
     return score, f"step {m.group(1)} wrong Score: {score}"
 
 
-def corrupt_solution(a: int, b: int, width: int | None, rng: random.Random) -> str:
-    """A worked solution with one mistake of the kinds a model makes: a wrong column sum,
-    a dropped carry, or a wrong digit in the final answer.
+def judge_target(a: int, b: int, completion: str, width: int) -> str:
+    """The miniature's judgement with working: the judge solves the problem itself, column by
+    column, then states whether and where the response departs from that, ending in
+    `Score: N` (the grader's score, `judge_score`). A tiny model cannot check a column
+    without computing it, so the judgement computes it in the open, as a chain of thought.
+
+    >>> judge_target(12, 34, "2+4+0=06 1+3+0=05 A:56", 2)
+    '2+4+0=06 1+3+0=04 A:46 step 2 wrong Score: 1'
+    """
+    return f"{aligned_solution(a, b, width)} {judge_score(a, b, completion, width)[1]}"
+
+
+def corrupt_solution(a: int, b: int, width: int | None, rng: random.Random, mistakes: int = 1) -> str:
+    """A worked solution with `mistakes` mistakes of the kinds a model makes: a wrong column
+    sum, a dropped carry, an operand digit miscopied into a step (its sum then consistent
+    with the wrong digit), or a wrong digit in the final answer.
 
     >>> import random
     >>> s = corrupt_solution(347, 85, 4, random.Random(0))
@@ -282,15 +297,24 @@ def corrupt_solution(a: int, b: int, width: int | None, rng: random.Random) -> s
     right = aligned_solution(a, b, width) if width else worked_solution(a, b)
     body, answer = right.rsplit(f" {MARKER}", 1)
     steps = body.split(" ")
-    kind = rng.randrange(3)
-    if kind == 2:
-        digits = list(answer)
-        i = rng.randrange(len(digits))
-        digits[i] = str((int(digits[i]) + rng.randint(1, 9)) % 10)
-        return f"{body} {MARKER}{''.join(digits)}"
-    i = rng.randrange(len(steps))
-    x, y, c, s = _STEP.fullmatch(steps[i]).groups()
-    total = int(s) + (rng.choice([-1, 1]) if kind == 0 else (-1 if c == "1" else 1))
-    total = total if total >= 0 else 1
-    steps[i] = f"{x}+{y}+{c}=" + (f"{total:02d}" if width else str(total))
+    for _ in range(mistakes):
+        kind = rng.randrange(4)
+        if kind == 3:
+            digits = list(answer)
+            i = rng.randrange(len(digits))
+            digits[i] = str((int(digits[i]) + rng.randint(1, 9)) % 10)
+            answer = "".join(digits)
+            continue
+        i = rng.randrange(len(steps))
+        x, y, c, s = _STEP.fullmatch(steps[i]).groups()
+        if kind == 2:  # a miscopied operand digit, summed as written
+            if rng.random() < 0.5:
+                x = str((int(x) + rng.randint(1, 9)) % 10)
+            else:
+                y = str((int(y) + rng.randint(1, 9)) % 10)
+            total = int(x) + int(y) + int(c)
+        else:
+            total = int(s) + (rng.choice([-1, 1]) if kind == 0 else (-1 if c == "1" else 1))
+            total = total if total >= 0 else 1
+        steps[i] = f"{x}+{y}+{c}=" + (f"{total:02d}" if width else str(total))
     return f"{' '.join(steps)} {MARKER}{answer}"

@@ -23,10 +23,14 @@ def train_dpo(
     seed: int,
     beta: float = 0.1,
     max_length: int | None = None,
+    nll_weight: float = 0.0,
 ) -> dict[str, Any]:
     """DPO from the model at `start` on preference `rows`; save the policy to `out`.
 
-    With no pairs there is nothing to learn from: the start model is copied unchanged.
+    `nll_weight` > 0 adds the negative log-likelihood of the chosen response, so weighted
+    (TRL's `sft` loss beside `sigmoid`: the DPO + NLL loss of Iterative RPO, Pang et al.
+    2024); 0 is plain DPO. With no pairs there is nothing to learn from: the start model is
+    copied unchanged.
     """
     import datasets
     from trl import DPOConfig, DPOTrainer
@@ -42,7 +46,8 @@ def train_dpo(
         raise ValueError(f"DPO rows need prompt, chosen and rejected; missing {sorted(missing)}")
 
     datasets.disable_progress_bars()
-    args = DPOConfig(**trainer_args(cfg, tmp, seed), beta=beta, max_length=max_length)
+    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, nll_weight]} if nll_weight > 0 else {}
+    args = DPOConfig(**trainer_args(cfg, tmp, seed), beta=beta, max_length=max_length, **losses)
     result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out, lora_config(cfg))
     last = history[-1] if history else {}
     return {

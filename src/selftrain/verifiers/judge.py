@@ -118,18 +118,45 @@ class LLMJudge:
         samples: int = 3,
         params: SamplingParams = SamplingParams(temperature=0.7, max_new_tokens=256),
         seed: int = 0,
+        finish: bool = False,
     ):
         self.sampler = sampler
         self.template = TEMPLATES[template] if isinstance(template, str) else template
         self.samples = samples
         self.params = params
         self.seed = seed
+        self.finish = finish
+        self.finished = 0
+        """Judgements that ended without a score and were finished (counted over all calls)."""
 
     def judgements(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[list[str]]:
-        """The raw judge outputs, `samples` per response."""
+        """The raw judge outputs, `samples` per response.
+
+        With `finish`, a judgement that ends without any "Score:" is handed back to the judge
+        with `Score:` appended, to be continued greedily for a few tokens (an assistant
+        prefill); the output then holds the judge's text, the appended `Score:` and what the
+        judge wrote after it. Not in the paper: a small model that drifts from the format
+        otherwise gives no score at all. The number finished is kept in `self.finished`.
+        """
         prompts = [self.template.format(p.prompt, r) for p, r in zip(problems, responses) for _ in range(self.samples)]
         outputs = self.sampler.generate(prompts, self.params, self.seed)
+        if self.finish:
+            outputs = self._finish(prompts, outputs)
         return [outputs[i * self.samples : (i + 1) * self.samples] for i in range(len(responses))]
+
+    def _finish(self, prompts: list[str], outputs: list[str]) -> list[str]:
+        from selftrain.samplers.base import continue_texts
+
+        todo = [i for i, o in enumerate(outputs) if not _SCORE.search(o)]
+        if not todo:
+            return outputs
+        starts = [outputs[i].rstrip() + "\nScore:" for i in todo]
+        tails = continue_texts(self.sampler, [prompts[i] for i in todo], starts, SamplingParams(temperature=0.0, max_new_tokens=4), self.seed)
+        outputs = list(outputs)
+        for i, start, tail in zip(todo, starts, tails):
+            outputs[i] = start + tail
+        self.finished += len(todo)
+        return outputs
 
     def scores(self, judgements: Sequence[Sequence[str]]) -> list[Score]:
         out = []
