@@ -1,6 +1,8 @@
 """The judge's prompt and parser, together: a table of real-looking judge outputs, the
 paper's prompt word for word, averaging, and the pairwise variant's both-orders rule."""
 
+import re
+
 import pytest
 
 from selftrain.records import Problem
@@ -119,3 +121,8 @@ def test_a_real_tiny_model_judges_end_to_end(tmp_path):
     judge = LLMJudge(HFSampler(tmp_path / "long"), samples=2, params=SamplingParams(temperature=1.0, max_new_tokens=8))
     scores = judge([Problem("p", "2+2?", "4")] * 2, ["4", "5"])
     assert len(scores) == 2 and all(s.reason for s in scores)
+    # finished: the untrained model writes no score, so its most probable digit on the 0-5 scale is read
+    finishing = LLMJudge(HFSampler(tmp_path / "long"), samples=2, params=SamplingParams(temperature=1.0, max_new_tokens=8), finish=True)
+    outputs = finishing.judgements([Problem("p", "2+2?", "4")] * 2, ["4", "5"])
+    assert finishing.finished == 4 and all(re.search(r"\nScore: [0-5]$", o) for out in outputs for o in out)
+    assert all(s.value is not None for s in finishing.scores(outputs))

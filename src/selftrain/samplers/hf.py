@@ -83,6 +83,26 @@ class HFSampler:
                 next_pos = next_pos + 1
         return self.tokenizer.batch_decode(out_tokens, skip_special_tokens=True)
 
+    def choose_next(self, prompts: Sequence[str], starts: Sequence[str], options: Sequence[str]) -> list[int]:
+        """For each prompt + start, the index of the most probable of `options` as the next
+        token (one forward pass each; every option must be a single token)."""
+        ids = [self.tokenizer.encode(o, add_special_tokens=False) for o in options]
+        if any(len(i) != 1 for i in ids):
+            raise ValueError(f"options {list(options)} are not single tokens for {self.model_path}")
+        option_ids = torch.tensor([i[0] for i in ids], device=self.device)
+        encoded = self.tokenizer([p + s for p, s in zip(prompts, starts)], add_special_tokens=True)["input_ids"]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out = [0] * len(encoded)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                input_ids, mask = self._left_pad([encoded[i] for i in idx])
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits[:, -1, :]
+                for i, best in zip(idx, logits[:, option_ids].argmax(-1).tolist()):
+                    out[i] = best
+        return out
+
     def _left_pad(self, prompt_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask of a batch, padded on the left, on the device."""
         width = max(len(p) for p in prompt_ids)

@@ -30,6 +30,10 @@ class ChatTemplateSampler:
         """The answers continued from `starts` (written after the assistant header)."""
         return self.inner.generate([self.format(p) + s for p, s in zip(prompts, starts)], params, seed)
 
+    def choose_next(self, prompts: Sequence[str], starts: Sequence[str], options: Sequence[str]) -> list[int]:
+        """The most probable of `options` as the next token of each answer begun with `starts`."""
+        return self.inner.choose_next([self.format(p) for p in prompts], starts, options)
+
 
 def make_teacher(cfg: TeacherConfig, run_dir: Path) -> Sampler:
     """The teacher's sampler; an API teacher caches its answers in RUN/api-cache.sqlite and

@@ -133,10 +133,12 @@ class LLMJudge:
         """The raw judge outputs, `samples` per response.
 
         With `finish`, a judgement that ends without any "Score:" is handed back to the judge
-        with `Score:` appended, to be continued greedily for a few tokens (an assistant
-        prefill); the output then holds the judge's text, the appended `Score:` and what the
-        judge wrote after it. Not in the paper: a small model that drifts from the format
-        otherwise gives no score at all. The number finished is kept in `self.finished`.
+        with `Score:` appended (an assistant prefill), and the judge's most probable score
+        on the template's scale is read from its next-token probabilities (a local model;
+        a backend without them continues greedily for a few tokens instead). The output
+        then holds the judge's text, the appended `Score:` and the score. Not in the paper:
+        a small model that drifts from the format otherwise gives no score at all. The
+        number finished is kept in `self.finished`.
         """
         prompts = [self.template.format(p.prompt, r) for p, r in zip(problems, responses) for _ in range(self.samples)]
         outputs = self.sampler.generate(prompts, self.params, self.seed)
@@ -151,7 +153,17 @@ class LLMJudge:
         if not todo:
             return outputs
         starts = [outputs[i].rstrip() + "\nScore:" for i in todo]
-        tails = continue_texts(self.sampler, [prompts[i] for i in todo], starts, SamplingParams(temperature=0.0, max_new_tokens=4), self.seed)
+        asked = [prompts[i] for i in todo]
+        scale = [str(v) for v in range(int(self.template.min_score), int(self.template.max_score) + 1)]
+        if hasattr(self.sampler, "choose_next"):
+            try:  # tokenizers that write " 4" as one token
+                picks = self.sampler.choose_next(asked, starts, [" " + v for v in scale])
+                tails = [" " + scale[k] for k in picks]
+            except ValueError:  # digits after a separate space token
+                picks = self.sampler.choose_next(asked, [s + " " for s in starts], scale)
+                tails = [" " + scale[k] for k in picks]
+        else:
+            tails = continue_texts(self.sampler, asked, starts, SamplingParams(temperature=0.0, max_new_tokens=4), self.seed)
         outputs = list(outputs)
         for i, start, tail in zip(todo, starts, tails):
             outputs[i] = start + tail
