@@ -97,3 +97,34 @@ class ModelCache:
             self._samplers.clear()
             self._samplers[key] = HFSampler(path, batch_size=self.batch_size)
         return self._samplers[key]
+
+
+class TrainEval:
+    """The train and evaluate stages that ReST-EM and distillation run per group (`sft`,
+    `iter-01`, `round-01`, ...): each writes `RUN/<group>/model` or `RUN/<group>/eval.json`
+    under a fingerprint of its inputs, so a rerun skips what is done."""
+
+    def __init__(self, run, cfg, models: ModelCache, test: Sequence[Problem], grader: Verifier, data_fp: str,
+                 max_len: int | None, log):
+        self.run, self.cfg, self.models, self.test, self.grader = run, cfg, models, test, grader
+        self.data_fp, self.max_len, self.log = data_fp, max_len, log
+
+    def train(self, group: str, start: Path, start_fp: str, rows_fn, rows_fp: str, train_cfg) -> tuple[Path, str]:
+        """SFT from `start` on `rows_fn()` -> RUN/<group>/model; the model and its fingerprint."""
+        from selftrain.training.sft import train_sft
+
+        model = self.run.path(group, "model")
+        fp = fingerprint("train", start_fp, rows_fp, train_cfg.model_dump(), self.cfg.seed, group)
+        self.run.stage(f"{group}/train", fp, lambda: train_sft(start, rows_fn(), train_cfg, model,
+                                                                derive_seed(self.cfg.seed, group), self.max_len), self.log)
+        return model, fp
+
+    def evaluate(self, group: str, model: Path, model_fp: str) -> str:
+        """Test accuracy (greedy), pass@k and maj@k of `model` -> RUN/<group>/eval.json."""
+        from selftrain.evaluation import evaluate
+
+        fp = fingerprint("eval", model_fp, self.cfg.eval.model_dump(), self.data_fp, self.cfg.seed)
+        self.run.stage(f"{group}/evaluate", fp, lambda: evaluate(
+            self.models.sampler(model), self.test, self.grader, self.cfg.eval, self.run.path(group),
+            derive_seed(self.cfg.seed, f"{group}/evaluate"), desc=f"{group} eval", key=fp), self.log)
+        return fp

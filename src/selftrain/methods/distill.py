@@ -28,12 +28,10 @@ from typing import Any
 from selftrain import stages
 from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_json, write_jsonl
 from selftrain.config import RunConfig
-from selftrain.evaluation import evaluate
 from selftrain.methods.rest_em import _score, _select
 from selftrain.models import set_torch_threads
 from selftrain.samplers.base import SamplingParams
 from selftrain.tasks import build_task
-from selftrain.training.sft import train_sft
 from selftrain.training.tiny import save_tiny
 
 log = logging.getLogger("selftrain")
@@ -61,18 +59,8 @@ def run_distill(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             run.stage(f"{group}/build", fp, lambda: {"parameters": save_tiny(folder, tiny, derive_seed(cfg.seed, group))}, log.info)
             return folder, fp
 
-        def train(group: str, start: Path, start_fp: str, rows_fn, rows_fp: str, train_cfg) -> tuple[Path, str]:
-            model = run.path(group, "model")
-            fp = fingerprint("train", start_fp, rows_fp, train_cfg.model_dump(), cfg.seed, group)
-            run.stage(f"{group}/train", fp, lambda: train_sft(start, rows_fn(), train_cfg, model,
-                                                               derive_seed(cfg.seed, group), max_len), log.info)
-            return model, fp
-
-        def evaluate_stage(group: str, model: Path, model_fp: str) -> None:
-            fp = fingerprint("eval", model_fp, cfg.eval.model_dump(), data_fp, cfg.seed)
-            run.stage(f"{group}/evaluate", fp, lambda: evaluate(
-                models.sampler(model), test, grader, cfg.eval, run.path(group),
-                derive_seed(cfg.seed, f"{group}/evaluate"), desc=f"{group} eval", key=fp), log.info)
+        stage = stages.TrainEval(run, cfg, models, test, grader, data_fp, max_len, log.info)
+        train, evaluate_stage = stage.train, stage.evaluate
 
         # step 0: the teacher, and the student on human data only (the baseline)
         if cfg.teacher.model:

@@ -43,13 +43,11 @@ from typing import Any
 from selftrain import stages
 from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, write_jsonl
 from selftrain.config import RunConfig
-from selftrain.evaluation import evaluate
 from selftrain.models import set_torch_threads
 from selftrain.records import Problem
 from selftrain.samplers.base import SamplingParams
 from selftrain.selection import select_correct
 from selftrain.tasks import build_task
-from selftrain.training.sft import train_sft
 from selftrain.training.tiny import save_tiny
 
 log = logging.getLogger("selftrain")
@@ -73,29 +71,8 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         models = stages.ModelCache(cfg.sampling.batch_size)
         max_len = cfg.model.tiny.max_length if cfg.model.name_or_path is None else None
 
-        def evaluate_stage(group: str, model: Path, model_fp: str) -> str:
-            fp = fingerprint("eval", model_fp, cfg.eval.model_dump(), data_fp, cfg.seed)
-            run.stage(
-                f"{group}/evaluate",
-                fp,
-                lambda: evaluate(
-                    models.sampler(model), test, grader, cfg.eval, run.path(group),
-                    derive_seed(cfg.seed, f"{group}/evaluate"), desc=f"{group} eval", key=fp,
-                ),
-                log.info,
-            )
-            return fp
-
-        def sft_stage(group: str, start: Path, start_fp: str, rows_fn, rows_fp: str, train_cfg) -> tuple[Path, str]:
-            model = run.path(group, "model")
-            fp = fingerprint("train", start_fp, rows_fp, train_cfg.model_dump(), cfg.seed, group)
-            run.stage(
-                f"{group}/train",
-                fp,
-                lambda: train_sft(start, rows_fn(), train_cfg, model, derive_seed(cfg.seed, group), max_len),
-                log.info,
-            )
-            return model, fp
+        stage = stages.TrainEval(run, cfg, models, test, grader, data_fp, max_len, log.info)
+        evaluate_stage, sft_stage = stage.evaluate, stage.train
 
         # step 0: the initial model, and SFT on the human data -> the base policy p_0
         if cfg.model.name_or_path is None:
