@@ -261,6 +261,10 @@ class SelfRewardingConfig(_Section):
     """Who scores the responses that make the preference pairs: the model itself (the
     method), or, in the miniature, the task's grader (a diagnostic: DPO with a perfect
     judge, to tell a weak judge from a weak update)."""
+    min_chosen_score: float | None = None
+    """Keep a pair only if its chosen response scored at least this (e.g. 5: only a response
+    judged fully right is chosen, as Iterative RPO pairs a right answer against a wrong one);
+    None keeps every untied pair, as in the paper."""
     judge_finish: bool = False
     """Hand a judgement that ends without "Score:" back to the judge with `Score:` appended,
     to be finished greedily (not in the paper; for small models that lose the format)."""

@@ -274,12 +274,12 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             run.stage(f"{it}/judge", judge_fp, judge_all, log.info)
 
             # 4. best against worst, ties dropped
-            pairs_it_fp = fingerprint("pairs", judge_fp)
+            pairs_it_fp = fingerprint("pairs", judge_fp, *_set(sr.min_chosen_score))
 
             def make_pairs(it=it, new=new) -> dict[str, Any]:
                 samples = stages.load_samples(run.path(it, "samples.jsonl"))
                 scores = stages.load_scores(run.path(it, "scores.jsonl"))
-                pairs = best_vs_worst(samples, scores)
+                pairs = best_vs_worst(samples, scores, sr.min_chosen_score)
                 write_jsonl(run.path(it, "pairs.jsonl"), (p.to_json() for p in pairs))
                 by_id = {p.id: p for p in new}
                 truly = sum(
@@ -434,10 +434,11 @@ def run_self_rewarding_chat(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             run.stage(f"{it}/judge", judge_fp, judge_all, log.info)
 
             # 4. best against worst, ties and unreadable dropped
-            pairs_it_fp = fingerprint("pairs", judge_fp)
+            pairs_it_fp = fingerprint("pairs", judge_fp, *_set(sr.min_chosen_score))
 
             def make_pairs(it=it, new=new) -> dict[str, Any]:
-                pairs = best_vs_worst(stages.load_samples(run.path(it, "samples.jsonl")), stages.load_scores(run.path(it, "scores.jsonl")))
+                pairs = best_vs_worst(stages.load_samples(run.path(it, "samples.jsonl")), stages.load_scores(run.path(it, "scores.jsonl")),
+                                      sr.min_chosen_score)
                 write_jsonl(run.path(it, "pairs.jsonl"), (p.to_json() for p in pairs))
                 return {"pairs": len(pairs), "prompts": len(new)}
 
@@ -474,6 +475,12 @@ def _responses_stage(run: RunDir, cfg: RunConfig, it: str, sampler, new: list[Pr
         sampler(), new, sr.responses_per_prompt, params, run.path(it, "samples.jsonl"),
         derive_seed(cfg.seed, f"{it}/responses"), cfg.sampling.shard_size, desc=f"{it} responses", key=gen_fp))}, log.info)
     return gen_fp
+
+
+def _set(value) -> list:
+    """[value] when an option is set, [] when not: an option left unset keeps the
+    fingerprints of runs made before it existed."""
+    return [] if value is None else [value]
 
 
 def _mean(scores) -> float | None:
