@@ -266,8 +266,9 @@ class SelfRewardingConfig(_Section):
     judged fully right is chosen, as Iterative RPO pairs a right answer against a wrong one);
     None keeps every untied pair, as in the paper."""
     judge_finish: bool = False
-    """Hand a judgement that ends without "Score:" back to the judge with `Score:` appended,
-    to be finished greedily (not in the paper; for small models that lose the format)."""
+    """Hand a judgement that ends without "Score:" back to the judge with `Score:` appended
+    and read its most probable score on the scale (not in the paper; for small models that
+    lose the format; see `LLMJudge.judgements`)."""
     beta: float = Field(0.1, gt=0.0)
     """DPO's beta (the paper: 0.1)."""
     nll_weight: float = Field(0.0, ge=0.0)
@@ -283,8 +284,8 @@ class SelfRewardingConfig(_Section):
     """Times each instruction example (worked solution) appears in M1's data, to balance it
     against the EFT and prompt-writing examples."""
     eft_size: int = Field(600, ge=0)
-    """Judge examples (EFT) in M1's training data, half right and half wrong answers,
-    judged by the task's grader."""
+    """Judge examples (EFT) in M1's training data, 40% right solutions and the rest with one
+    or two mistakes, judged by the task's grader."""
     eft_format: Literal["working", "verdict"] = "working"
     """The miniature's judgement: `working` solves the problem before the verdict
     (`tasks.arithmetic.judge_target`), `verdict` states it at once (`judge_score`)."""

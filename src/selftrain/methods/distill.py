@@ -60,7 +60,6 @@ def run_distill(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             return folder, fp
 
         stage = stages.TrainEval(run, cfg, models, test, grader, data_fp, max_len, log.info)
-        train, evaluate_stage = stage.train, stage.evaluate
 
         # step 0: the teacher, and the student on human data only (the baseline)
         if cfg.teacher.model:
@@ -71,11 +70,11 @@ def run_distill(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         else:
             external = None
             t_init, t_init_fp = build("teacher-init", dc.teacher_tiny)
-            teacher, teacher_fp = train("teacher", t_init, t_init_fp, human_rows, data_fp, dc.teacher_sft)
-            evaluate_stage("teacher", teacher, teacher_fp)
+            teacher, teacher_fp = stage.train("teacher", t_init, t_init_fp, human_rows, data_fp, dc.teacher_sft)
+            stage.evaluate("teacher", teacher, teacher_fp)
         s_init, s_init_fp = build("student-init", cfg.model.tiny)
-        baseline, baseline_fp = train("student-human", s_init, s_init_fp, human_rows, data_fp, cfg.sft)
-        evaluate_stage("student-human", baseline, baseline_fp)
+        baseline, baseline_fp = stage.train("student-human", s_init, s_init_fp, human_rows, data_fp, cfg.sft)
+        stage.evaluate("student-human", baseline, baseline_fp)
 
         params = SamplingParams(temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
                                 top_k=cfg.sampling.top_k, max_new_tokens=cfg.sampling.max_new_tokens)
@@ -96,8 +95,8 @@ def run_distill(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             kept_rows = lambda g=group: stages.sft_rows(  # noqa: E731
                 [(s.prompt, s.completion) for s in stages.load_samples(run.path(g, "selected.jsonl"))]
             ) + (human_rows() if dc.mix_human else [])
-            student, student_fp = train(group, s_init, s_init_fp, kept_rows, fingerprint(select_fp, data_fp, dc.mix_human), cfg.sft)
-            evaluate_stage(group, student, student_fp)
+            student, student_fp = stage.train(group, s_init, s_init_fp, kept_rows, fingerprint(select_fp, data_fp, dc.mix_human), cfg.sft)
+            stage.evaluate(group, student, student_fp)
             if dc.student_becomes_teacher:
                 teacher, teacher_fp, external = student, student_fp, None
 

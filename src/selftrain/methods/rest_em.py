@@ -72,7 +72,6 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         max_len = cfg.model.tiny.max_length if cfg.model.name_or_path is None else None
 
         stage = stages.TrainEval(run, cfg, models, test, grader, data_fp, max_len, log.info)
-        evaluate_stage, sft_stage = stage.evaluate, stage.train
 
         # step 0: the initial model, and SFT on the human data -> the base policy p_0
         if cfg.model.name_or_path is None:
@@ -83,14 +82,14 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
             init, init_fp = Path(cfg.model.name_or_path), fingerprint("named", cfg.model.name_or_path)
         # a task without worked solutions gives no rows: the SFT stage then keeps the start model
         human_rows = lambda: stages.sft_rows([(p.prompt, p.solution) for p in human if p.solution])  # noqa: E731
-        base, base_fp = sft_stage("sft", init, init_fp, human_rows, data_fp, cfg.sft)
-        evaluate_stage("sft", base, base_fp)
+        base, base_fp = stage.train("sft", init, init_fp, human_rows, data_fp, cfg.sft)
+        stage.evaluate("sft", base, base_fp)
 
         # baseline: SFT on human data for as many more steps as all ReST-EM iterations
         if cfg.rest_em.compute_matched_baseline:
             matched = cfg.train.model_copy(update={"steps": cfg.train.steps * cfg.rest_em.iterations})
-            cm, cm_fp = sft_stage("compute-matched", base, base_fp, human_rows, data_fp, matched)
-            evaluate_stage("compute-matched", cm, cm_fp)
+            cm, cm_fp = stage.train("compute-matched", base, base_fp, human_rows, data_fp, matched)
+            stage.evaluate("compute-matched", cm, cm_fp)
 
         policy, policy_fp = base, base_fp
         params = SamplingParams(
@@ -137,10 +136,10 @@ def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 [(s.prompt, s.completion) for s in stages.load_samples(run.path(it, "selected.jsonl"))]
             ) + (human_rows() if cfg.rest_em.mix_human else [])
             rows_fp = fingerprint(select_fp, data_fp) if cfg.rest_em.mix_human else select_fp
-            policy, policy_fp = sft_stage(it, start, start_fp, kept_rows, rows_fp, cfg.train)
+            policy, policy_fp = stage.train(it, start, start_fp, kept_rows, rows_fp, cfg.train)
 
             # step 5: evaluate the new policy on the held-out test set
-            evaluate_stage(it, policy, policy_fp)
+            stage.evaluate(it, policy, policy_fp)
 
         report, metrics = publish(run.root, time.perf_counter() - t_start)
         log.info(f"report: {report}")

@@ -164,18 +164,19 @@ def run_self_rewarding(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         init_fp = fingerprint("tiny", cfg.model.tiny.model_dump(), cfg.seed)
         run.stage("init/build", init_fp, lambda: {"parameters": save_tiny(init, cfg.model.tiny, cfg.seed)}, log.info)
 
+        ift_rows = lambda: stages.sft_rows([(p.prompt, p.solution) for p in human])  # noqa: E731
+
         # M0: with pretrain_steps, the tiny model trained on worked solutions alone first
         if sr.pretrain_steps:
             m0 = run.path("m0", "model")
             m0_fp = fingerprint("m0", init_fp, data_fp, sr.pretrain_steps, cfg.sft.model_dump(), cfg.seed)
-            ift_rows = lambda: stages.sft_rows([(p.prompt, p.solution) for p in human])  # noqa: E731
             pretrain = cfg.sft.model_copy(update={"steps": sr.pretrain_steps})
             run.stage("m0/train", m0_fp, lambda: train_sft(init, ift_rows(), pretrain, m0, derive_seed(cfg.seed, "m0"), max_len), log.info)
             init, init_fp = m0, m0_fp
 
         # M0 -> M1: SFT on IFT (worked solutions), prompt writing, and EFT (judgements)
         def m1_rows() -> list[dict[str, str]]:
-            ift = stages.sft_rows([(p.prompt, p.solution) for p in human]) * sr.ift_repeats
+            ift = ift_rows() * sr.ift_repeats
             writing = prompt_writing_rows(pool_prompts, sr.shots, sr.writing_size or len(human), derive_seed(cfg.seed, "writing"))
             eft = eft_rows(human, width, sr.eft_size, derive_seed(cfg.seed, "eft"), sr.eft_format == "working")
             return ift + writing + eft

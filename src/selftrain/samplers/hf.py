@@ -91,6 +91,7 @@ class HFSampler:
             raise ValueError(f"options {list(options)} are not single tokens for {self.model_path}")
         option_ids = torch.tensor([i[0] for i in ids], device=self.device)
         encoded = self.tokenizer([p + s for p, s in zip(prompts, starts)], add_special_tokens=True)["input_ids"]
+        self._check_context(encoded, 0)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         out = [0] * len(encoded)
         with torch.inference_mode():
@@ -102,6 +103,16 @@ class HFSampler:
                 for i, best in zip(idx, logits[:, option_ids].argmax(-1).tolist()):
                     out[i] = best
         return out
+
+    def _check_context(self, encoded: list[list[int]], new_tokens: int) -> None:
+        """A clear error, not an index error, when prompts and new tokens exceed the context."""
+        context = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", None)
+        longest = max((len(ids) for ids in encoded), default=0)
+        if context and longest + new_tokens > context:
+            raise ValueError(
+                f"a prompt of {longest} tokens plus max_new_tokens={new_tokens} exceeds the model's "
+                f"context of {context} positions (a tiny model: raise model.tiny.max_length)"
+            )
 
     def _left_pad(self, prompt_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask of a batch, padded on the left, on the device."""
@@ -139,13 +150,7 @@ class HFSampler:
         if not prompts:
             return []
         encoded = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
-        context = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", None)
-        longest = max((len(ids) for ids in encoded), default=0)
-        if context and longest + params.max_new_tokens > context:
-            raise ValueError(
-                f"a prompt of {longest} tokens plus max_new_tokens={params.max_new_tokens} exceeds the model's "
-                f"context of {context} positions (a tiny model: raise model.tiny.max_length)"
-            )
+        self._check_context(encoded, params.max_new_tokens)
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
         results: list[str] = [""] * len(prompts)
         decode = self._decode_batch if self.engine == "lean" else self._generate_batch

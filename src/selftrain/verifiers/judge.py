@@ -158,10 +158,9 @@ class LLMJudge:
         if hasattr(self.sampler, "choose_next"):
             try:  # tokenizers that write " 4" as one token
                 picks = self.sampler.choose_next(asked, starts, [" " + v for v in scale])
-                tails = [" " + scale[k] for k in picks]
             except ValueError:  # digits after a separate space token
                 picks = self.sampler.choose_next(asked, [s + " " for s in starts], scale)
-                tails = [" " + scale[k] for k in picks]
+            tails = [" " + scale[k] for k in picks]
         else:
             tails = continue_texts(self.sampler, asked, starts, SamplingParams(temperature=0.0, max_new_tokens=4), self.seed)
         outputs = list(outputs)
