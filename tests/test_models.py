@@ -86,3 +86,19 @@ def test_generate_stage_resumes_its_own_shards_and_never_reuses_another_configs(
     other = stages.generate(sampler, problems, 2, params, out, seed=3, shard_size=5, key="B")
     assert not any(s.completion == "FROM JOURNAL" for s in other)
     assert list(tmp_path.glob("*.journal")) == []
+
+
+def test_tiny_dropout_and_activation_reach_the_saved_config(tmp_path):
+    from selftrain.config import TinyModelConfig
+    from selftrain.training.tiny import save_tiny
+
+    small = dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    save_tiny(tmp_path / "g", TinyModelConfig(**small), seed=0)
+    g = AutoModelForCausalLM.from_pretrained(tmp_path / "g").config
+    assert (g.resid_pdrop, g.embd_pdrop, g.attn_pdrop, g.activation_function) == (0.0, 0.0, 0.0, "gelu")
+    save_tiny(tmp_path / "g2", TinyModelConfig(**small, dropout=0.1, activation="gelu_new"), seed=0)
+    g2 = AutoModelForCausalLM.from_pretrained(tmp_path / "g2").config
+    assert (g2.resid_pdrop, g2.attn_pdrop, g2.activation_function) == (0.1, 0.1, "gelu_new")
+    save_tiny(tmp_path / "l", TinyModelConfig(arch="llama", **small, dropout=0.2), seed=0)
+    ll = AutoModelForCausalLM.from_pretrained(tmp_path / "l").config
+    assert (ll.attention_dropout, ll.hidden_act) == (0.2, "silu")

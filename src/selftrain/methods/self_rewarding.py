@@ -532,7 +532,8 @@ def demo_config(seed: int = 0) -> RunConfig:
         name="arithmetic-self-rewarding",
         seed=seed,
         method="self-rewarding",
-        model=ModelConfig(tiny=TinyModelConfig(max_length=160)),
+        # GPT-2's own dropout and activation, as the documented numbers were measured.
+        model=ModelConfig(tiny=TinyModelConfig(max_length=160, dropout=0.1, activation="gelu_new")),
         sampling=SamplingConfig(batch_size=512),
         sft=TrainConfig(steps=200),
         train=TrainConfig(steps=40, batch_size=32, learning_rate=5e-5, warmup_steps=5, logging_steps=20),
