@@ -1,6 +1,8 @@
 """Where TRL's SFTTrainer time goes on a CPU: ms/step of a plain PyTorch loop against
 SFTTrainer as selftrain configures it, and against SFTTrainer with TRL's own defaults
-(bf16 autocast and gradient checkpointing on), on the same model and data.
+(bf16 autocast and gradient checkpointing on), on the same model and data; and
+SFTTrainer as selftrain configures it on the same model built with GPT-2's own dropout
+(0.1) and activation (`gelu_new`), which the tiny model used before.
 
     python benchmarks/sft_step_overhead.py [--steps 20] [--batch-size 64]
 
@@ -71,15 +73,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         save_tiny(folder / "model", cfg.model.tiny, 0)
+        # The same model with GPT-2's own dropout (0.1) and activation (gelu_new).
+        save_tiny(folder / "gpt2-own", cfg.model.tiny.model_copy(update={"dropout": 0.1, "activation": "gelu_new"}), 0)
         ours = dict(bf16=False, gradient_checkpointing=False, train_sampling_strategy="random")
         plain = time_plain(folder / "model", rows, sft_config(folder, args.steps, args.batch_size, **ours))
         results = {
             "plain PyTorch loop": plain,
             "SFTTrainer, selftrain's settings": time_trainer(folder / "model", rows, sft_config(folder, args.steps, args.batch_size, **ours)),
             "SFTTrainer, TRL defaults": time_trainer(folder / "model", rows, sft_config(folder, max(2, args.steps // 4), args.batch_size)),
+            "SFTTrainer, ours, GPT-2 dropout+gelu_new": time_trainer(folder / "gpt2-own", rows, sft_config(folder, args.steps, args.batch_size, **ours)),
         }
     for name, ms in results.items():
-        print(f"{name:<36} {ms:8.0f} ms/step   {ms / plain:5.2f}x the plain loop")
+        print(f"{name:<42} {ms:8.0f} ms/step   {ms / plain:5.2f}x the plain loop")
 
 
 if __name__ == "__main__":
