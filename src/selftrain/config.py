@@ -166,10 +166,11 @@ class TinyModelConfig(_Section):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """GPT-2: embedding, residual and attention dropout; Llama: attention dropout. 0 by
     default: a tiny model trained for a few hundred steps underfits, and GPT-2's own 0.1
-    cost the ReST-EM demo's SFT model 12 points (docs/rest-em.md)."""
+    cost the ReST-EM demo's SFT model 5-12 points and its self-training most of its gain
+    over the compute-matched baseline (docs/rest-em.md)."""
     activation: Literal["gelu", "gelu_new", "relu", "silu"] | None = None
-    """The MLP's activation; None: `gelu` for gpt2 (exact GELU, one fused op, ~10% faster
-    per CPU step than GPT-2's own tanh approximation `gelu_new`), `silu` (SwiGLU) for llama."""
+    """The MLP's activation; None: `gelu` for gpt2 (the exact GELU, one fused op, where GPT-2's
+    own tanh approximation `gelu_new` takes several), `silu` (SwiGLU) for llama."""
 
     @model_validator(mode="after")
     def _check(self) -> TinyModelConfig:
