@@ -47,3 +47,13 @@ def test_paper_config_is_the_demo_with_the_papers_m_step():
     assert paper.rest_em.start_from == "base"
     demo = RunConfig()
     assert paper.model_copy(update={"name": demo.name, "rest_em": demo.rest_em}) == demo
+
+
+def test_rft_config_is_one_pass_from_init_on_human_plus_kept_data():
+    rft = load_config(ROOT / "configs" / "arithmetic-rft.yaml")
+    assert (rft.rest_em.iterations, rft.rest_em.start_from, rft.rest_em.mix_human) == (1, "init", True)
+    demo = RunConfig()
+    # the same run otherwise; its one M-step as long as the demo's SFT and ReST-EM steps after it
+    assert rft.train.steps == demo.train.steps * demo.rest_em.iterations + demo.sft.steps
+    same = {"name": demo.name, "rest_em": demo.rest_em, "select": demo.select, "train": demo.train}
+    assert rft.model_copy(update=same) == demo
