@@ -31,6 +31,9 @@ Deliberate deviations from the paper, each a config choice:
   a flawed step and the right answer (`task.arithmetic.verifier: steps` rejects those).
 - `rest_em.mix_human: true` adds the human data to every M-step (as RFT does); off by
   default, as in the paper.
+
+Rejection-sampling fine-tuning (RFT, Yuan et al. 2023) is one pass of this loop with
+`iterations: 1`, `start_from: init` and `mix_human: true`: configs/arithmetic-rft.yaml.
 """
 
 from __future__ import annotations
