@@ -67,6 +67,7 @@ def main() -> None:
     rounds("bare host process", raw, problems, verifier, args.workers, args.repeats)
 
     import torch  # noqa: F401 - the host of a real run
+
     from selftrain.config import TinyModelConfig
     from selftrain.training.tiny import build_char_tokenizer, build_tiny_model
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from selftrain import stages
-from selftrain.config import RunConfig
+from selftrain.methods.rest_em import RestEMConfig
 from selftrain.models import set_torch_threads
 from selftrain.samplers.base import SamplingParams
 from selftrain.samplers.hf import HFSampler
@@ -44,21 +44,21 @@ def plain_loop(model, tokenizer, prompts: list[str], batch_size: int, params: Sa
 def ours(sampler: HFSampler, problems, k: int, params: SamplingParams, folder: Path) -> int:
     out = folder / "samples.jsonl"
     out.unlink(missing_ok=True)
-    return len(stages.generate(sampler, problems, k, params, out, seed=0, shard_size=1 << 30, desc="ours"))
+    return len(stages.sample_shards(sampler, problems, k, params, out, seed=0, shard_size=1 << 30, desc="ours"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="a model folder (default: train the demo's SFT model)")
     ap.add_argument("--k", type=int, default=4)
-    ap.add_argument("--batch-size", type=int, default=RunConfig().sampling.batch_size)
+    ap.add_argument("--batch-size", type=int, default=RestEMConfig().model.sampler.batch_size)
     ap.add_argument("--problems", type=int, default=1000)
     args = ap.parse_args()
     set_torch_threads(None)
-    cfg = RunConfig()
+    cfg = RestEMConfig()
     task = build_task(cfg.task)
     problems = task.pool()[: args.problems]
-    params = SamplingParams(temperature=cfg.sampling.temperature, max_new_tokens=cfg.sampling.max_new_tokens)
+    params = SamplingParams(temperature=cfg.rest_em.e_step.temperature, max_new_tokens=cfg.rest_em.e_step.max_new_tokens)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model_dir = args.model
@@ -67,8 +67,8 @@ def main() -> None:
             from selftrain.training.tiny import save_tiny
 
             save_tiny(folder / "init", cfg.model.tiny, 0)
-            rows = stages.sft_rows([(p.prompt, p.solution) for p in task.human()])
-            train_sft(folder / "init", rows, cfg.sft, folder / "sft", 0, cfg.model.tiny.max_length)
+            rows = [{"prompt": p.prompt, "completion": p.solution} for p in task.human()]
+            train_sft(folder / "init", rows, cfg.rest_em.sft, folder / "sft", 0, cfg.model.tiny.max_length)
             model_dir = folder / "sft"
         sampler = HFSampler(model_dir, batch_size=args.batch_size)
         prompts = [p.prompt for p in problems for _ in range(args.k)]

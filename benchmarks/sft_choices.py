@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from selftrain import stages
-from selftrain.config import parse_config
+from selftrain.methods import parse_config
 from selftrain.metrics import accuracy_by_bucket
 from selftrain.models import set_torch_threads
 from selftrain.samplers.base import SamplingParams
@@ -38,11 +37,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         save_tiny(root / "init", cfg.model.tiny, cfg.seed)
-        rows = stages.sft_rows([(p.prompt, p.solution) for p in task.human()])
+        rows = [{"prompt": p.prompt, "completion": p.solution} for p in task.human()]
         t = time.perf_counter()
-        info = train_sft(root / "init", rows, cfg.sft, root / "sft", cfg.seed, cfg.model.tiny.max_length)
+        info = train_sft(root / "init", rows, cfg.rest_em.sft, root / "sft", cfg.seed, cfg.model.tiny.max_length)
         seconds = time.perf_counter() - t
-        sampler = HFSampler(root / "sft", batch_size=cfg.sampling.batch_size)
+        sampler = HFSampler(root / "sft", batch_size=cfg.model.sampler.batch_size)
         out = sampler.generate([p.prompt for p in test], SamplingParams(temperature=0.0, max_new_tokens=cfg.eval.max_new_tokens), 0)
     ok = [s.accepted for s in task.verifier()(test, out)]
     by_bucket = {b: round(a, 3) for b, a in accuracy_by_bucket([p.bucket for p in test], ok).items()}

@@ -20,7 +20,8 @@ import datasets
 import torch
 from trl import SFTConfig, SFTTrainer
 
-from selftrain.config import RunConfig, TrainConfig
+from selftrain.config import TrainConfig
+from selftrain.methods.rest_em import RestEMConfig
 from selftrain.models import load_model, load_tokenizer, set_torch_threads
 from selftrain.tasks import build_task
 from selftrain.training.tiny import save_tiny
@@ -68,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     set_torch_threads(None)
     datasets.disable_progress_bars()
-    cfg = RunConfig()
+    cfg = RestEMConfig()
     rows = [{"prompt": p.prompt, "completion": p.solution} for p in build_task(cfg.task).human()]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

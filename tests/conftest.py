@@ -12,10 +12,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 TINY = {
     "task": {"arithmetic": {"human_size": 80, "pool_size": 24, "test_per_bucket": 6, "test_digits": [1, 2, 3]}},
     "model": {"tiny": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "max_length": 64}},
-    "sft": {"steps": 6, "batch_size": 8, "logging_steps": 3},
-    "train": {"steps": 3, "batch_size": 8, "logging_steps": 3},
-    "rest_em": {"iterations": 2},
-    "sampling": {"k": 2, "shard_size": 16, "max_new_tokens": 40},
+    "rest_em": {
+        "iterations": 2,
+        "sft": {"steps": 6, "batch_size": 8, "logging_steps": 3},
+        "e_step": {"k": 2, "shard_size": 16, "max_new_tokens": 40},
+        "m_step": {"steps": 3, "batch_size": 8, "logging_steps": 3},
+    },
     "eval": {"k": 2, "max_new_tokens": 40},
 }
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import re
 
-from selftrain.config import parse_config
-from selftrain.methods.distill import run_distill
+from selftrain.methods import parse_config
+from selftrain.runs import run_method
 from selftrain.serve import ModelServer
 from selftrain.tasks.arithmetic import aligned_solution
 
@@ -33,13 +33,14 @@ class Oracle:
 def test_distill_rounds_and_lineage(tiny_cfg_dict, tmp_path):
     import datasets
 
-    d = {k: v for k, v in tiny_cfg_dict.items() if k not in ("rest_em", "train")}
+    rest_em = tiny_cfg_dict["rest_em"]
+    d = {k: v for k, v in tiny_cfg_dict.items() if k != "rest_em"}
     with ModelServer(Oracle()) as server:
         d.update(name="distill-test", method="distill",
-                 teacher={"backend": "openai", "base_url": server.url, "model": "oracle", "chat": False},
-                 distill={"rounds": 2})
+                 distill={"rounds": 2, "student_sft": rest_em["sft"], "generate": rest_em["e_step"],
+                          "teacher": {"backend": "openai", "base_url": server.url, "model": "oracle", "chat": False}})
         cfg = parse_config(d)
-        metrics = run_distill(cfg, tmp_path / "run")
+        metrics = run_method(cfg, tmp_path / "run")
     run = tmp_path / "run"
     assert [r["group"] for r in metrics["rows"]] == ["student-human", "round-01", "round-02"]
     r1, r2 = metrics["rows"][1]["data"], metrics["rows"][2]["data"]
@@ -52,6 +53,6 @@ def test_distill_rounds_and_lineage(tiny_cfg_dict, tmp_path):
     report = (run / "report.html").read_text()
     assert "student, human data only" in report and "student distilled, round 2" in report
     marks = {str(p): p.stat().st_mtime_ns for p in run.rglob("*.done.json")}
-    again = run_distill(cfg, run)  # the server is gone: everything must come from the run folder
+    again = run_method(cfg, run)  # the server is gone: everything must come from the run folder
     assert again["rows"] == metrics["rows"]
     assert {str(p): p.stat().st_mtime_ns for p in run.rglob("*.done.json")} == marks

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 
-from selftrain.config import parse_config
-from selftrain.methods.grounded_qa import chunk_documents, parse_pairs, run_grounded_qa, support
+from selftrain.methods import parse_config
+from selftrain.methods.grounded_qa import chunk_documents, parse_pairs, support
+from selftrain.runs import run_method
 from selftrain.serve import Faults, ModelServer
 
 DOC_A = """# Tea guide
@@ -83,10 +84,10 @@ def test_grounded_qa_end_to_end_through_a_faulty_endpoint(tmp_path):
     (docs / "a.md").write_text(DOC_A)
     (docs / "b.txt").write_text(DOC_B)
     with ModelServer(RuleTeacher(), faults=Faults(rate=0.3, kinds=("500", "drop", "truncated"))) as server:
+        teacher = {"backend": "openai", "base_url": server.url, "model": "rules", "max_retries": 10}
         cfg = parse_config({"name": "gqa", "method": "grounded-qa",
-                            "teacher": {"backend": "openai", "base_url": server.url, "model": "rules", "max_retries": 10},
-                            "grounded_qa": {"documents": str(docs), "chunk_chars": 200, "pairs_per_chunk": 3}})
-        metrics = run_grounded_qa(cfg, tmp_path / "run")
+                            "grounded_qa": {"teacher": teacher, "documents": str(docs), "chunk_chars": 200, "pairs_per_chunk": 3}})
+        metrics = run_method(cfg, tmp_path / "run")
     chunks = metrics["write"]["chunks"]
     assert chunks == 5 and metrics["rows"] == chunks  # the grounded pair of each chunk, and only it
     assert metrics["judge"]["rejected"] == {"parsed": 3 * chunks, "support": chunks, "format": chunks}

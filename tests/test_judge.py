@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from selftrain.errors import ConfigError
 from selftrain.records import Problem
 from selftrain.samplers.base import SamplingParams
 from selftrain.verifiers.judge import ADDITIVE_5_POINT, PAIRWISE, TEMPLATES, LLMJudge, parse_winner
@@ -74,6 +75,10 @@ class Scripted:
         out, self.outputs = self.outputs[: len(prompts)], self.outputs[len(prompts) :]
         return out
 
+    def continue_texts(self, prompts, starts, params, seed):
+        """A raw-text sampler continues a started answer by completing prompt + start."""
+        return self.generate([p + s for p, s in zip(prompts, starts)], params, seed)
+
 
 def test_scores_average_the_readable_judgements():
     sampler = Scripted(["Score: 4", "Score: 2", "no score", "nothing", "Score: 9", "blah"])
@@ -95,6 +100,15 @@ def test_finish_hands_a_scoreless_judgement_back_with_score_appended():
     assert [s.value for s in judge.scores(outputs)] == [4.0, 3.0] and judge.finished == 1
     unfinished = LLMJudge(Scripted(["It is fine."]), samples=1)
     assert unfinished([p], ["5"])[0].value is None
+
+
+def test_finish_refuses_a_sampler_that_can_neither_continue_nor_choose():
+    class Plain:
+        def generate(self, prompts, params, seed):
+            return ["no score"] * len(prompts)
+
+    with pytest.raises(ConfigError, match="cannot be finished"):
+        LLMJudge(Plain(), samples=1, finish=True).judgements([Problem("p", "q", "")], ["a"])
 
 
 def test_pairwise_counts_a_win_only_when_both_orders_agree():

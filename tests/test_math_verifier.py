@@ -104,7 +104,7 @@ def test_gsm8k_gold_against_gold_and_perturbed(verifier):
     assert sum(s.accepted for s in verifier(problems, solutions)) == len(problems) == 1319
     wrong_p, wrong_c = [], []
     for i, p in enumerate(problems):
-        for kind, bad in perturbations(p.answer, problems[(i + 1) % len(problems)].answer).items():
+        for _kind, bad in perturbations(p.answer, problems[(i + 1) % len(problems)].answer).items():
             wrong_p.append(p)
             wrong_c.append(f"#### {bad}")
     accepted = sum(s.accepted for s in verifier(wrong_p, wrong_c))
@@ -118,7 +118,7 @@ def test_math500_gold_against_gold_and_perturbed(verifier):
     assert sum(s.accepted for s in scores) >= 498
     wrong_p, wrong_c = [], []
     for i, p in enumerate(problems):
-        for kind, bad in perturbations(p.answer, problems[(i + 1) % len(problems)].answer).items():
+        for _kind, bad in perturbations(p.answer, problems[(i + 1) % len(problems)].answer).items():
             wrong_p.append(p)
             wrong_c.append(f"\\boxed{{{bad}}}")
     accepted = sum(s.accepted for s in verifier(wrong_p, wrong_c))

@@ -70,20 +70,22 @@ def test_generate_stage_resumes_its_own_shards_and_never_reuses_another_configs(
     sampler = HFSampler(tiny_model_dir, batch_size=4)
     params = SamplingParams(temperature=1.0, max_new_tokens=6)
     out = tmp_path / "samples.jsonl"
-    full = stages.generate(sampler, problems, 2, params, out, seed=3, shard_size=5, key="A")
+    full = stages.sample_shards(sampler, problems, 2, params, out, seed=3, shard_size=5, key="A")
     # a journal left by a run killed after shard 0 under the same key is resumed ...
     journals = list(tmp_path.glob("*.journal"))
     assert journals == []
-    key = stages.fingerprint("A", 3, 2, 5, params, [p.id for p in problems])
+    from selftrain.artifacts import fingerprint
+
+    key = fingerprint("A", 3, 2, 5, params, [p.id for p in problems])
     from selftrain.artifacts import ShardJournal
 
     forged = [{**s.to_json(), "completion": "FROM JOURNAL"} for s in full if s.problem_id in {"0", "1"}][:5]
     ShardJournal(tmp_path / f"samples.jsonl.{key}.journal").append(0, forged)
-    resumed = stages.generate(sampler, problems, 2, params, out, seed=3, shard_size=5, key="A")
+    resumed = stages.sample_shards(sampler, problems, 2, params, out, seed=3, shard_size=5, key="A")
     assert sum(s.completion == "FROM JOURNAL" for s in resumed) == len(forged)  # shard 0 not redone
     # ... but under another key (a changed config or model) it is thrown away
     ShardJournal(tmp_path / f"samples.jsonl.{key}.journal").append(0, forged)
-    other = stages.generate(sampler, problems, 2, params, out, seed=3, shard_size=5, key="B")
+    other = stages.sample_shards(sampler, problems, 2, params, out, seed=3, shard_size=5, key="B")
     assert not any(s.completion == "FROM JOURNAL" for s in other)
     assert list(tmp_path.glob("*.journal")) == []
 

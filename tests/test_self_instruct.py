@@ -14,9 +14,7 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
-from selftrain.config import parse_config
+from selftrain.methods import parse_config
 from selftrain.methods.self_instruct import (
     encode_prompt,
     filter_instances,
@@ -25,12 +23,11 @@ from selftrain.methods.self_instruct import (
     load_seed_tasks,
     parse_instances,
     parse_instructions,
-    run_self_instruct,
 )
+from selftrain.runs import run_method
 from selftrain.serve import Faults, ModelServer
 
-SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "self_instruct" / "seed_tasks.jsonl"
-needs_seeds = pytest.mark.skipif(not SEEDS.exists(), reason=f"{SEEDS} is absent")
+SEEDS = Path(__file__).resolve().parent / "fixtures" / "self_instruct_seed_tasks.jsonl"
 
 TOPICS = ["volcanoes", "tax returns", "chess openings", "sourdough bread", "jet lag", "tide pools", "bird songs",
           "password managers", "the French revolution", "compound interest", "houseplants", "marathon training",
@@ -90,7 +87,6 @@ def test_bootstrap_prompt_and_parse_on_real_looking_outputs():
     assert {t: instruction_rejection(t) for t in table} == table
 
 
-@needs_seeds
 def test_instance_prompts_are_output_first_for_classification():
     seeds = load_seed_tasks(SEEDS)
     clf = [s for s in seeds if s["is_classification"]][:2]
@@ -110,13 +106,12 @@ def test_instance_prompts_are_output_first_for_classification():
 def _cfg(url: str, tmp: Path, **si):
     return parse_config({
         "name": "si-test", "method": "self-instruct",
-        "teacher": {"backend": "openai", "base_url": url, "model": "scripted", "timeout": 2, "max_retries": 8},
-        "self_instruct": {"seed_tasks": str(SEEDS), "num_instructions": 12, "requests_per_round": 3, "max_rounds": 10,
+        "self_instruct": {"teacher": {"backend": "openai", "base_url": url, "model": "scripted", "timeout": 2, "max_retries": 8},
+                          "seed_tasks": str(SEEDS), "num_instructions": 12, "requests_per_round": 3, "max_rounds": 10,
                           **si},
     })
 
 
-@needs_seeds
 def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatch):
     import datasets
     from rouge_score import rouge_scorer
@@ -124,7 +119,7 @@ def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatc
     out = tmp_path / "run"
     faults = Faults(rate=0.25, kinds=("429", "500", "truncated", "drop"), retry_after=0.05)
     with ModelServer(ScriptedTeacher(), faults=faults) as server:
-        metrics = run_self_instruct(_cfg(server.url, tmp_path), out)
+        metrics = run_method(_cfg(server.url, tmp_path), out)
         bodies = [b for _, b in server.arrivals]
     boot = metrics["instructions"]
     assert boot["kept"] == 12 and metrics["failed_requests"] == 0
@@ -154,6 +149,6 @@ def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatc
 
     # a rerun skips every stage and sends nothing
     with ModelServer(ScriptedTeacher()) as server:
-        again = run_self_instruct(_cfg(server.url, tmp_path), out)
+        again = run_method(_cfg(server.url, tmp_path), out)
         assert server.arrivals == []
     assert again["rows"] == metrics["rows"]

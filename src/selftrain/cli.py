@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -12,62 +12,31 @@ from selftrain.errors import SelftrainError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-training for language models.")
 
-
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("transformers", "datasets", "accelerate", "httpx", "httpx2", "openai"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+VERBOSE = typer.Option(False, "-v", "--verbose", help="Also show the trainers' and libraries' logs live (always in RUN/logs/).")
 
 
-def _run(cfg, out: Optional[Path]) -> None:
-    if cfg.method == "self-rewarding":
-        from selftrain.methods.self_rewarding import run_self_rewarding as run_method
-    elif cfg.method == "self-instruct":
-        from selftrain.methods.self_instruct import run_self_instruct as run_method
-    elif cfg.method == "grounded-qa":
-        from selftrain.methods.grounded_qa import run_grounded_qa as run_method
-    elif cfg.method == "distill":
-        from selftrain.methods.distill import run_distill as run_method
-    else:
-        from selftrain.methods.rest_em import run_rest_em as run_method
+def _fail(err: SelftrainError) -> None:
+    typer.secho(f"error: {err}", fg="red", err=True)
+    raise typer.Exit(2) from None
 
-    out = out or Path("runs") / f"{cfg.name}-seed{cfg.seed}"
+
+def _guard(work: Callable[[], Any]) -> Any:
+    """Run `work`, printing a selftrain error as one line and exiting with status 2."""
     try:
-        metrics = run_method(cfg, out)
+        return work()
     except SelftrainError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    _print_summary(metrics)
-    typer.echo(f"report: {Path(out) / 'report.html'}")
+        _fail(err)
 
 
-def _print_summary(metrics: dict) -> None:
-    if metrics.get("method") == "distill":
-        for r in metrics["rows"]:
-            typer.echo(f"{r['label']:<34} accuracy {r['test']['accuracy'] * 100:5.1f}%")
-        return
-    if metrics.get("method") == "grounded-qa":
-        typer.echo(f"pairs kept {metrics['rows']} of {metrics['judge'].get('rejected', {}).get('parsed')} written, "
-                   f"failed requests {metrics['failed_requests']}")
-        return
-    if metrics.get("method") == "self-instruct":
-        typer.echo(f"instructions kept {metrics['instructions'].get('kept')}, rows {metrics['rows']}, "
-                   f"failed requests {metrics['failed_requests']}")
-        return
-    if metrics.get("method") == "self-rewarding" and metrics.get("chat"):
-        for r in metrics["rows"]:
-            typer.echo(f"{r['label']:<4} self-judged {r.get('self_judged')}  M1-judged {r.get('m1_judged')}  vs M1 {r.get('vs_m1')}")
-        return
-    if metrics.get("method") == "self-rewarding":
-        for r in metrics["rows"]:
-            typer.echo(f"{r['label']:<4} answer accuracy {r['test']['accuracy'] * 100:5.1f}%   "
-                       f"judge pairwise accuracy {r['judge_accuracy'] * 100:5.1f}%")
-        return
-    for r in metrics["rows"]:
-        t = r["test"]
-        typer.echo(f"{r['label']:<40} accuracy {t['accuracy'] * 100:5.1f}%  " + "  ".join(
-            f"{b}:{v * 100:5.1f}" for b, v in t["by_bucket"].items()
-        ))
+def _run(cfg, out: Optional[Path], verbose: bool) -> None:
+    from selftrain import runs, ui
+
+    ui.setup_terminal(verbose)
+    out = out or runs.default_out(cfg)
+    metrics = _guard(lambda: runs.run_method(cfg, out))
+    for line in runs.summary(metrics):
+        typer.echo(line)
+    typer.echo(f"report: {out / 'report.html'}")
 
 
 @app.command()
@@ -75,22 +44,16 @@ def demo(
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<name>-seed<SEED>)."),
     seed: int = typer.Option(0, help="Seed of model init, sampling and training order."),
     method: str = typer.Option("rest-em", help="rest-em, or self-rewarding (the miniature)."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """ReST-EM (or Self-Rewarding) on the embedded arithmetic task with a tiny model built
     locally (offline, CPU)."""
-    from selftrain.config import RunConfig
+    from selftrain.methods import all_methods, get_method
 
-    _setup_logging()
-    if method == "self-rewarding":
-        from selftrain.methods.self_rewarding import demo_config
-
-        cfg = demo_config(seed)
-    elif method == "rest-em":
-        cfg = RunConfig(seed=seed)
-    else:
-        typer.secho(f"error: unknown method {method!r} (rest-em, self-rewarding)", fg="red", err=True)
-        raise typer.Exit(2)
-    _run(cfg, out)
+    found = _guard(lambda: get_method(method))
+    if found.demo is None:
+        _fail(SelftrainError(f"no demo for {method!r} (demos: {', '.join(m.name for m in all_methods() if m.demo)})"))
+    _run(found.demo(seed), out, verbose)
 
 
 @app.command()
@@ -98,34 +61,21 @@ def run(
     config: Path = typer.Argument(..., help="A run config (YAML), e.g. configs/arithmetic-rest-em.yaml."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<name>-seed<SEED>)."),
     seed: Optional[int] = typer.Option(None, help="Override the config's seed."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """Run, or resume, the method a config file describes."""
-    from selftrain.config import load_config
+    from selftrain.methods import load_config
 
-    _setup_logging()
-    try:
-        cfg = load_config(config, {"seed": seed} if seed is not None else None)
-    except SelftrainError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    _run(cfg, out)
+    cfg = _guard(lambda: load_config(config, {"seed": seed} if seed is not None else None))
+    _run(cfg, out, verbose)
 
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
     """Rebuild RUN/metrics.json and RUN/report.html from the files of a run."""
-    from selftrain.report import write_report
+    from selftrain.runs import write_report
 
-    try:
-        page = write_report(run_dir)
-    except SelftrainError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(str(page))
-
-
-if __name__ == "__main__":
-    app()
+    typer.echo(str(_guard(lambda: write_report(run_dir))))
 
 
 @app.command()
@@ -139,18 +89,12 @@ def serve(
 ) -> None:
     """Serve a local model over an OpenAI-compatible HTTP API (/v1/chat/completions,
     /v1/completions, /v1/models)."""
-    from selftrain.errors import ModelLoadError
     from selftrain.models import set_torch_threads
     from selftrain.samplers.hf import HFSampler
     from selftrain.serve import ModelServer
 
-    _setup_logging()
     set_torch_threads(threads)
-    try:
-        sampler = HFSampler(model, batch_size=batch_size)
-    except ModelLoadError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    sampler = _guard(lambda: HFSampler(model, batch_size=batch_size))
     server = ModelServer(sampler, model_name=name or Path(model).stem, host=host, port=port, batch_size=batch_size)
     typer.echo(f"serving {model} at {server.url}")
     try:
@@ -166,15 +110,13 @@ def export(
 ) -> None:
     """Save a model and its tokenizer as a plain Hugging Face folder (a .gguf file is
     de-quantized once, so later loads take a second instead of tens)."""
-    from selftrain.errors import ModelLoadError
     from selftrain.models import load_model, load_tokenizer
 
-    _setup_logging()
-    try:
-        tokenizer, loaded = load_tokenizer(model), load_model(model)
-    except ModelLoadError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    tokenizer, loaded = _guard(lambda: (load_tokenizer(model), load_model(model)))
     loaded.save_pretrained(out)
     tokenizer.save_pretrained(out)
     typer.echo(f"saved {sum(p.numel() for p in loaded.parameters()):,} parameters to {out}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,8 +1,10 @@
 """Run configs: small typed sections, each documented once and checked when built.
 
-The defaults of `RunConfig` *are* the embedded demo (ReST-EM on the arithmetic task with a
-tiny model built locally); `configs/arithmetic-rest-em.yaml` spells the same values out, and
-a test checks that the two agree.
+This module holds the sections every method shares (task, model, sampling, training,
+selection, evaluation, a sampler backend). Each method's own section, and its run config
+(`method: <name>` plus that section), live in its module under `selftrain.methods`;
+`selftrain.methods.load_config` reads a YAML file into the run config of the method it
+names (a discriminated union on `method`).
 """
 
 from __future__ import annotations
@@ -179,26 +181,72 @@ class TinyModelConfig(_Section):
         return self
 
 
+class SamplerConfig(_Section):
+    """How a model is sampled: a backend registered by name in `selftrain.samplers`
+    (`hf`: transformers in this process; `openai`: any OpenAI-compatible endpoint) and its
+    settings. What a backend can do beyond plain sampling (continue a started answer, pick
+    the next token, report failed rows) is checked against what the method needs when the
+    config is loaded."""
+
+    backend: str = "hf"
+    batch_size: int = Field(512, ge=1)
+    """Sequences generated together (local backends)."""
+    chat: bool = False
+    """Send each prompt as a user message (the chat template, or chat completions); False:
+    raw text."""
+    system: str | None = None
+    """A system message for chat prompts."""
+    base_url: str | None = None
+    """openai: the endpoint, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1."""
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(16, ge=1)
+    max_retries: int = Field(6, ge=0)
+    timeout: float = Field(120.0, gt=0)
+
+
 class ModelConfig(_Section):
+    """The policy: the model a method trains."""
+
     name_or_path: str | None = None
     """A Hugging Face model name or a local folder; None builds the tiny model (`tiny`)."""
     tiny: TinyModelConfig = TinyModelConfig()
     torch_threads: int | None = None
     """CPU threads for torch; None uses the cores this process may run on."""
+    sampler: SamplerConfig = SamplerConfig()
+    """How the policy (and every checkpoint a run makes) is sampled."""
 
 
-class SamplingConfig(_Section):
-    """The E-step: K samples per problem."""
+class TeacherConfig(SamplerConfig):
+    """A model that writes data: a local model or any OpenAI-compatible endpoint."""
 
-    k: int = Field(8, ge=1)
-    """Samples per problem."""
+    model: str = ""
+    """hf: a folder, a Hugging Face name or a .gguf file; openai: the model name."""
+    chat: bool = True
+    batch_size: int = Field(16, ge=1)
+
+
+class Sampling(_Section):
+    """Sampling parameters, the one type every stage that samples uses."""
+
     temperature: float = Field(0.7, ge=0.0)
+    """0 means greedy decoding."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
     """0 turns top-k filtering off."""
     max_new_tokens: int = Field(64, ge=1)
-    batch_size: int = Field(512, ge=1)
-    """Sequences generated together."""
+
+    def params(self):
+        from selftrain.samplers.base import SamplingParams
+
+        return SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              max_new_tokens=self.max_new_tokens)
+
+
+class Generation(Sampling):
+    """K samples per prompt (an E-step, a teacher's solutions, a model's responses)."""
+
+    k: int = Field(8, ge=1)
+    """Samples per prompt."""
     shard_size: int = Field(2048, ge=1)
     """Sequences per resumable shard: a killed run redoes at most one shard."""
 
@@ -211,7 +259,7 @@ class SelectConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """One SFT run with TRL's SFTTrainer; the loss is on the completion only."""
+    """One fine-tuning run with a TRL trainer; the loss is on the completion only."""
 
     steps: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -231,216 +279,59 @@ class TrainConfig(_Section):
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
-class RestEMConfig(_Section):
-    iterations: int = Field(3, ge=1)
-    start_from: Literal["base", "previous", "init"] = "previous"
-    """Where each iteration's fine-tuning starts: `base`, the model the loop started from
-    (the paper); `previous`, the last iteration's model; `init`, the model before SFT on
-    human data (the random initialisation of the tiny model, or the pretrained model)."""
-    mix_human: bool = False
-    """Train each M-step on the kept samples *and* the human data (as RFT does), instead of
-    the kept samples alone (the paper)."""
-    compute_matched_baseline: bool = True
-    """Also train on human data for as many steps as all ReST-EM iterations together."""
+class DPOConfig(TrainConfig):
+    """DPO with TRL's DPOTrainer; the reference is the start model, frozen."""
 
-
-class SelfRewardingConfig(_Section):
-    """Self-Rewarding Language Models (Yuan et al. 2024): the model makes prompts, answers
-    them, judges its answers, and trains with DPO on its best against its worst answer."""
-
-    iterations: int = Field(2, ge=1)
-    """Self-rewarding iterations after M1 (SFT): 2 gives M1 -> M2 -> M3, as in the paper."""
-    new_prompts: int = Field(300, ge=1)
-    """New prompts the model writes per iteration (after filtering)."""
-    shots: int = Field(8, ge=1)
-    """Pool prompts shown per prompt-writing request (the paper: 8)."""
-    prompt_temperature: float = Field(1.0, ge=0.0)
-    responses_per_prompt: int = Field(4, ge=2)
-    """Responses sampled per new prompt (the paper: 4)."""
-    temperature: float = Field(0.7, ge=0.0)
-    """Sampling temperature of the responses (the paper: 0.7, top-p 0.9)."""
-    top_p: float = Field(0.9, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(64, ge=1)
-    judge_samples: int = Field(3, ge=1)
-    """Judgements per response, averaged (the paper: 3)."""
-    judge_temperature: float = Field(0.7, ge=0.0)
-    judge_max_new_tokens: int = Field(32, ge=1)
-    pair_judge: Literal["self", "grader"] = "self"
-    """Who scores the responses that make the preference pairs: the model itself (the
-    method), or, in the miniature, the task's grader (a diagnostic: DPO with a perfect
-    judge, to tell a weak judge from a weak update)."""
-    min_chosen_score: float | None = None
-    """Keep a pair only if its chosen response scored at least this (e.g. 5: only a response
-    judged fully right is chosen, as Iterative RPO pairs a right answer against a wrong one);
-    None keeps every untied pair, as in the paper."""
-    judge_finish: bool = False
-    """Hand a judgement that ends without "Score:" back to the judge with `Score:` appended
-    and read its most probable score on the scale (not in the paper; for small models that
-    lose the format; see `LLMJudge.judgements`)."""
     beta: float = Field(0.1, gt=0.0)
-    """DPO's beta (the paper: 0.1)."""
+    """DPO's beta (Self-Rewarding: 0.1)."""
     nll_weight: float = Field(0.0, ge=0.0)
     """Weight of an NLL term on the chosen response added to DPO (Iterative RPO, Pang et al.
-    2024); 0: plain DPO, as in the paper."""
-    pretrain_steps: int = Field(0, ge=0)
-    """The miniature's M0: the tiny model first trained on the worked solutions alone for
-    this many steps (`sft` settings otherwise), standing in for the paper's pretrained M0;
-    M1's SFT on IFT + EFT then starts from it. 0: M1 starts from the random model."""
-    writing_size: int | None = Field(None, ge=1)
-    """Prompt-writing examples in M1's data (None: as many as worked solutions)."""
-    ift_repeats: int = Field(1, ge=1)
-    """Times each instruction example (worked solution) appears in M1's data, to balance it
-    against the EFT and prompt-writing examples."""
-    eft_size: int = Field(600, ge=0)
-    """Judge examples (EFT) in M1's training data, 40% right solutions and the rest with one
-    or two mistakes, judged by the task's grader."""
-    eft_format: Literal["working", "verdict"] = "working"
-    """The miniature's judgement: `working` solves the problem before the verdict
-    (`tasks.arithmetic.judge_target`), `verdict` states it at once (`judge_score`)."""
-    judge_eval_pairs: int = Field(200, ge=1)
-    """Held-out response pairs (test problems, M1's samples, unequal grader scores) on
-    which the judge's pairwise accuracy is measured at every iteration."""
-    seed_prompts: str = "../shared/data/self_instruct/seed_tasks.jsonl"
-    """Chat models: JSON lines of prompts (field `prompt` or `instruction`, plus `instances[0].input`
-    when present), the pool shown few-shot; the last `eval_prompts` are held out."""
-    eval_prompts: int = Field(8, ge=1)
-    """Chat models: held-out prompts on which each model's greedy answers are judged."""
+    2024); 0: plain DPO."""
 
 
-class TeacherConfig(_Section):
-    """The model that writes data: a local model, or any OpenAI-compatible endpoint."""
+class EvalConfig(Sampling):
+    """Evaluation on the test split: greedy accuracy, and pass@k / maj@k from k samples."""
 
-    backend: Literal["transformers", "openai"] = "transformers"
-    model: str = ""
-    """transformers: a folder, a Hugging Face name or a .gguf file; openai: the model name."""
-    base_url: str | None = None
-    """openai: the endpoint, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1."""
-    chat: bool = True
-    """Send each prompt as a user message (chat template / chat completions); False: raw text."""
-    system: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int = Field(16, ge=1)
-    max_retries: int = Field(6, ge=0)
-    timeout: float = Field(120.0, gt=0)
-    batch_size: int = Field(16, ge=1)
-    """transformers: prompts decoded together."""
-
-
-class SelfInstructConfig(_Section):
-    """Self-Instruct (Wang et al. 2022): the teacher bootstraps instructions from a seed pool."""
-
-    seed_tasks: str = "../shared/data/self_instruct/seed_tasks.jsonl"
-    num_instructions: int = Field(100, ge=1)
-    requests_per_round: int = Field(8, ge=1)
-    max_rounds: int = Field(50, ge=1)
-    shots: int = Field(8, ge=2)
-    machine_shots: int = Field(2, ge=0)
-    """Of the `shots` in-context instructions, how many come from those generated so far."""
-    temperature: float = Field(0.7, ge=0.0)
-    top_p: float = Field(0.5, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1)
-    min_words: int = Field(4, ge=1)
-    max_words: int = Field(150, ge=1)
-    novelty_threshold: float = Field(0.7, gt=0.0, le=1.0)
-    instances_per_task: int = Field(3, ge=1)
-    instance_max_new_tokens: int = Field(256, ge=1)
-    classify_shots: int = Field(12, ge=2)
-    instance_shots: int = Field(3, ge=1)
-
-
-class GroundedQAConfig(_Section):
-    """Grounded QA: question-answer pairs written per chunk of a folder of documents."""
-
-    documents: str = "docs"
-    patterns: list[str] = ["*.md", "*.txt"]
-    chunk_chars: int = Field(1200, ge=100)
-    max_chunks: int | None = Field(None, ge=1)
-    pairs_per_chunk: int = Field(3, ge=1)
-    temperature: float = Field(0.7, ge=0.0)
-    top_p: float = Field(0.9, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1)
-    min_support: float = Field(0.5, ge=0.0, le=1.0)
-    """Least fraction of the answer's content words that must appear in the chunk."""
-    judge_samples: int = Field(1, ge=1)
-    judge_temperature: float = Field(0.0, ge=0.0)
-    judge_max_new_tokens: int = Field(96, ge=1)
-    keep_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    """A pair is kept when the mean judge score (0 or 1 each) reaches this."""
-
-
-class DistillConfig(_Section):
-    """Teacher -> student distillation on a task with a verifier."""
-
-    rounds: int = Field(1, ge=1)
-    teacher_tiny: TinyModelConfig = TinyModelConfig()
-    """The built-in teacher (when `teacher.model` is empty): a tiny model of this size..."""
-    teacher_sft: TrainConfig = TrainConfig(steps=300)
-    """...trained on the human data with these settings."""
-    mix_human: bool = True
-    """Train the student on the human data plus the kept teacher data (False: teacher data only)."""
-    student_becomes_teacher: bool = True
-    """From round 2 on, the previous round's student writes the data."""
-
-
-class EvalConfig(_Section):
     k: int = Field(4, ge=1)
-    """Samples per test problem for pass@k and maj@k (0 < k)."""
+    """Samples per test problem for pass@k and maj@k."""
     temperature: float = Field(1.0, ge=0.0)
-    max_new_tokens: int = Field(64, ge=1)
+    """Of the k samples (accuracy is always greedy)."""
 
 
-class RunConfig(_Section):
-    name: str = "arithmetic-rest-em"
+class RunBase(_Section):
+    """What every run config has; each method's config adds `method` and its section."""
+
+    name: str = "run"
     seed: int = 0
     """Seed of model initialisation, sampling and training order."""
-    method: Literal["rest-em", "self-rewarding", "self-instruct", "grounded-qa", "distill"] = "rest-em"
-    task: TaskConfig = TaskConfig()
-    model: ModelConfig = ModelConfig()
-    sampling: SamplingConfig = SamplingConfig()
-    select: SelectConfig = SelectConfig()
-    sft: TrainConfig = TrainConfig(steps=300)
-    """Supervised fine-tuning on the human data: the starting point and the first baseline."""
-    train: TrainConfig = TrainConfig()
-    """Fine-tuning in each ReST-EM iteration."""
-    rest_em: RestEMConfig = RestEMConfig()
-    self_rewarding: SelfRewardingConfig = SelfRewardingConfig()
-    """Used when `method: self-rewarding`; then `sft` trains M1 and `train` is each DPO step."""
-    teacher: TeacherConfig = TeacherConfig()
-    """Used by the synthetic-data methods (self-instruct): the model that writes the data."""
-    self_instruct: SelfInstructConfig = SelfInstructConfig()
-    grounded_qa: GroundedQAConfig = GroundedQAConfig()
-    distill: DistillConfig = DistillConfig()
-    eval: EvalConfig = EvalConfig()
+    method: str
 
     def to_yaml(self) -> str:
         """The config as YAML, with only the section of the task in use."""
         data = self.model_dump(mode="json")
-        data["task"] = {"name": self.task.name, self.task.name: data["task"][self.task.name]}
-        sections = {"rest-em": ["rest_em"], "self-rewarding": ["self_rewarding"],
-                    "self-instruct": ["self_instruct", "teacher"], "grounded-qa": ["grounded_qa", "teacher"],
-                    "distill": ["distill", "teacher"]}
-        for n in {n for names in sections.values() for n in names} - set(sections[self.method]):
-            data.pop(n, None)
+        if "task" in data:
+            data["task"] = {"name": self.task.name, self.task.name: data["task"][self.task.name]}
         return yaml.safe_dump(data, sort_keys=False)
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+class TaskRun(RunBase):
+    """A method that trains a model on a task and evaluates it."""
+
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid config {source}:"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {where}: {e['msg']}")
+        lines.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 
-def parse_config(data: dict, source: str = "<dict>") -> RunConfig:
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
-
-
-def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
-    """Read and validate a YAML run config; errors name the file and the field."""
+def read_yaml(path: str | Path) -> dict:
+    """A YAML mapping from a file; errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no config file at {path}")
@@ -450,5 +341,4 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    data.update(overrides or {})
-    return parse_config(data, str(path))
+    return data

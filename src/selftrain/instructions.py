@@ -66,6 +66,15 @@ class PromptFilter:
         self._seen = set(self.pool) | set(self.forbidden)
         self._novelty = NoveltyFilter(self.pool, self.novelty_threshold) if self.novelty_threshold else None
 
+    def describe(self) -> dict:
+        """The filter's settings, for a stage's fingerprint."""
+        from selftrain.artifacts import fingerprint
+
+        pattern = getattr(getattr(self.check, "__self__", None), "pattern", None)  # a compiled regex's fullmatch
+        check = pattern or getattr(self.check, "__qualname__", None)
+        return {"chars": [self.min_chars, self.max_chars], "novelty": self.novelty_threshold, "check": check,
+                "pool": fingerprint(list(self.pool)), "forbidden": fingerprint(list(self.forbidden))}
+
     def accept(self, prompt: str) -> bool:
         reason = None
         if not self.min_chars <= len(prompt) <= self.max_chars:

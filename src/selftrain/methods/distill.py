@@ -14,109 +14,87 @@ learns from what is kept; the student can become the next round's teacher.
 
 Run it:  `selftrain run configs/arithmetic-distill.yaml`
 
+The config section `distill:` holds each step's settings by role: `teacher` (an external
+teacher; empty `model`: the built-in one, `teacher_tiny` trained with `teacher_sft`),
+`student_sft` (step 0's baseline and step 4), `generate` (step 1), `select` (step 3).
+
 The report compares the distilled student with the same student trained on human data only,
 and shows the teacher's accuracy. Stages resume as in ReST-EM (one folder per stage group).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_json, write_jsonl
-from selftrain.config import RunConfig
-from selftrain.methods.rest_em import _score, _select
-from selftrain.models import set_torch_threads
-from selftrain.samplers.base import SamplingParams
-from selftrain.tasks import build_task
-from selftrain.training.tiny import save_tiny
-
-log = logging.getLogger("selftrain")
+from selftrain.artifacts import RunDir, fingerprint, read_json
+from selftrain.config import Generation, SelectConfig, TaskRun, TeacherConfig, TinyModelConfig, TrainConfig, _Section
+from selftrain.methods import Method
+from selftrain.report import escape, page, pct, table
 
 
-def run_distill(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
-    from selftrain.report import publish
+class DistillSection(_Section):
+    """Teacher -> student distillation on a task with a verifier."""
 
-    run = RunDir(out)
-    dc = cfg.distill
-    with run.lock():
-        t_start = time.perf_counter()
-        set_torch_threads(cfg.model.torch_threads)
-        atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
-        task = build_task(cfg.task)
-        verifier, grader = task.verifier(), task.grader()
-        human, pool, test = task.human(), task.pool(), task.test()
-        data_fp = fingerprint(task.name, [p.to_json() for split in (human, pool, test) for p in split])
-        models = stages.ModelCache(cfg.sampling.batch_size)
-        max_len = max(cfg.model.tiny.max_length, dc.teacher_tiny.max_length)
-        human_rows = lambda: stages.sft_rows([(p.prompt, p.solution) for p in human if p.solution])  # noqa: E731
-
-        def build(group: str, tiny) -> tuple[Path, str]:
-            folder, fp = run.path(group, "model"), fingerprint("tiny", tiny.model_dump(), cfg.seed, group)
-            run.stage(f"{group}/build", fp, lambda: {"parameters": save_tiny(folder, tiny, derive_seed(cfg.seed, group))}, log.info)
-            return folder, fp
-
-        stage = stages.TrainEval(run, cfg, models, test, grader, data_fp, max_len, log.info)
-
-        # step 0: the teacher, and the student on human data only (the baseline)
-        if cfg.teacher.model:
-            from selftrain.samplers.teacher import make_teacher
-
-            external = make_teacher(cfg.teacher, run.root)
-            teacher, teacher_fp = None, fingerprint("external", cfg.teacher.model_dump())
-        else:
-            external = None
-            t_init, t_init_fp = build("teacher-init", dc.teacher_tiny)
-            teacher, teacher_fp = stage.train("teacher", t_init, t_init_fp, human_rows, data_fp, dc.teacher_sft)
-            stage.evaluate("teacher", teacher, teacher_fp)
-        s_init, s_init_fp = build("student-init", cfg.model.tiny)
-        baseline, baseline_fp = stage.train("student-human", s_init, s_init_fp, human_rows, data_fp, cfg.sft)
-        stage.evaluate("student-human", baseline, baseline_fp)
-
-        params = SamplingParams(temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
-                                top_k=cfg.sampling.top_k, max_new_tokens=cfg.sampling.max_new_tokens)
-        for r in range(1, dc.rounds + 1):
-            group = f"round-{r:02d}"
-            gen_fp = fingerprint("generate", teacher_fp, cfg.sampling.model_dump(), data_fp, cfg.seed, r)
-            sampler = (lambda: external) if external is not None else (lambda m=teacher: models.sampler(m))
-            run.stage(f"{group}/generate", gen_fp, lambda: {"samples": len(stages.generate(
-                sampler(), pool, cfg.sampling.k, params, run.path(group, "samples.jsonl"),
-                derive_seed(cfg.seed, f"{group}/generate"), cfg.sampling.shard_size, desc=f"{group} teacher", key=gen_fp))},
-                log.info)
-            score_fp = fingerprint("score", gen_fp, type(verifier).__name__)
-            run.stage(f"{group}/score", score_fp, lambda: _score(verifier, pool, run.path(group)), log.info)
-            select_fp = fingerprint("select", score_fp, cfg.select.model_dump())
-            teacher_name = cfg.teacher.model or str(teacher.relative_to(run.root))
-            run.stage(f"{group}/select", select_fp,
-                      lambda g=group, name=teacher_name, rr=r: _select_with_lineage(cfg, pool, run.path(g), rr, name), log.info)
-            kept_rows = lambda g=group: stages.sft_rows(  # noqa: E731
-                [(s.prompt, s.completion) for s in stages.load_samples(run.path(g, "selected.jsonl"))]
-            ) + (human_rows() if dc.mix_human else [])
-            student, student_fp = stage.train(group, s_init, s_init_fp, kept_rows, fingerprint(select_fp, data_fp, dc.mix_human), cfg.sft)
-            stage.evaluate(group, student, student_fp)
-            if dc.student_becomes_teacher:
-                teacher, teacher_fp, external = student, student_fp, None
-
-        report, metrics = publish(run.root, time.perf_counter() - t_start)
-        log.info(f"report: {report}")
-        return metrics
+    rounds: int = Field(1, ge=1)
+    teacher: TeacherConfig = TeacherConfig(chat=False)
+    """An external teacher (a model folder or an endpoint); empty `model`: the built-in one."""
+    teacher_tiny: TinyModelConfig = TinyModelConfig()
+    """The built-in teacher: a tiny model of this size..."""
+    teacher_sft: TrainConfig = TrainConfig(steps=300)
+    """...trained on the human data with these settings."""
+    student_sft: TrainConfig = TrainConfig(steps=300)
+    """The student (`model.tiny`), on the human data alone (the baseline) and on human + kept data."""
+    generate: Generation = Generation()
+    """The teacher's K solutions per pool problem."""
+    select: SelectConfig = SelectConfig()
+    mix_human: bool = True
+    """Train the student on the human data plus the kept teacher data (False: teacher data only)."""
+    student_becomes_teacher: bool = True
+    """From round 2 on, the previous round's student writes the data."""
 
 
-def _select_with_lineage(cfg: RunConfig, pool, folder: Path, round_: int, teacher: str) -> dict[str, Any]:
-    """The kept samples (`selected.jsonl`), and the same as a dataset with lineage (`data.jsonl`)."""
-    info = _select(cfg, pool, folder)
-    rows = [{"prompt": s.prompt, "completion": s.completion,
-             "lineage": {"method": "distill", "iteration": round_, "model": teacher, "prompt_id": s.problem_id,
-                         "sample": s.index, "score": 1.0}}
-            for s in stages.load_samples(folder / "selected.jsonl")]
-    write_jsonl(folder / "data.jsonl", rows)
-    return info
+class DistillConfig(TaskRun):
+    name: str = "distill"
+    method: Literal["distill"] = "distill"
+    distill: DistillSection = DistillSection()
 
 
-def collect_distill(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
+def run(ctx: stages.RunContext) -> None:
+    """Distillation, steps numbered as in the docstring."""
+    sec = ctx.cfg.distill
+    verifier, human = ctx.task.verifier(), stages.human_rows(ctx)
+    max_length = max(ctx.cfg.model.tiny.max_length, sec.teacher_tiny.max_length)
+
+    # step 0: the teacher, and the student on human data only (the baseline)
+    if sec.teacher.model:
+        teacher, teacher_sampler = stages.Artifact(sec.teacher.model, fingerprint("external", sec.teacher.model_dump())), sec.teacher
+    else:
+        t_init = stages.build_tiny(ctx, "teacher-init", sec.teacher_tiny, ctx.seed("teacher-init"))
+        teacher, teacher_sampler = stages.sft(ctx, "teacher", t_init, human, sec.teacher_sft, max_length), None
+        stages.evaluate(ctx, "teacher", teacher)
+    s_init = stages.build_tiny(ctx, "student-init", ctx.cfg.model.tiny, ctx.seed("student-init"))
+    stages.evaluate(ctx, "student-human", stages.sft(ctx, "student-human", s_init, human, sec.student_sft, max_length))
+
+    for r in range(1, sec.rounds + 1):
+        group = f"round-{r:02d}"
+        # step 1: the teacher samples K solutions for every pool problem
+        samples = stages.generate(ctx, group, teacher, ctx.pool, sec.generate, sampler=teacher_sampler)
+        # step 2: the verifier scores them; step 3: correct only, capped, deduplicated
+        scores = stages.score(ctx, group, samples, ctx.pool, verifier)
+        lineage = {"method": "distill", "iteration": r, "model": sec.teacher.model or str(teacher.path.relative_to(ctx.run.root))}
+        kept = stages.select(ctx, group, scores, ctx.pool, sec.select, lineage)
+        # step 4: the student, from its initialisation, on human + kept data
+        student = stages.sft(ctx, group, s_init, kept + human if sec.mix_human else kept, sec.student_sft, max_length)
+        # step 5: evaluate; the student may write the next round's data
+        stages.evaluate(ctx, group, student)
+        if sec.student_becomes_teacher:
+            teacher, teacher_sampler = student, None
+
+
+def collect(run: RunDir, cfg: DistillConfig) -> dict[str, Any]:
     rows = []
     groups = [("teacher", "teacher (SFT on human data)"), ("student-human", "student, human data only")]
     groups += [(f"round-{r:02d}", f"student distilled, round {r}") for r in range(1, cfg.distill.rounds + 1)]
@@ -125,27 +103,36 @@ def collect_distill(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
         if not path.exists():
             continue
         row = {"group": group, "label": label, "test": read_json(path)}
-        select = run.record(f"{group}/select")
-        score = run.record(f"{group}/score")
+        select, score = run.record(f"{group}/select"), run.record(f"{group}/score")
         if select:
             row["data"] = {**(score.info if score else {}), **select.info}
         rows.append(row)
     return {"method": "distill", "name": cfg.name, "seed": cfg.seed, "rows": rows}
 
 
-def render_distill(metrics: dict[str, Any]) -> str:
-    from html import escape
-
-    from selftrain.report import _page, _pct
-
+def render(metrics: dict[str, Any]) -> str:
     buckets = sorted({b for r in metrics["rows"] for b in r["test"]["by_bucket"]})
     head = ["model", "accuracy %", *[f"{b} %" for b in buckets], "teacher samples", "kept"]
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in [
-            r["label"], _pct(r["test"]["accuracy"]), *[_pct(r["test"]["by_bucket"].get(b)) for b in buckets],
-            r.get("data", {}).get("samples", ""), r.get("data", {}).get("kept", "")]) + "</tr>"
-        for r in metrics["rows"])
-    table = "<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + f"</tr>{body}</table>"
-    return _page(f"selftrain: {escape(metrics['name'])} (seed {metrics['seed']})",
-                 "<p>Distillation: greedy test accuracy of the teacher, of the student trained on human data "
-                 f"only, and of the student trained on human data plus the teacher's verified solutions.</p>{table}")
+    body = [[r["label"], pct(r["test"]["accuracy"]), *[pct(r["test"]["by_bucket"].get(b)) for b in buckets],
+             r.get("data", {}).get("samples", ""), r.get("data", {}).get("kept", "")] for r in metrics["rows"]]
+    return page(f"selftrain: {escape(metrics['name'])} (seed {metrics['seed']})",
+                "<p>Distillation: greedy test accuracy of the teacher, of the student trained on human data "
+                f"only, and of the student trained on human data plus the teacher's verified solutions.</p>{table(head, body)}")
+
+
+def summary(metrics: dict[str, Any]) -> list[str]:
+    return [f"{r['label']:<34} accuracy {r['test']['accuracy'] * 100:5.1f}%" for r in metrics["rows"]]
+
+
+def _needs(cfg: DistillConfig) -> list[tuple[str, Any, set[str]]]:
+    needs = [("model.sampler", cfg.model.sampler, {"local"})]
+    if cfg.distill.teacher.model:
+        needs.append(("distill.teacher", cfg.distill.teacher, set()))
+    return needs
+
+
+MOVED = {"sampling.batch_size": "model.sampler.batch_size", "sampling": "distill.generate", "select": "distill.select",
+         "sft": "distill.student_sft", "teacher": "distill.teacher", "train": "", "rest_em": "", "self_rewarding": "",
+         "self_instruct": "", "grounded_qa": ""}
+
+METHOD = Method("distill", DistillConfig, run, collect, render, summary, needs=_needs, moved=MOVED)

@@ -25,18 +25,62 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from selftrain.artifacts import RunDir, atomic_write_text, fingerprint, read_jsonl, write_jsonl
-from selftrain.config import RunConfig
+from pydantic import Field
+
+from selftrain import stages
+from selftrain.artifacts import RunDir, fingerprint, read_jsonl, write_jsonl
+from selftrain.config import RunBase, TeacherConfig, _Section
 from selftrain.errors import TaskDataError
+from selftrain.methods import Method
 from selftrain.novelty import rouge_tokens
-from selftrain.samplers.base import Failed, SamplingParams, generate_or_fail
+from selftrain.report import escape, kv_table, page
+from selftrain.samplers.base import Failed, Sampler, SamplingParams, generate_or_fail
 from selftrain.verifiers.judge import TEMPLATES
+
+
+class GroundedQASection(_Section):
+    """Grounded QA: question-answer pairs written per chunk of a folder of documents."""
+
+    teacher: TeacherConfig = TeacherConfig()
+    """The model that writes the pairs and judges them."""
+    documents: str = "docs"
+    patterns: list[str] = ["*.md", "*.txt"]
+    chunk_chars: int = Field(1200, ge=100)
+    max_chunks: int | None = Field(None, ge=1)
+    pairs_per_chunk: int = Field(3, ge=1)
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1)
+    min_support: float = Field(0.5, ge=0.0, le=1.0)
+    """Least fraction of the answer's content words that must appear in the chunk."""
+    judge_samples: int = Field(1, ge=1)
+    judge_temperature: float = Field(0.0, ge=0.0)
+    judge_max_new_tokens: int = Field(96, ge=1)
+    keep_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """A pair is kept when the mean judge score (0 or 1 each) reaches this."""
+
+
+class GroundedQAConfig(RunBase):
+    name: str = "grounded-qa"
+    method: Literal["grounded-qa"] = "grounded-qa"
+    grounded_qa: GroundedQASection = GroundedQASection()
+
+
+def run(ctx: stages.RunContext) -> None:
+    """Grounded QA, steps numbered as in the docstring."""
+    sec = ctx.cfg.grounded_qa
+    # step 1: chunk the documents
+    chunks = chunk_documents(sec.documents, sec.chunk_chars, tuple(sec.patterns))[: sec.max_chunks]
+    teacher = ctx.sampler(sec.teacher.model, sec.teacher)
+    # step 2: the teacher writes question-answer pairs per chunk
+    written = write_pairs(ctx, teacher, chunks)
+    # steps 3-4: filter (format, duplicates, support, the judge) -> RUN/data.jsonl, RUN/rejected.jsonl
+    judge_pairs(ctx, teacher, written)
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +125,12 @@ def chunk_documents(folder: str | Path, chunk_chars: int = 1200, patterns: tuple
         current: list[tuple[int, int]] = []  # (start, end) of paragraphs in the chunk being packed
         n = 0
 
-        def flush():
+        def flush():  # called within this file's iteration only
             nonlocal n, current
             if current:
                 start, end = current[0][0], current[-1][1]
-                context = " > ".join(headings[k] for k in sorted(headings))
-                chunks.append(Chunk(f"{rel}#{n}", rel, start, end, context, text[start:end].strip()))
+                context = " > ".join(headings[k] for k in sorted(headings))  # noqa: B023
+                chunks.append(Chunk(f"{rel}#{n}", rel, start, end, context, text[start:end].strip()))  # noqa: B023
                 n += 1
                 current = []
 
@@ -137,102 +181,97 @@ def support(answer: str, chunk: str) -> float:
     return sum(w in present for w in words) / len(words)
 
 
-def run_grounded_qa(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
-    from selftrain.report import publish
-    from selftrain.samplers.teacher import make_teacher
+def write_pairs(ctx: stages.RunContext, teacher: Sampler, chunks: list[Chunk]) -> stages.Artifact:
+    """The teacher's raw pairs per chunk -> RUN/written.jsonl."""
+    sec, out = ctx.cfg.grounded_qa, ctx.path("written.jsonl")
 
-    start = time.perf_counter()
-    gc = cfg.grounded_qa
-    run = RunDir(out)
-    with run.lock():
-        atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
-        chunks = chunk_documents(gc.documents, gc.chunk_chars, tuple(gc.patterns))[: gc.max_chunks]
-        teacher = make_teacher(cfg.teacher, run.root)
-        template = TEMPLATES["grounded"]
+    def write() -> dict[str, Any]:
+        prompts = [WRITE_PROMPT.format(source=c.path, n=sec.pairs_per_chunk, chunk=c.passage()) for c in chunks]
+        params = SamplingParams(temperature=sec.temperature, top_p=sec.top_p, max_new_tokens=sec.max_new_tokens)
+        outputs = generate_or_fail(teacher, prompts, params, ctx.cfg.seed)
+        rows, failed = [], 0
+        for c, o in zip(chunks, outputs):
+            if isinstance(o, Failed):
+                failed += 1
+                rows.append({"chunk": asdict(c), "raw": None, "error": o.error})
+            else:
+                rows.append({"chunk": asdict(c), "raw": o})
+        write_jsonl(out, rows)
+        return {"chunks": len(chunks), "requests_failed": failed}
 
-        def write() -> dict[str, Any]:
-            prompts = [WRITE_PROMPT.format(source=c.path, n=gc.pairs_per_chunk, chunk=c.passage()) for c in chunks]
-            params = SamplingParams(temperature=gc.temperature, top_p=gc.top_p, max_new_tokens=gc.max_new_tokens)
-            outputs = generate_or_fail(teacher, prompts, params, cfg.seed)
-            rows, failed = [], 0
-            for c, o in zip(chunks, outputs):
-                if isinstance(o, Failed):
-                    failed += 1
-                    rows.append({"chunk": asdict(c), "raw": None, "error": o.error})
-                else:
-                    rows.append({"chunk": asdict(c), "raw": o})
-            write_jsonl(run.path("written.jsonl"), rows)
-            return {"chunks": len(chunks), "requests_failed": failed}
+    fp = fingerprint([asdict(c) for c in chunks], sec.model_dump(), ctx.cfg.seed)
+    ctx.stage("write", fp, write)
+    return stages.Artifact(out, fp)
 
-        fp = fingerprint([asdict(c) for c in chunks], cfg.teacher.model_dump(), gc.model_dump(), cfg.seed)
-        run.stage("write", fp, write, log.info)
-        written = read_jsonl(run.path("written.jsonl"))
 
-        def judge() -> dict[str, Any]:
-            candidates, rejected, counts = [], [], Counter()
-            seen: set[str] = set()
-            for w in written:
-                chunk = Chunk(**w["chunk"])
-                if w["raw"] is None:
+def judge_pairs(ctx: stages.RunContext, teacher: Sampler, written: stages.Artifact) -> stages.Artifact:
+    """Pairs filtered, cheapest check first -> RUN/data.jsonl and RUN/rejected.jsonl."""
+    sec, template = ctx.cfg.grounded_qa, TEMPLATES["grounded"]
+
+    def judge() -> dict[str, Any]:
+        candidates, rejected, counts = [], [], Counter()
+        seen: set[str] = set()
+        for w in read_jsonl(written.path):
+            chunk = Chunk(**w["chunk"])
+            if w["raw"] is None:
+                continue
+            pairs = parse_pairs(w["raw"])[: sec.pairs_per_chunk]
+            counts["parsed"] += len(pairs)
+            if not pairs:
+                rejected.append({"chunk_id": chunk.id, "question": None, "answer": None, "reason": "no Q/A pair in the output",
+                                 "raw": w["raw"][:500]})
+            for q, a in pairs:
+                reason = None
+                if not q.endswith("?") or not a:
+                    reason = "format"
+                elif q.lower() in seen:
+                    reason = "duplicate question"
+                elif (supported := support(a, chunk.passage())) < sec.min_support:
+                    reason = f"support {supported:.2f} < {sec.min_support}"
+                if reason:
+                    counts[reason.split(" ")[0]] += 1
+                    rejected.append({"chunk_id": chunk.id, "question": q, "answer": a, "reason": reason})
                     continue
-                pairs = parse_pairs(w["raw"])[: gc.pairs_per_chunk]
-                counts["parsed"] += len(pairs)
-                if not pairs:
-                    rejected.append({"chunk_id": chunk.id, "question": None, "answer": None, "reason": "no Q/A pair in the output",
-                                     "raw": w["raw"][:500]})
-                for q, a in pairs:
-                    reason = None
-                    if not q.endswith("?") or not a:
-                        reason = "format"
-                    elif q.lower() in seen:
-                        reason = "duplicate question"
-                    elif (supported := support(a, chunk.passage())) < gc.min_support:
-                        reason = f"support {supported:.2f} < {gc.min_support}"
-                    if reason:
-                        counts[reason.split(" ")[0]] += 1
-                        rejected.append({"chunk_id": chunk.id, "question": q, "answer": a, "reason": reason})
-                        continue
-                    seen.add(q.lower())
-                    candidates.append((chunk, q, a))
-            prompts = [template.format(f"Passage:\n{c.passage()}\n\nQuestion: {q}", a)
-                       for c, q, a in candidates for _ in range(gc.judge_samples)]
-            params = SamplingParams(temperature=gc.judge_temperature, max_new_tokens=gc.judge_max_new_tokens)
-            outputs = generate_or_fail(teacher, prompts, params, cfg.seed + 1)
-            rows = []
-            for i, (c, q, a) in enumerate(candidates):
-                judged = outputs[i * gc.judge_samples:(i + 1) * gc.judge_samples]
-                scores = [template.parse(o)[0] for o in judged if not isinstance(o, Failed)]
-                scores = [s for s in scores if s is not None]
-                score = sum(scores) / len(scores) if scores else None
-                if score is None or score < gc.keep_threshold:
-                    why = "judge: no readable verdict" if score is None else f"judge: score {score:.2f} < {gc.keep_threshold}"
-                    counts["judge"] += 1
-                    rejected.append({"chunk_id": c.id, "question": q, "answer": a, "reason": why,
-                                     "judgement": next((o for o in judged if isinstance(o, str)), None)})
-                    continue
-                rows.append({
-                    "question": q, "answer": a, "chunk": c.passage(),
-                    "source": {"path": c.path, "chunk_id": c.id, "start": c.start, "end": c.end},
-                    "lineage": {"method": "grounded-qa", "iteration": 0, "model": cfg.teacher.model,
-                                "prompt_id": c.id, "score": score},
-                })
-            write_jsonl(run.path("data.jsonl"), rows)
-            write_jsonl(run.path("rejected.jsonl"), rejected)
-            return {"kept": len(rows), "rejected": dict(counts), "judged": len(candidates)}
+                seen.add(q.lower())
+                candidates.append((chunk, q, a))
+        prompts = [template.format(f"Passage:\n{c.passage()}\n\nQuestion: {q}", a)
+                   for c, q, a in candidates for _ in range(sec.judge_samples)]
+        params = SamplingParams(temperature=sec.judge_temperature, max_new_tokens=sec.judge_max_new_tokens)
+        outputs = generate_or_fail(teacher, prompts, params, ctx.cfg.seed + 1)
+        rows = []
+        for i, (c, q, a) in enumerate(candidates):
+            judged = outputs[i * sec.judge_samples:(i + 1) * sec.judge_samples]
+            scores = [template.parse(o)[0] for o in judged if not isinstance(o, Failed)]
+            scores = [s for s in scores if s is not None]
+            score = sum(scores) / len(scores) if scores else None
+            if score is None or score < sec.keep_threshold:
+                why = "judge: no readable verdict" if score is None else f"judge: score {score:.2f} < {sec.keep_threshold}"
+                counts["judge"] += 1
+                rejected.append({"chunk_id": c.id, "question": q, "answer": a, "reason": why,
+                                 "judgement": next((o for o in judged if isinstance(o, str)), None)})
+                continue
+            rows.append({
+                "question": q, "answer": a, "chunk": c.passage(),
+                "source": {"path": c.path, "chunk_id": c.id, "start": c.start, "end": c.end},
+                "lineage": {"method": "grounded-qa", "iteration": 0, "model": sec.teacher.model,
+                            "prompt_id": c.id, "score": score},
+            })
+        write_jsonl(ctx.path("data.jsonl"), rows)
+        write_jsonl(ctx.path("rejected.jsonl"), rejected)
+        return {"kept": len(rows), "rejected": dict(counts), "judged": len(candidates)}
 
-        run.stage("judge", fingerprint(run.record("write").fingerprint, gc.judge_samples, gc.keep_threshold, gc.min_support,
-                                       gc.judge_temperature, gc.judge_max_new_tokens), judge, log.info)
-        page, metrics = publish(run.root, time.perf_counter() - start)
-    log.info("report: %s", page)
-    return metrics
+    fp = fingerprint(written.fp, sec.judge_samples, sec.keep_threshold, sec.min_support, sec.judge_temperature,
+                     sec.judge_max_new_tokens)
+    ctx.stage("judge", fp, judge)
+    return stages.Artifact(ctx.path("data.jsonl"), fp)
 
 
-def collect_grounded_qa(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
+def collect(run: RunDir, cfg: GroundedQAConfig) -> dict[str, Any]:
     write, judge = run.record("write"), run.record("judge")
     data = read_jsonl(run.path("data.jsonl")) if run.path("data.jsonl").exists() else []
     failed_file = run.path("failed-requests.jsonl")
     return {
-        "method": "grounded-qa", "name": cfg.name, "seed": cfg.seed, "teacher": cfg.teacher.model,
+        "method": "grounded-qa", "name": cfg.name, "seed": cfg.seed, "teacher": cfg.grounded_qa.teacher.model,
         "write": write.info if write else {}, "judge": judge.info if judge else {}, "rows": len(data),
         "seconds": {n: r.seconds for n, r in (("write", write), ("judge", judge)) if r},
         "failed_requests": len(failed_file.read_text().splitlines()) if failed_file.exists() else 0,
@@ -240,11 +279,7 @@ def collect_grounded_qa(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def render_grounded_qa(metrics: dict[str, Any]) -> str:
-    from html import escape
-
-    from selftrain.report import _page, kv_table
-
+def render(metrics: dict[str, Any]) -> str:
     j = metrics["judge"]
     rows = [("teacher (and judge)", metrics["teacher"]), ("chunks", metrics["write"].get("chunks")),
             ("pairs parsed", j.get("rejected", {}).get("parsed")), ("pairs judged", j.get("judged")),
@@ -254,7 +289,19 @@ def render_grounded_qa(metrics: dict[str, Any]) -> str:
     table = kv_table(rows)
     examples = "".join(f"<li><b>{escape(e['question'])}</b> {escape(e['answer'])}<br><small>{escape(e['source']['chunk_id'])}, "
                        f"judge {e['lineage']['score']}</small></li>" for e in metrics["examples"])
-    return _page(f"selftrain: {escape(metrics['name'])}",
+    return page(f"selftrain: {escape(metrics['name'])}",
                  f"<p>Grounded QA: pairs written per chunk and kept when the judge finds them answerable from the "
                  f"chunk alone; every dropped pair is in rejected.jsonl with its reason.</p>{table}"
                  f"<h2>First rows of data.jsonl</h2><ol>{examples}</ol>")
+
+
+def summary(metrics: dict[str, Any]) -> list[str]:
+    return [f"pairs kept {metrics['rows']} of {metrics['judge'].get('rejected', {}).get('parsed')} written, "
+            f"failed requests {metrics['failed_requests']}"]
+
+
+MOVED = {"teacher": "grounded_qa.teacher", "task": "", "model": "", "sampling": "", "select": "", "sft": "", "train": "",
+         "eval": "", "rest_em": "", "self_rewarding": "", "self_instruct": "", "distill": ""}
+
+METHOD = Method("grounded-qa", GroundedQAConfig, run, collect, render, summary,
+                needs=lambda cfg: [("grounded_qa.teacher", cfg.grounded_qa.teacher, set())], moved=MOVED)

@@ -11,6 +11,9 @@ The algorithm (the paper's Algorithm 1, with its "EM" reading):
         4. M-step, train:    fine-tune the *base* model on the kept solutions -> p_t.
         5. Evaluate p_t on the held-out test set.
 
+The config section `rest_em:` holds each step's settings by role: `sft` (step 0),
+`e_step` (step 1: K and the sampling parameters), `select` (step 3), `m_step` (step 4).
+
 Run it:  `selftrain run configs/arithmetic-rest-em.yaml`  (or `selftrain demo`).
 
 Deliberate deviations from the paper, each a config choice:
@@ -25,7 +28,7 @@ Deliberate deviations from the paper, each a config choice:
 - Baselines: besides SFT on human data (the paper's baseline), a *compute-matched* one
   trains on human data for as many further steps as all ReST-EM iterations together, since
   a short SFT baseline overstates the gain.
-- Steps per iteration are fixed (`train.steps`) rather than the paper's early stopping on
+- Steps per iteration are fixed (`m_step.steps`) rather than the paper's early stopping on
   a validation set, so that the compute-matched baseline is exact.
 - The verifier checks only the final answer, as in the paper, so a few kept solutions have
   a flawed step and the right answer (`task.arithmetic.verifier: steps` rejects those).
@@ -38,136 +41,185 @@ Rejection-sampling fine-tuning (RFT, Yuan et al. 2023) is one pass of this loop 
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
-from typing import Any
+import re
+from typing import Any, Literal
+
+from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, write_jsonl
-from selftrain.config import RunConfig
-from selftrain.models import set_torch_threads
-from selftrain.records import Problem
-from selftrain.samplers.base import SamplingParams
-from selftrain.selection import select_correct
-from selftrain.tasks import build_task
-from selftrain.training.tiny import save_tiny
-
-log = logging.getLogger("selftrain")
+from selftrain.artifacts import RunDir, read_json
+from selftrain.config import Generation, SelectConfig, TaskRun, TrainConfig, _Section
+from selftrain.methods import Method
+from selftrain.report import PALETTE, escape, line_chart, page, pct, pct_cells
 
 
-def run_rest_em(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
-    """Run (or resume) ReST-EM with `cfg` in the folder `out`; returns the metrics."""
-    from selftrain.report import publish
+class RestEMSection(_Section):
+    iterations: int = Field(3, ge=1)
+    start_from: Literal["base", "previous", "init"] = "previous"
+    """Where each iteration's fine-tuning starts: `base`, the model the loop started from
+    (the paper); `previous`, the last iteration's model; `init`, the model before SFT on
+    human data (the random initialisation of the tiny model, or the pretrained model)."""
+    mix_human: bool = False
+    """Train each M-step on the kept samples *and* the human data (as RFT does), instead of
+    the kept samples alone (the paper)."""
+    compute_matched_baseline: bool = True
+    """Also train on human data for as many steps as all ReST-EM iterations together."""
+    sft: TrainConfig = TrainConfig(steps=300)
+    """Step 0: supervised fine-tuning on the human data, the starting policy and first baseline."""
+    e_step: Generation = Generation()
+    """Step 1: K samples per pool problem, and how they are sampled."""
+    select: SelectConfig = SelectConfig()
+    """Step 3: which correct samples are kept."""
+    m_step: TrainConfig = TrainConfig()
+    """Step 4: fine-tuning in each iteration."""
 
-    run = RunDir(out)
-    with run.lock():
-        t_start = time.perf_counter()
-        threads = set_torch_threads(cfg.model.torch_threads)
-        log.info(f"run folder {run.root} | torch threads {threads}")
-        atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
-        task = build_task(cfg.task)
-        verifier, grader = task.verifier(), task.grader()
-        human, pool, test = task.human(), task.pool(), task.test()
-        log.info(f"task {task.name}: {len(human)} human, {len(pool)} pool, {len(test)} test problems")
-        data_fp = fingerprint(task.name, [p.to_json() for split in (human, pool, test) for p in split])
-        models = stages.ModelCache(cfg.sampling.batch_size)
-        max_len = cfg.model.tiny.max_length if cfg.model.name_or_path is None else None
 
-        stage = stages.TrainEval(run, cfg, models, test, grader, data_fp, max_len, log.info)
+class RestEMConfig(TaskRun):
+    """ReST-EM; its defaults are the embedded demo (`configs/arithmetic-rest-em.yaml`)."""
 
-        # step 0: the initial model, and SFT on the human data -> the base policy p_0
-        if cfg.model.name_or_path is None:
-            init = run.path("init", "model")
-            init_fp = fingerprint("tiny", cfg.model.tiny.model_dump(), cfg.seed)
-            run.stage("init/build", init_fp, lambda: {"parameters": save_tiny(init, cfg.model.tiny, cfg.seed)}, log.info)
-        else:
-            init, init_fp = Path(cfg.model.name_or_path), fingerprint("named", cfg.model.name_or_path)
-        # a task without worked solutions gives no rows: the SFT stage then keeps the start model
-        human_rows = lambda: stages.sft_rows([(p.prompt, p.solution) for p in human if p.solution])  # noqa: E731
-        base, base_fp = stage.train("sft", init, init_fp, human_rows, data_fp, cfg.sft)
-        stage.evaluate("sft", base, base_fp)
+    name: str = "arithmetic-rest-em"
+    method: Literal["rest-em"] = "rest-em"
+    rest_em: RestEMSection = RestEMSection()
 
-        # baseline: SFT on human data for as many more steps as all ReST-EM iterations
-        if cfg.rest_em.compute_matched_baseline:
-            matched = cfg.train.model_copy(update={"steps": cfg.train.steps * cfg.rest_em.iterations})
-            cm, cm_fp = stage.train("compute-matched", base, base_fp, human_rows, data_fp, matched)
-            stage.evaluate("compute-matched", cm, cm_fp)
 
-        policy, policy_fp = base, base_fp
-        params = SamplingParams(
-            temperature=cfg.sampling.temperature,
-            top_p=cfg.sampling.top_p,
-            top_k=cfg.sampling.top_k,
-            max_new_tokens=cfg.sampling.max_new_tokens,
+def run(ctx: stages.RunContext) -> None:
+    """ReST-EM, steps numbered as in the docstring."""
+    sec = ctx.cfg.rest_em
+    verifier = ctx.task.verifier()
+
+    # step 0: the initial model, and SFT on the human data -> the base policy p_0
+    init = stages.start_model(ctx)
+    human = stages.human_rows(ctx)  # a task without worked solutions gives none: SFT keeps the start model
+    base = stages.sft(ctx, "sft", init, human, sec.sft)
+    stages.evaluate(ctx, "sft", base)
+
+    # baseline: SFT on human data for as many more steps as all ReST-EM iterations together
+    if sec.compute_matched_baseline:
+        matched = sec.m_step.model_copy(update={"steps": sec.m_step.steps * sec.iterations})
+        stages.evaluate(ctx, "compute-matched", stages.sft(ctx, "compute-matched", base, human, matched))
+
+    policy = base
+    for t in range(1, sec.iterations + 1):
+        it = f"iter-{t:02d}"
+        # step 1 (E-step): K samples per pool problem from the current policy
+        samples = stages.generate(ctx, it, policy, ctx.pool, sec.e_step)
+        # step 2 (E-step): the binary verifier scores every sample
+        scores = stages.score(ctx, it, samples, ctx.pool, verifier)
+        # step 3 (E-step): correct samples only, at most N per problem, no duplicates
+        kept = stages.select(ctx, it, scores, ctx.pool, sec.select)
+        # step 4 (M-step): fine-tune on the kept samples, from the base (paper) or previous model
+        start = {"base": base, "previous": policy, "init": init}[sec.start_from]
+        policy = stages.sft(ctx, it, start, kept + human if sec.mix_human else kept, sec.m_step)
+        # step 5: evaluate the new policy on the held-out test set
+        stages.evaluate(ctx, it, policy)
+
+
+BASELINES = {"sft": "SFT on human data", "compute-matched": "SFT on human data, compute-matched"}
+
+
+def _seconds(run: RunDir, group: str) -> dict[str, float]:
+    records = {s: run.record(f"{group}/{s}") for s in ("build", "generate", "score", "select", "train", "evaluate")}
+    return {s: r.seconds for s, r in records.items() if r is not None}
+
+
+def collect(run: RunDir, cfg: RestEMConfig) -> dict[str, Any]:
+    """Per baseline and per iteration: test metrics, E-step counts, training, seconds."""
+    sec = cfg.rest_em
+    k, its = sec.iterations, sec.m_step.steps
+    steps = {"sft": sec.sft.steps, "compute-matched": sec.sft.steps + k * its}
+    rows: list[dict[str, Any]] = []
+    for group, label in BASELINES.items():
+        if run.path(group, "eval.json").exists():
+            rows.append({"group": group, "label": label, "kind": "baseline", "train_steps_total": steps[group],
+                         "test": read_json(run.path(group, "eval.json")), "seconds": _seconds(run, group)})
+    for t in range(1, k + 1):
+        group = f"iter-{t:02d}"
+        if not run.path(group, "eval.json").exists():
+            continue
+        score, select, train = (run.record(f"{group}/{s}") for s in ("score", "select", "train"))
+        total = {"previous": sec.sft.steps + t * its, "base": sec.sft.steps + its, "init": its}[sec.start_from]
+        rows.append({"group": group, "label": f"ReST-EM iteration {t}", "kind": "rest-em", "iteration": t,
+                     "train_steps_total": total,
+                     "estep": {**(score.info if score else {}), **(select.info if select else {})},
+                     "train": train.info if train else {}, "test": read_json(run.path(group, "eval.json")),
+                     "seconds": _seconds(run, group)})
+    return {"name": cfg.name, "method": cfg.method, "seed": cfg.seed, "start_from": sec.start_from, "rows": rows,
+            "stage_seconds_total": round(sum(sum(r["seconds"].values()) for r in rows) + sum(_seconds(run, "init").values()), 1)}
+
+
+def summary(metrics: dict[str, Any]) -> list[str]:
+    return [f"{r['label']:<40} accuracy {r['test']['accuracy'] * 100:5.1f}%  " + pct_cells(r["test"]["by_bucket"])
+            for r in metrics["rows"]]
+
+
+def render(metrics: dict[str, Any]) -> str:
+    """The ReST-EM page: the table, accuracy by iteration against both baselines, per bucket."""
+    rows = metrics["rows"]
+    base = {r["group"]: r for r in rows if r["kind"] == "baseline"}
+    its = [r for r in rows if r["kind"] == "rest-em"]
+    buckets = sorted({b for r in rows for b in r["test"]["by_bucket"]}, key=lambda b: (len(b), b))
+    k_names = sorted(
+        {m for r in rows for m in r["test"] if re.fullmatch(r"(pass|maj)@\d+", m)},
+        key=lambda m: (m.startswith("maj"), int(m.split("@")[1])),
+    )
+
+    head = ["", "train steps", "accuracy %"] + [f"{b}-digit %" if b.isdigit() else f"{b} %" for b in buckets]
+    head += [f"{m} %" for m in k_names] + ["samples", "correct", "kept", "seconds"]
+    body = []
+    for r in rows:
+        e = r.get("estep", {})
+        cells = [escape(r["label"]), str(r["train_steps_total"]), pct(r["test"]["accuracy"])]
+        cells += [pct(r["test"]["by_bucket"].get(b)) for b in buckets]
+        cells += [pct(r["test"].get(m)) for m in k_names]
+        cells += [str(e.get("samples", "")), str(e.get("correct", "")), str(e.get("kept", ""))]
+        cells.append(f"{sum(r['seconds'].values()):.0f}")
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    table = (
+        "<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+        + "".join(body) + "</tbody></table>"
+    )
+
+    charts = []
+    if "sft" in base:
+        xs = [0] + [r["iteration"] for r in its]
+        sft_test = base["sft"]["test"]
+        short = {"sft": "SFT on human data", "compute-matched": "compute-matched SFT"}
+        hl = [(short[g], base[g]["test"]["accuracy"], "#555" if g == "sft" else "#d62728") for g in base]
+        charts.append(
+            line_chart("Test accuracy (greedy)", xs, [("ReST-EM", [sft_test["accuracy"]] + [r["test"]["accuracy"] for r in its], "#1f77b4")], hl)
         )
-        for t in range(1, cfg.rest_em.iterations + 1):
-            it = f"iter-{t:02d}"
+        series = [
+            (f"{b}-digit" if b.isdigit() else b, [sft_test["by_bucket"].get(b)] + [r["test"]["by_bucket"].get(b) for r in its], PALETTE[i % len(PALETTE)])
+            for i, b in enumerate(buckets)
+        ]
+        cm = base["compute-matched"]["test"]["by_bucket"] if "compute-matched" in base else {}
+        hl = [(f"{name}, compute-matched", cm[b], color) for (name, _, color), b in zip(series, buckets) if b in cm]
+        charts.append(line_chart("Test accuracy by bucket (dashed: compute-matched baseline)", xs, series, hl))
+        series = [(m, [sft_test.get(m)] + [r["test"].get(m) for r in its], PALETTE[i % len(PALETTE)]) for i, m in enumerate(k_names)]
+        charts.append(line_chart("pass@k and maj@k on the test set", xs, series))
 
-            # step 1 (E-step): K samples per pool problem from the current policy
-            gen_fp = fingerprint("generate", policy_fp, cfg.sampling.model_dump(), data_fp, cfg.seed, t)
-            run.stage(
-                f"{it}/generate",
-                gen_fp,
-                lambda: {
-                    "samples": len(
-                        stages.generate(
-                            models.sampler(policy), pool, cfg.sampling.k, params, run.path(it, "samples.jsonl"),
-                            derive_seed(cfg.seed, f"{it}/generate"), cfg.sampling.shard_size,
-                            desc=f"{it} E-step", key=gen_fp,
-                        )
-                    )
-                },
-                log.info,
-            )
-
-            # step 2 (E-step): the binary verifier scores every sample
-            score_fp = fingerprint("score", gen_fp, type(verifier).__name__)
-            run.stage(f"{it}/score", score_fp, lambda: _score(verifier, pool, run.path(it)), log.info)
-
-            # step 3 (E-step): correct samples only, at most N per problem, no duplicates
-            select_fp = fingerprint("select", score_fp, cfg.select.model_dump())
-            run.stage(f"{it}/select", select_fp, lambda: _select(cfg, pool, run.path(it)), log.info)
-
-            # step 4 (M-step): fine-tune on the kept samples, from the base (paper) or previous model
-            start, start_fp = {
-                "base": (base, base_fp),
-                "previous": (policy, policy_fp),
-                "init": (init, init_fp),
-            }[cfg.rest_em.start_from]
-            kept_rows = lambda: stages.sft_rows(  # noqa: E731
-                [(s.prompt, s.completion) for s in stages.load_samples(run.path(it, "selected.jsonl"))]
-            ) + (human_rows() if cfg.rest_em.mix_human else [])
-            rows_fp = fingerprint(select_fp, data_fp) if cfg.rest_em.mix_human else select_fp
-            policy, policy_fp = stage.train(it, start, start_fp, kept_rows, rows_fp, cfg.train)
-
-            # step 5: evaluate the new policy on the held-out test set
-            stage.evaluate(it, policy, policy_fp)
-
-        report, metrics = publish(run.root, time.perf_counter() - t_start)
-        log.info(f"report: {report}")
-        return metrics
+    estep = ""
+    if its:
+        lines = "".join(
+            f"<li>iteration {r['iteration']}: {r['estep'].get('correct', '?')} of {r['estep'].get('samples', '?')} samples correct, "
+            f"{r['estep'].get('problems_solved', '?')} problems solved, {r['estep'].get('kept', '?')} kept "
+            f"(by bucket: {escape(', '.join(f'{b}: {n}' for b, n in r['estep'].get('kept_by_bucket', {}).items()))})</li>"
+            for r in its
+        )
+        estep = f"<h2>E-step</h2><ul>{lines}</ul>"
+    title = f"selftrain: {escape(str(metrics['name']))} (seed {metrics['seed']})"
+    return page(title, f"""<p>Method {escape(str(metrics['method']))}, each iteration fine-tuned from <b>{escape(str(metrics['start_from']))}</b>.
+Accuracy is greedy decoding on the held-out test set; pass@k (unbiased) and maj@k from k samples per test problem.
+Stage seconds in all: {metrics['stage_seconds_total']}.</p>
+{table}
+<div class="charts">{''.join(charts)}</div>
+{estep}""")
 
 
-def _score(verifier, pool: list[Problem], folder: Path) -> dict[str, Any]:
-    samples = stages.load_samples(folder / "samples.jsonl")
-    scores = stages.score(verifier, pool, samples, folder / "scores.jsonl")
-    solved = {s.problem_id for s, sc in zip(samples, scores) if sc.accepted}
-    return {
-        "samples": len(samples),
-        "correct": sum(sc.accepted for sc in scores),
-        "unjudged": sum(sc.value is None for sc in scores),
-        "problems_solved": len(solved),
-    }
+MOVED = {"sampling.batch_size": "model.sampler.batch_size", "sampling": "rest_em.e_step", "select": "rest_em.select",
+         "sft": "rest_em.sft", "train": "rest_em.m_step", "teacher": "", "self_rewarding": "", "distill": "",
+         "self_instruct": "", "grounded_qa": ""}
 
-
-def _select(cfg: RunConfig, pool: list[Problem], folder: Path) -> dict[str, Any]:
-    samples = stages.load_samples(folder / "samples.jsonl")
-    scores = stages.load_scores(folder / "scores.jsonl")
-    kept = select_correct(samples, scores, cfg.select.max_per_problem, cfg.select.dedupe)
-    write_jsonl(folder / "selected.jsonl", (s.to_json() for s in kept))
-    buckets = {p.id: p.bucket for p in pool}
-    by_bucket: dict[str, int] = {}
-    for s in kept:
-        by_bucket[buckets[s.problem_id]] = by_bucket.get(buckets[s.problem_id], 0) + 1
-    return {"kept": len(kept), "kept_by_bucket": dict(sorted(by_bucket.items()))}
+METHOD = Method("rest-em", RestEMConfig, run, collect, render, summary,
+                needs=lambda cfg: [("model.sampler", cfg.model.sampler, {"local"})], moved=MOVED,
+                demo=lambda seed: RestEMConfig(seed=seed))

@@ -17,7 +17,7 @@ Self-Generated Instructions* (arXiv 2212.10560).
        the same input with different outputs are dropped
 
 Run it:  `selftrain run configs/self-instruct.yaml`  (the teacher is any local model or
-OpenAI-compatible endpoint, `teacher:`).
+OpenAI-compatible endpoint, `self_instruct.teacher`).
 
 Writes `RUN/data.jsonl`: one row per instance (instruction, input, output,
 is_classification) with its lineage (method, round, teacher model, request id), which
@@ -44,16 +44,63 @@ import logging
 import random
 import re
 import string
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from selftrain import stages
 from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_jsonl, write_jsonl
-from selftrain.config import RunConfig
+from selftrain.config import RunBase, TeacherConfig, _Section
+from selftrain.methods import Method
 from selftrain.novelty import NoveltyFilter
+from selftrain.report import escape, kv_table, page
 from selftrain.samplers.base import Failed, Sampler, SamplingParams, generate_or_fail
 from selftrain.tasks.real import read_rows
+
+
+class SelfInstructSection(_Section):
+    """Self-Instruct (Wang et al. 2022): the teacher bootstraps instructions from a seed pool."""
+
+    teacher: TeacherConfig = TeacherConfig()
+    """The model that writes the instructions and instances."""
+    seed_tasks: str = "../shared/data/self_instruct/seed_tasks.jsonl"
+    num_instructions: int = Field(100, ge=1)
+    requests_per_round: int = Field(8, ge=1)
+    max_rounds: int = Field(50, ge=1)
+    shots: int = Field(8, ge=2)
+    machine_shots: int = Field(2, ge=0)
+    """Of the `shots` in-context instructions, how many come from those generated so far."""
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.5, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1)
+    min_words: int = Field(4, ge=1)
+    max_words: int = Field(150, ge=1)
+    novelty_threshold: float = Field(0.7, gt=0.0, le=1.0)
+    instances_per_task: int = Field(3, ge=1)
+    instance_max_new_tokens: int = Field(256, ge=1)
+    classify_shots: int = Field(12, ge=2)
+    instance_shots: int = Field(3, ge=1)
+
+
+class SelfInstructConfig(RunBase):
+    name: str = "self-instruct"
+    method: Literal["self-instruct"] = "self-instruct"
+    self_instruct: SelfInstructSection = SelfInstructSection()
+
+
+def run(ctx: stages.RunContext) -> None:
+    """Self-Instruct, steps numbered as in the docstring."""
+    sec = ctx.cfg.self_instruct
+    seeds = load_seed_tasks(sec.seed_tasks)
+    teacher = ctx.sampler(sec.teacher.model, sec.teacher)
+    # steps 1-3: rounds of requests, each new instruction filtered and kept only if novel
+    instructions = bootstrap(ctx, teacher, seeds)
+    # step 4: classification or not
+    classified = classify(ctx, teacher, seeds, instructions)
+    # steps 5-6: instances (output-first for classification), filtered -> RUN/data.jsonl
+    make_instances(ctx, teacher, seeds, classified)
 
 log = logging.getLogger(__name__)
 
@@ -205,11 +252,15 @@ def filter_instances(instances: list[dict[str, str]]) -> tuple[list[dict[str, st
     return kept, rejected
 
 
-def _teacher_name(cfg: RunConfig) -> str:
-    return cfg.teacher.model
+def bootstrap(ctx: stages.RunContext, teacher: Sampler, seeds: list[dict[str, Any]]) -> stages.Artifact:
+    """New instructions -> RUN/instructions.jsonl."""
+    sec = ctx.cfg.self_instruct
+    fp = fingerprint([t["instruction"] for t in seeds], sec.model_dump(), ctx.cfg.seed)
+    ctx.stage("instructions", fp, lambda: bootstrap_instructions(ctx.cfg, ctx.run, teacher, seeds))
+    return stages.Artifact(ctx.path("instructions.jsonl"), fp)
 
 
-def bootstrap_instructions(cfg: RunConfig, run: RunDir, teacher: Sampler, seeds: list[dict[str, Any]]) -> dict[str, Any]:
+def bootstrap_instructions(cfg: SelfInstructConfig, run: RunDir, teacher: Sampler, seeds: list[dict[str, Any]]) -> dict[str, Any]:
     """Rounds of requests until enough instructions are kept; each finished round is saved
     (`bootstrap/round-NNNN.json`), so a killed run resumes at the next round."""
     sc = cfg.self_instruct
@@ -219,7 +270,7 @@ def bootstrap_instructions(cfg: RunConfig, run: RunDir, teacher: Sampler, seeds:
     counts: Counter = Counter()
     failed: list[dict[str, Any]] = []
     params = SamplingParams(temperature=sc.temperature, top_p=sc.top_p, max_new_tokens=sc.max_new_tokens)
-    continues = not cfg.teacher.chat
+    continues = not sc.teacher.chat
     rounds = 0
     for r in range(sc.max_rounds):
         if len(kept) >= sc.num_instructions:
@@ -266,77 +317,71 @@ def bootstrap_instructions(cfg: RunConfig, run: RunDir, teacher: Sampler, seeds:
             "filtered": dict(counts), "failed": failed}
 
 
-def run_self_instruct(cfg: RunConfig, out: str | Path) -> dict[str, Any]:
-    from selftrain.report import publish
-    from selftrain.samplers.teacher import make_teacher
+def classify(ctx: stages.RunContext, teacher: Sampler, seeds: list[dict[str, Any]], instructions: stages.Artifact) -> stages.Artifact:
+    """Each instruction: a classification task or not, asked few-shot -> RUN/classified.jsonl."""
+    sec, out = ctx.cfg.self_instruct, ctx.path("classified.jsonl")
 
-    start = time.perf_counter()
-    run = RunDir(out)
-    with run.lock():
-        atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
-        sc = cfg.self_instruct
-        seeds = load_seed_tasks(sc.seed_tasks)
-        teacher = make_teacher(cfg.teacher, run.root)
-        data_fp = fingerprint([t["instruction"] for t in seeds], cfg.teacher.model_dump(), sc.model_dump(), cfg.seed)
+    def work() -> dict[str, Any]:
+        rows = read_jsonl(instructions.path)
+        rng = random.Random(ctx.seed("classify"))
+        clf = [t for t in seeds if t["is_classification"]]
+        other = [t for t in seeds if not t["is_classification"]]
+        half = sec.classify_shots // 2
+        prompts = []
+        for row in rows:
+            shots = rng.sample(clf, min(half, len(clf))) + rng.sample(other, sec.classify_shots - min(half, len(clf)))
+            rng.shuffle(shots)
+            prompts.append(classify_prompt(shots, row["instruction"]))
+        answers = generate_or_fail(teacher, prompts, SamplingParams(temperature=0.0, max_new_tokens=4), ctx.cfg.seed)
+        out_rows, unread = [], 0
+        for row, a in zip(rows, answers):
+            verdict = None if isinstance(a, Failed) else parse_yes_no(a)
+            unread += verdict is None
+            out_rows.append({**row, "is_classification": bool(verdict), "classification_read": verdict is not None})
+        write_jsonl(out, out_rows)
+        return {"classification": sum(r["is_classification"] for r in out_rows), "unread": unread}
 
-        boot = run.stage("instructions", data_fp, lambda: bootstrap_instructions(cfg, run, teacher, seeds), log.info)
-        instructions = read_jsonl(run.path("instructions.jsonl"))
-
-        def classify() -> dict[str, Any]:
-            rng = random.Random(derive_seed(cfg.seed, "classify"))
-            clf = [t for t in seeds if t["is_classification"]]
-            other = [t for t in seeds if not t["is_classification"]]
-            half = sc.classify_shots // 2
-            prompts = []
-            for row in instructions:
-                shots = rng.sample(clf, min(half, len(clf))) + rng.sample(other, sc.classify_shots - min(half, len(clf)))
-                rng.shuffle(shots)
-                prompts.append(classify_prompt(shots, row["instruction"]))
-            answers = generate_or_fail(teacher, prompts, SamplingParams(temperature=0.0, max_new_tokens=4), cfg.seed)
-            rows, unread = [], 0
-            for row, a in zip(instructions, answers):
-                verdict = None if isinstance(a, Failed) else parse_yes_no(a)
-                unread += verdict is None
-                rows.append({**row, "is_classification": bool(verdict), "classification_read": verdict is not None})
-            write_jsonl(run.path("classified.jsonl"), rows)
-            return {"classification": sum(r["is_classification"] for r in rows), "unread": unread}
-
-        run.stage("classify", fingerprint(boot.fingerprint, sc.classify_shots), classify, log.info)
-        classified = read_jsonl(run.path("classified.jsonl"))
-
-        def instances() -> dict[str, Any]:
-            rng = random.Random(derive_seed(cfg.seed, "instances"))
-            by_kind = {k: [t for t in seeds if t["is_classification"] == k and t["instances"]] for k in (True, False)}
-            prompts = [instance_prompt(rng.sample(by_kind[row["is_classification"]], sc.instance_shots),
-                                       row["instruction"], row["is_classification"]) for row in classified]
-            params = SamplingParams(temperature=0.0, max_new_tokens=sc.instance_max_new_tokens)
-            answers = generate_or_fail(teacher, prompts, params, cfg.seed)
-            rows, rejected, failed = [], Counter(), 0
-            for row, a in zip(classified, answers):
-                if isinstance(a, Failed):
-                    failed += 1
-                    continue
-                kept, why = filter_instances(parse_instances(a, row["is_classification"])[: sc.instances_per_task])
-                rejected.update(why)
-                for n, inst in enumerate(kept):
-                    rows.append({
-                        "instruction": row["instruction"], "input": inst["input"], "output": inst["output"],
-                        "is_classification": row["is_classification"],
-                        "lineage": {"method": "self-instruct", "iteration": row["round"], "model": _teacher_name(cfg),
-                                    "prompt_id": row["request"], "instance": n, "score": None},
-                    })
-            write_jsonl(run.path("data.jsonl"), rows)
-            return {"rows": len(rows), "tasks_with_rows": len({r["instruction"] for r in rows}),
-                    "rejected": dict(rejected), "requests_failed": failed}
-
-        run.stage("instances", fingerprint(run.record("classify").fingerprint, sc.instances_per_task, sc.instance_shots,
-                                           sc.instance_max_new_tokens), instances, log.info)
-        page, metrics = publish(run.root, time.perf_counter() - start)
-    log.info("report: %s", page)
-    return metrics
+    fp = fingerprint(instructions.fp, sec.classify_shots)
+    ctx.stage("classify", fp, work)
+    return stages.Artifact(out, fp)
 
 
-def collect_self_instruct(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
+def make_instances(ctx: stages.RunContext, teacher: Sampler, seeds: list[dict[str, Any]], classified: stages.Artifact) -> stages.Artifact:
+    """Instances for each instruction, filtered -> RUN/data.jsonl, one row per instance with lineage."""
+    sec, out = ctx.cfg.self_instruct, ctx.path("data.jsonl")
+
+    def work() -> dict[str, Any]:
+        tasks = read_jsonl(classified.path)
+        rng = random.Random(ctx.seed("instances"))
+        by_kind = {k: [t for t in seeds if t["is_classification"] == k and t["instances"]] for k in (True, False)}
+        prompts = [instance_prompt(rng.sample(by_kind[row["is_classification"]], sec.instance_shots),
+                                   row["instruction"], row["is_classification"]) for row in tasks]
+        params = SamplingParams(temperature=0.0, max_new_tokens=sec.instance_max_new_tokens)
+        answers = generate_or_fail(teacher, prompts, params, ctx.cfg.seed)
+        rows, rejected, failed = [], Counter(), 0
+        for row, a in zip(tasks, answers):
+            if isinstance(a, Failed):
+                failed += 1
+                continue
+            kept, why = filter_instances(parse_instances(a, row["is_classification"])[: sec.instances_per_task])
+            rejected.update(why)
+            for n, inst in enumerate(kept):
+                rows.append({
+                    "instruction": row["instruction"], "input": inst["input"], "output": inst["output"],
+                    "is_classification": row["is_classification"],
+                    "lineage": {"method": "self-instruct", "iteration": row["round"], "model": sec.teacher.model,
+                                "prompt_id": row["request"], "instance": n, "score": None},
+                })
+        write_jsonl(out, rows)
+        return {"rows": len(rows), "tasks_with_rows": len({r["instruction"] for r in rows}),
+                "rejected": dict(rejected), "requests_failed": failed}
+
+    fp = fingerprint(classified.fp, sec.instances_per_task, sec.instance_shots, sec.instance_max_new_tokens)
+    ctx.stage("instances", fp, work)
+    return stages.Artifact(out, fp)
+
+
+def collect(run: RunDir, cfg: SelfInstructConfig) -> dict[str, Any]:
     boot, clf, inst = (run.record(n) for n in ("instructions", "classify", "instances"))
     data = read_jsonl(run.path("data.jsonl")) if run.path("data.jsonl").exists() else []
     api = {}
@@ -346,7 +391,7 @@ def collect_self_instruct(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
         api["cached_answers"] = len(ResponseCache(run.path("api-cache.sqlite")))
     failed_file = run.path("failed-requests.jsonl")
     return {
-        "method": "self-instruct", "name": cfg.name, "seed": cfg.seed, "teacher": cfg.teacher.model,
+        "method": "self-instruct", "name": cfg.name, "seed": cfg.seed, "teacher": cfg.self_instruct.teacher.model,
         "instructions": boot.info if boot else {}, "classify": clf.info if clf else {},
         "instances": inst.info if inst else {}, "rows": len(data),
         "seconds": {n: r.seconds for n, r in (("instructions", boot), ("classify", clf), ("instances", inst)) if r},
@@ -355,11 +400,7 @@ def collect_self_instruct(run: RunDir, cfg: RunConfig) -> dict[str, Any]:
     }
 
 
-def render_self_instruct(metrics: dict[str, Any]) -> str:
-    from html import escape
-
-    from selftrain.report import _page, kv_table
-
+def render(metrics: dict[str, Any]) -> str:
     boot = metrics["instructions"]
     rows = [("teacher", metrics["teacher"]), ("instructions kept", boot.get("kept")), ("rounds", boot.get("rounds")),
             ("instructions parsed", boot.get("filtered", {}).get("parsed")),
@@ -371,6 +412,18 @@ def render_self_instruct(metrics: dict[str, Any]) -> str:
     table = kv_table(rows)
     examples = "".join(f"<li><b>{escape(e['instruction'])}</b><br>input: {escape(e['input'][:300])}<br>"
                        f"output: {escape(e['output'][:300])}</li>" for e in metrics["examples"])
-    return _page(f"selftrain: {escape(metrics['name'])} (seed {metrics['seed']})",
+    return page(f"selftrain: {escape(metrics['name'])} (seed {metrics['seed']})",
                  f"<p>Self-Instruct: what the teacher wrote, and what each filter dropped.</p>{table}"
                  f"<h2>First rows of data.jsonl</h2><ol>{examples}</ol>")
+
+
+def summary(metrics: dict[str, Any]) -> list[str]:
+    return [f"instructions kept {metrics['instructions'].get('kept')}, rows {metrics['rows']}, "
+            f"failed requests {metrics['failed_requests']}"]
+
+
+MOVED = {"teacher": "self_instruct.teacher", "task": "", "model": "", "sampling": "", "select": "", "sft": "", "train": "",
+         "eval": "", "rest_em": "", "self_rewarding": "", "grounded_qa": "", "distill": ""}
+
+METHOD = Method("self-instruct", SelfInstructConfig, run, collect, render, summary,
+                needs=lambda cfg: [("self_instruct.teacher", cfg.self_instruct.teacher, set())], moved=MOVED)

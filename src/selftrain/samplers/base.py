@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -42,25 +42,36 @@ class Failed:
     attempts: int
 
 
+# Optional abilities. A backend declares which it has (`selftrain.samplers.BACKENDS`); a
+# method declares which it needs, and the config is refused before any work when they differ.
+
+
+@runtime_checkable
+class Continues(Protocol):
+    """Can continue a started answer (an assistant prefill)."""
+
+    def continue_texts(self, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
+        """What follows `starts[i]` in the answer to `prompts[i]`."""
+        ...
+
+
+@runtime_checkable
+class ChoosesNext(Protocol):
+    """Can read next-token probabilities: the most probable of a few options."""
+
+    def choose_next(self, prompts: Sequence[str], starts: Sequence[str], options: Sequence[str]) -> list[int]: ...
+
+
+@runtime_checkable
+class FailsRows(Protocol):
+    """Can fail single rows (a remote API after its retries) instead of the whole call."""
+
+    def generate_or_fail(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str | Failed]: ...
+
+
 def generate_or_fail(sampler: Sampler, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str | Failed]:
     """`sampler.generate`, except that a backend that can fail single rows returns `Failed`
     for them instead of failing the whole call (local models never do)."""
-    method = getattr(sampler, "generate_or_fail", None)
-    if method is not None:
-        return method(prompts, params, seed)
+    if isinstance(sampler, FailsRows):
+        return sampler.generate_or_fail(prompts, params, seed)
     return list(sampler.generate(prompts, params, seed))
-
-
-def continue_texts(sampler: Sampler, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
-    """Continue each answer from a given start (an assistant prefill): what follows
-    `starts[i]` in the answer to `prompts[i]`. A raw-text sampler completes the prompt and the
-    start joined; a chat sampler (`ChatTemplateSampler`) puts the start after its template's
-    assistant header. A chat endpoint cannot be prefilled: ConfigError."""
-    method = getattr(sampler, "continue_texts", None)
-    if method is not None:
-        return method(prompts, starts, params, seed)
-    if getattr(sampler, "mode", None) == "chat":
-        from selftrain.errors import ConfigError
-
-        raise ConfigError("a chat-completions endpoint cannot continue a started answer; use mode 'completion'")
-    return sampler.generate([p + s for p, s in zip(prompts, starts)], params, seed)

@@ -83,6 +83,10 @@ class HFSampler:
                 next_pos = next_pos + 1
         return self.tokenizer.batch_decode(out_tokens, skip_special_tokens=True)
 
+    def continue_texts(self, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
+        """What follows `starts[i]` in the completion of `prompts[i]` (raw text: the two joined)."""
+        return self.generate([p + s for p, s in zip(prompts, starts)], params, seed)
+
     def choose_next(self, prompts: Sequence[str], starts: Sequence[str], options: Sequence[str]) -> list[int]:
         """For each prompt + start, the index of the most probable of `options` as the next
         token (one forward pass each; every option must be a single token)."""

@@ -211,6 +211,13 @@ class OpenAISampler:
             requests.append(ApiRequest(p, params, seed + k if k else seed, id=str(i), system=self.system))
         return self.complete(requests)
 
+    def continue_texts(self, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
+        """Completion mode: the prompt and the start joined, completed. A chat endpoint cannot
+        be prefilled (the sampler factory refuses such a config before any work)."""
+        if self.mode == "chat":
+            raise ConfigError("a chat-completions endpoint cannot continue a started answer; set chat: false")
+        return self.generate([p + s for p, s in zip(prompts, starts)], params, seed)
+
     # requests
     def key(self, request: ApiRequest) -> str:
         return fingerprint(self.model, self.mode, self._payload(request))
@@ -358,24 +365,26 @@ def _short(err: BaseException) -> str:
 
 @dataclass
 class _Progress:
+    """The stage's bar (`selftrain.ui`): requests answered, with cached / retried / failed counts."""
+
     total: int
     stats: ApiStats
     enabled: bool
     _bar: Any = field(default=None, init=False)
+    _shown: int = field(default=0, init=False)
 
     def __post_init__(self):
         if self.enabled and self.total:
-            from tqdm.auto import tqdm
+            from selftrain import ui
 
-            self._bar = tqdm(total=self.total, desc="requests", unit="req", dynamic_ncols=True)
+            self._bar = ui.Bar("requests", self.total)
 
     def update(self) -> None:
         if self._bar is None:
             return
-        s = self.stats
-        self._bar.set_postfix(cached=s.cached, retried=s.retried, failed=s.failed,
-                              tokens=s.prompt_tokens + s.completion_tokens, refresh=False)
-        self._bar.update(min(s.done, self.total) - self._bar.n)
+        done = min(self.stats.done, self.total)
+        self._bar.advance(done - self._shown)
+        self._shown = done
 
     def close(self) -> None:
         if self._bar is not None:

@@ -35,7 +35,3 @@ class Task(ABC):
         """What evaluation counts as correct; the verifier unless a task says otherwise.
         Tasks whose verifier holds worker processes return the same instance from both."""
         return self.verifier()
-
-    def describe(self) -> dict[str, object]:
-        """Split sizes, for the log and the report."""
-        return {"task": self.name, "human": len(self.human()), "pool": len(self.pool()), "test": len(self.test())}

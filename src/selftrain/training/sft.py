@@ -6,13 +6,15 @@ place only when training has finished, so a killed run never leaves a half-writt
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
-from selftrain import faults
+from selftrain import faults, ui
 from selftrain.artifacts import replace_dir, write_json
 from selftrain.config import TrainConfig
 from selftrain.errors import ConfigError
@@ -82,7 +84,7 @@ def trainer_args(cfg: TrainConfig, tmp: Path, seed: int) -> dict[str, Any]:
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         activation_checkpointing=cfg.gradient_checkpointing,
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=True,  # the stage's own bar (selftrain.ui) shows progress; losses go to the run log
     )
 
 
@@ -124,9 +126,10 @@ def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]],
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
-        callbacks=[FaultPoints(f"{out.parent.name}/train")],
+        callbacks=[FaultPoints(f"{out.parent.name}/train"), ShowProgress(out.parent.name)],
         peft_config=lora,
     )
+    trainer.remove_callback(PrinterCallback)
     result = trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
@@ -148,3 +151,23 @@ class FaultPoints(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         faults.point(f"{self.name}:step{state.global_step}")
+
+
+class ShowProgress(TrainerCallback):
+    """A progress bar of optimizer steps on the terminal; each logged loss to the run log."""
+
+    def __init__(self, name: str):
+        self.name, self.bar = name, None
+        self.log = logging.getLogger("selftrain.train")
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.bar = ui.Bar(f"{self.name} train", state.max_steps)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.bar.advance()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.log.info("%s step %d: %s", self.name, state.global_step, json.dumps(logs))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.bar.close()

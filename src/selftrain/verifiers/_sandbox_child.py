@@ -572,7 +572,7 @@ def zygote() -> None:
                 os.mkdir(workdir, 0o700)
                 os.chown(workdir, job["uid"], job["uid"])
 
-                def read_tests() -> dict:
+                def read_tests(tests_fd: int = tests_fd) -> dict:
                     tests = _read_job_part(tests_fd)
                     os.close(tests_fd)
                     return tests

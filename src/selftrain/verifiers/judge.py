@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from selftrain.errors import ConfigError
 from selftrain.records import Problem, Score
 from selftrain.samplers.base import Sampler, SamplingParams
 
@@ -147,7 +148,7 @@ class LLMJudge:
         return [outputs[i * self.samples : (i + 1) * self.samples] for i in range(len(responses))]
 
     def _finish(self, prompts: list[str], outputs: list[str]) -> list[str]:
-        from selftrain.samplers.base import continue_texts
+        from selftrain.samplers.base import ChoosesNext, Continues
 
         todo = [i for i, o in enumerate(outputs) if not _SCORE.search(o)]
         if not todo:
@@ -155,14 +156,17 @@ class LLMJudge:
         starts = [outputs[i].rstrip() + "\nScore:" for i in todo]
         asked = [prompts[i] for i in todo]
         scale = [str(v) for v in range(int(self.template.min_score), int(self.template.max_score) + 1)]
-        if hasattr(self.sampler, "choose_next"):
+        if isinstance(self.sampler, ChoosesNext):
             try:  # tokenizers that write " 4" as one token
                 picks = self.sampler.choose_next(asked, starts, [" " + v for v in scale])
             except ValueError:  # digits after a separate space token
                 picks = self.sampler.choose_next(asked, [s + " " for s in starts], scale)
             tails = [" " + scale[k] for k in picks]
+        elif isinstance(self.sampler, Continues):
+            tails = self.sampler.continue_texts(asked, starts, SamplingParams(temperature=0.0, max_new_tokens=4), self.seed)
         else:
-            tails = continue_texts(self.sampler, asked, starts, SamplingParams(temperature=0.0, max_new_tokens=4), self.seed)
+            raise ConfigError(f"{type(self.sampler).__name__} can neither read next-token probabilities nor continue "
+                              "a started answer, so judgements cannot be finished: turn judge.finish off")
         outputs = list(outputs)
         for i, start, tail in zip(todo, starts, tails):
             outputs[i] = start + tail

@@ -29,8 +29,8 @@ proxy of the program's function and sees the program's return values only as pla
 
 from __future__ import annotations
 
-import marshal
 import logging
+import marshal
 import os
 import queue
 import select

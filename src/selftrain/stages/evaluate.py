@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from selftrain import stages
-from selftrain.artifacts import derive_seed, write_json
+from selftrain.artifacts import derive_seed, fingerprint, write_json
 from selftrain.config import EvalConfig
 from selftrain.metrics import accuracy_by_bucket, maj_at_k, mean, pass_at_k
 from selftrain.records import Problem, Sample, Score
 from selftrain.samplers.base import Sampler, SamplingParams
+from selftrain.stages.context import Artifact, RunContext
+from selftrain.stages.generate import sample_shards
+from selftrain.stages.score import score_samples
 from selftrain.verifiers.base import Verifier
 
 
@@ -34,7 +36,7 @@ def summarize_samples(
     return {name: round(v, 5) for name, v in out.items()}
 
 
-def evaluate(
+def evaluate_model(
     sampler: Sampler,
     problems: Sequence[Problem],
     verifier: Verifier,
@@ -45,7 +47,7 @@ def evaluate(
     key: str = "",
 ) -> dict[str, Any]:
     """Write `eval_greedy.jsonl`, `eval_samples.jsonl` and `eval.json` under `out_dir`."""
-    greedy = stages.generate(
+    greedy = sample_shards(
         sampler,
         problems,
         1,
@@ -63,17 +65,27 @@ def evaluate(
         "accuracy": round(mean(map(float, correct)), 5),
         "by_bucket": {b: round(a, 5) for b, a in accuracy_by_bucket([by_id[s.problem_id].bucket for s in greedy], correct).items()},
     }
-    sampled = stages.generate(
+    sampled = sample_shards(
         sampler,
         problems,
         cfg.k,
-        SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens),
+        cfg.params(),
         out_dir / "eval_samples.jsonl",
         derive_seed(seed, "sampled"),
         desc=f"{desc} pass@{cfg.k}",
         key=key,
     )
-    s_scores = stages.score(verifier, problems, sampled, out_dir / "eval_scores.jsonl")
+    s_scores = score_samples(verifier, problems, sampled, out_dir / "eval_scores.jsonl")
     result.update(summarize_samples(problems, sampled, s_scores, cfg.k))
     write_json(out_dir / "eval.json", result)
     return result
+
+
+def evaluate(ctx: RunContext, group: str, model: Artifact) -> Artifact:
+    """Greedy test accuracy, pass@k and maj@k of `model` (the task's grader) -> RUN/<group>/eval.json."""
+    fp = fingerprint("eval", model.fp, ctx.cfg.eval.model_dump(), ctx.cfg.model.sampler.model_dump(), ctx.data_fp,
+                     ctx.grading_fp, ctx.cfg.seed)
+    ctx.stage(f"{group}/evaluate", fp, lambda: evaluate_model(
+        ctx.sampler(model), ctx.test, ctx.grader, ctx.cfg.eval, ctx.path(group), ctx.seed(f"{group}/evaluate"),
+        desc=f"{group} eval", key=fp))
+    return Artifact(ctx.path(group, "eval.json"), fp)

@@ -1,0 +1,77 @@
+"""The generate stage: K samples per prompt, journaled shard by shard."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from selftrain import faults, ui
+from selftrain.artifacts import ShardJournal, derive_seed, fingerprint, read_jsonl, write_jsonl
+from selftrain.config import Generation, SamplerConfig
+from selftrain.records import Problem, Sample
+from selftrain.samplers.base import Sampler, SamplingParams
+from selftrain.stages.context import Artifact, RunContext
+
+
+def sample_shards(
+    sampler: Sampler,
+    problems: Sequence[Problem],
+    k: int,
+    params: SamplingParams,
+    out: Path,
+    seed: int,
+    shard_size: int = 2048,
+    desc: str = "generate",
+    key: str = "",
+) -> list[Sample]:
+    """K samples per problem into `out` (JSONL), resumable shard by shard.
+
+    Requests are ordered by prompt length, then cut into shards of `shard_size`; each shard
+    is sampled with its own seed and journaled, so a killed run redoes at most one shard
+    and ends with exactly the samples of an uninterrupted run. `key` (the stage's
+    fingerprint) names the journal: shards sampled under another config or model are
+    never reused.
+    """
+    requests = sorted(((p, i) for p in problems for i in range(k)), key=lambda r: len(r[0].prompt))
+    shards = [requests[s : s + shard_size] for s in range(0, len(requests), shard_size)]
+    key = fingerprint(key, seed, k, shard_size, params, [p.id for p in problems])
+    for stale in out.parent.glob(f"{out.name}.*.journal"):
+        if stale.name != f"{out.name}.{key}.journal":
+            stale.unlink()
+    journal = ShardJournal(out.with_name(f"{out.name}.{key}.journal"))
+    done_before = sum(len(journal.done.get(j, [])) for j in range(len(shards)))
+    with ui.Bar(desc, len(requests), done_before) as bar:
+        for j, shard in enumerate(shards):
+            if j in journal.done:
+                continue
+            texts = sampler.generate([p.prompt for p, _ in shard], params, seed=derive_seed(seed, "shard", j))
+            rows = [Sample(p.id, i, p.prompt, t).to_json() for (p, i), t in zip(shard, texts)]
+            journal.append(j, rows)
+            faults.point(f"{out.parent.name}/{out.name}:shard{j}")
+            bar.advance(len(shard))
+    rows = [r for j in range(len(shards)) for r in journal.done[j]]
+    rows.sort(key=lambda r: (r["problem_id"], r["index"]))
+    write_jsonl(out, rows)
+    journal.remove()
+    return [Sample.from_json(r) for r in rows]
+
+
+def load_samples(path: Path) -> list[Sample]:
+    return [Sample.from_json(r) for r in read_jsonl(path)]
+
+
+def generate(ctx: RunContext, group: str, model: Artifact, problems: Sequence[Problem], gen: Generation,
+             name: str = "generate", sampler: SamplerConfig | None = None) -> Artifact:
+    """`gen.k` samples per problem from `model` (with the policy's backend, or `sampler`)
+    -> RUN/<group>/samples.jsonl."""
+    out = ctx.path(group, "samples.jsonl")
+    settings = (sampler or ctx.cfg.model.sampler).model_dump()
+    fp = fingerprint(name, model.fp, gen.model_dump(), [p.to_json() for p in problems], settings, ctx.cfg.seed, group)
+
+    def work() -> dict:
+        samples = sample_shards(ctx.sampler(model, sampler), problems, gen.k, gen.params(), out, ctx.seed(f"{group}/{name}"), gen.shard_size,
+                                desc=f"{group} {name}", key=fp)
+        return {"samples": len(samples)}
+
+    ctx.stage(f"{group}/{name}", fp, work)
+    return Artifact(out, fp)

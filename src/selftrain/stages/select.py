@@ -1,0 +1,39 @@
+"""The select stage: which scored samples become training data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from selftrain.artifacts import fingerprint, write_jsonl
+from selftrain.config import SelectConfig
+from selftrain.records import Problem
+from selftrain.selection import select_correct
+from selftrain.stages.context import Artifact, Rows, RunContext
+from selftrain.stages.generate import load_samples
+from selftrain.stages.score import load_scores
+
+
+def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Problem], cfg: SelectConfig,
+           lineage: dict[str, Any] | None = None) -> Rows:
+    """Correct samples only, deduplicated, at most `cfg.max_per_problem` per problem ->
+    RUN/<group>/selected.jsonl; with `lineage` (method, iteration, model), the same rows as
+    a dataset with lineage in RUN/<group>/data.jsonl. Returns them as training rows."""
+    folder = scores.path.parent
+    fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage)
+
+    def work() -> dict[str, Any]:
+        kept = select_correct(load_samples(folder / "samples.jsonl"), load_scores(scores.path), cfg.max_per_problem, cfg.dedupe)
+        write_jsonl(folder / "selected.jsonl", (s.to_json() for s in kept))
+        if lineage is not None:
+            write_jsonl(folder / "data.jsonl", ({"prompt": s.prompt, "completion": s.completion,
+                                                 "lineage": {**lineage, "prompt_id": s.problem_id, "sample": s.index, "score": 1.0}}
+                                                for s in kept))
+        buckets = {p.id: p.bucket for p in problems}
+        by_bucket: dict[str, int] = {}
+        for s in kept:
+            by_bucket[buckets[s.problem_id]] = by_bucket.get(buckets[s.problem_id], 0) + 1
+        return {"kept": len(kept), "kept_by_bucket": dict(sorted(by_bucket.items()))}
+
+    ctx.stage(f"{group}/select", fp, work)
+    return Rows(fp, lambda: [{"prompt": s.prompt, "completion": s.completion} for s in load_samples(folder / "selected.jsonl")])

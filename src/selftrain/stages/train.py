@@ -1,0 +1,72 @@
+"""The train stages: the tiny model built, SFT (TRL's SFTTrainer) and DPO (DPOTrainer),
+each into RUN/<group>/model, a plain Hugging Face folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from selftrain.artifacts import fingerprint, read_jsonl
+from selftrain.config import DPOConfig, TinyModelConfig, TrainConfig
+from selftrain.records import Pair
+from selftrain.stages.context import Artifact, Rows, RunContext
+
+
+def build_tiny(ctx: RunContext, group: str, tiny: TinyModelConfig, seed: int) -> Artifact:
+    """The tiny model as built (random weights) -> RUN/<group>/model."""
+    from selftrain.training.tiny import save_tiny
+
+    folder, fp = ctx.path(group, "model"), fingerprint("tiny", tiny.model_dump(), seed, group)
+    ctx.stage(f"{group}/build", fp, lambda: {"parameters": save_tiny(folder, tiny, seed)})
+    return Artifact(folder, fp)
+
+
+def start_model(ctx: RunContext) -> Artifact:
+    """The model a run starts from: `model.name_or_path`, or the tiny model built in RUN/init."""
+    model = ctx.cfg.model
+    if model.name_or_path is not None:
+        return Artifact(Path(model.name_or_path), fingerprint("named", model.name_or_path))
+    return build_tiny(ctx, "init", model.tiny, ctx.cfg.seed)
+
+
+def human_rows(ctx: RunContext) -> Rows:
+    """The task's worked solutions as training rows (none for a task without them)."""
+    return Rows(ctx.data_fp, lambda: [{"prompt": p.prompt, "completion": p.solution} for p in ctx.human if p.solution])
+
+
+def sft(ctx: RunContext, group: str, start: Artifact, rows: Rows, cfg: TrainConfig, max_length: int | None = None,
+        name: str = "train") -> Artifact:
+    """SFT from `start` on `rows` -> RUN/<group>/model (no rows: the start model, copied)."""
+    from selftrain.training.sft import train_sft
+
+    out = ctx.path(group, "model")
+    fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), ctx.cfg.seed, group)
+    length = max_length or ctx.max_length
+    ctx.stage(f"{group}/{name}", fp, lambda: train_sft(start.path, rows.load(), cfg, out, ctx.seed(group), length))
+    return Artifact(out, fp)
+
+
+def prompt_rows(pair: Pair) -> dict[str, Any]:
+    """A preference pair as raw-text DPO rows."""
+    return pair.dpo_row()
+
+
+def chat_rows(pair: Pair) -> dict[str, Any]:
+    """A preference pair as conversational DPO rows (the chat template applies)."""
+    return {"prompt": [{"role": "user", "content": pair.prompt}],
+            "chosen": [{"role": "assistant", "content": pair.chosen}],
+            "rejected": [{"role": "assistant", "content": pair.rejected}]}
+
+
+def dpo(ctx: RunContext, group: str, start: Artifact, pairs: Artifact, cfg: DPOConfig,
+        row: Callable[[Pair], dict[str, Any]] = prompt_rows) -> Artifact:
+    """DPO from `start` (also the frozen reference) on the pairs -> RUN/<group>/model."""
+    from selftrain.training.dpo import train_dpo
+
+    out = ctx.path(group, "model")
+    fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), row.__name__, ctx.cfg.seed, group)
+    ctx.stage(f"{group}/train", fp, lambda: train_dpo(
+        start.path, [row(Pair.from_json(r)) for r in read_jsonl(pairs.path)], cfg, out, ctx.seed(group),
+        cfg.beta, ctx.max_length, cfg.nll_weight))
+    return Artifact(out, fp)
