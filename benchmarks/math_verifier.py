@@ -1,58 +1,75 @@
-"""Math verifier on real data: gold against gold, perturbed answers, answers per second.
+"""Math verifier on real data: gold against gold, perturbed answers, judgements per second.
 
-    python benchmarks/math_verifier.py [--data ../shared/data]
+    python benchmarks/math_verifier.py [--data ../shared/data] [--long 200]
 
-Prints: GSM8K test solutions graded against their own final answers; MATH-500 solutions
-against their `answer` (and every miss); perturbed answers (off by one, sign flipped,
-wrong fraction, another problem's answer) and how many were wrongly accepted, per kind;
-MATH-500 answers judged per second (warm workers, empty cache).
+Prints, for GSM8K (test solutions against their final answers) and MATH-500 (solutions
+against `answer`): gold accepted / rejected / unjudged, and for every perturbation kind of
+`selftrain.verifiers.audit` how many wrong answers were rejected, accepted (false accepts)
+or left unjudged, with examples of each failure class. Then judgements per second on
+MATH-500 (a fresh verifier each round, workers started) and on `--long` long expressions
+(`long_expressions`: references of ~200-250 characters, 4 distinct answers each, as an
+E-step makes them); the right and wrong verdicts are counted too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
-from collections import Counter
 from pathlib import Path
 
 from selftrain.records import Problem
-from selftrain.verifiers.audit import perturbations
+from selftrain.verifiers.audit import audit
 from selftrain.verifiers.math import MathVerifier
 
 
-def perturbed(problems: list[Problem], wrap: str) -> tuple[list[Problem], list[str], list[str]]:
-    ps, cs, kinds = [], [], []
-    for i, p in enumerate(problems):
-        for kind, bad in perturbations(p.answer, problems[(i + 1) % len(problems)].answer).items():
-            ps.append(p)
-            cs.append(wrap.format(bad))
-            kinds.append(kind)
-    return ps, cs, kinds
+def long_expressions(n: int, seed: int = 0, per_reference: int = 4) -> tuple[list[Problem], list[str], list[bool]]:
+    """`n` judgements as an E-step makes them: `per_reference` distinct answers to each
+    reference, a random polynomial in x and y of degree 6 written expanded; half the answers
+    are the factored form (right, in several orders), half change one coefficient (wrong)."""
+    import sympy
+
+    x, y = sympy.symbols("x y")
+    rng = random.Random(seed)
+    problems, completions, right = [], [], []
+    for i in range(n // per_reference):
+        factors = [rng.randint(1, 5) * x + rng.randint(-5, 5) * y + rng.randint(-9, 9) for _ in range(3)]
+        factors.append(x**3 - rng.randint(1, 5) * y)
+        expanded = sympy.expand(sympy.Mul(*factors))
+        for j in range(per_reference):
+            problems.append(Problem(f"long-{i}", "", sympy.latex(expanded)))
+            if j % 2 == 0:
+                rng.shuffle(factors)
+                completions.append("\\boxed{" + " ".join(f"\\left({sympy.latex(f)}\\right)" for f in factors) + "}")
+                right.append(True)
+            else:
+                terms = list(expanded.as_ordered_terms())
+                k = rng.randrange(len(terms))
+                terms[k] = terms[k] * 2
+                completions.append("\\boxed{" + sympy.latex(sympy.Add(*terms)) + "}")
+                right.append(False)
+    return problems, completions, right
 
 
-def report(name: str, verifier: MathVerifier, problems, completions, wrap: str) -> None:
-    scores = verifier(problems, completions)
-    print(f"{name} gold against gold: {sum(s.accepted for s in scores)}/{len(scores)} accepted")
-    for p, s in zip(problems, scores):
-        if not s.accepted:
-            print(f"  miss {p.id}: reference {p.answer!r}, read {s.answer!r}: {s.reason}")
-    ps, cs, kinds = perturbed(problems, wrap)
-    bad = verifier(ps, cs)
-    wrongly = Counter(k for k, s in zip(kinds, bad) if s.accepted)
-    total = Counter(kinds)
-    rejected = len(bad) - sum(wrongly.values())
-    print(f"{name} perturbed: {rejected}/{len(bad)} rejected ({100 * rejected / len(bad):.2f}%)")
-    for kind in total:
-        print(f"  {kind:15s} {total[kind] - wrongly[kind]}/{total[kind]} rejected")
-    for p, c, k, s in zip(ps, cs, kinds, bad):
-        if s.accepted:
-            print(f"  accepted ({k}) {p.id}: reference {p.answer!r}, perturbed {c!r}")
+def throughput(name: str, problems, completions, rounds: int = 2) -> None:
+    """Judgements per second of a fresh verifier (empty caches), its workers started first."""
+    for _ in range(rounds):
+        verifier = MathVerifier()
+        verifier.pool.check([("1", "x")] * verifier.pool.size)  # start the workers: not part of the timing
+        t = time.perf_counter()
+        scores = verifier(problems, completions)
+        dt = time.perf_counter() - t
+        unjudged = sum(s.value is None for s in scores)
+        print(f"{name}: {len(problems) / dt:.1f} judgements/s ({dt:.2f} s for {len(problems)}, "
+              f"{verifier.pool.size} workers, {unjudged} unjudged)")
+        verifier.close()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--long", type=int, default=200)
     args = ap.parse_args()
     data = Path(args.data)
     gsm = [json.loads(line) for line in (data / "gsm8k" / "test.jsonl").open()]
@@ -61,17 +78,20 @@ def main() -> None:
     math_p = [Problem(r["unique_id"], r["problem"], r["answer"]) for r in math]
 
     verifier = MathVerifier()
-    report("GSM8K", verifier, gsm_p, [r["answer"] for r in gsm], "#### {}")
-    report("MATH-500", verifier, math_p, [r["solution"] for r in math], "\\boxed{{{}}}")
+    for name, problems, completions, wrap in (("GSM8K", gsm_p, [r["answer"] for r in gsm], "#### {}"),
+                                              ("MATH-500", math_p, [r["solution"] for r in math], "\\boxed{{{}}}")):
+        print(f"== {name}")
+        print("\n".join(audit(verifier, problems, completions, wrap).lines()))
 
-    for _ in range(3):  # answers per second: warm workers, empty cache
-        verifier._cache.clear()
-        t = time.perf_counter()
-        verifier(math_p, [r["solution"] for r in math])
-        dt = time.perf_counter() - t
-        print(f"MATH-500 throughput: {len(math_p) / dt:.0f} answers/s ({dt:.2f} s for {len(math_p)}, "
-              f"{verifier.pool.size} workers)")
+    throughput("MATH-500", math_p, [r["solution"] for r in math])
+    problems, completions, right = long_expressions(args.long)
+    verifier._cache.clear()
+    scores = verifier(problems, completions)
+    print(f"long expressions: right {sum(s.accepted for s, r in zip(scores, right) if r)}/{sum(right)} accepted, "
+          f"wrong {sum(s.accepted for s, r in zip(scores, right) if not r)}/{len(right) - sum(right)} accepted, "
+          f"{sum(s.value is None for s in scores)} unjudged")
     verifier.close()
+    throughput("long expressions", problems, completions)
 
 
 if __name__ == "__main__":

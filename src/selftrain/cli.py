@@ -9,6 +9,7 @@ from typing import Any, Optional
 import typer
 
 from selftrain.errors import SelftrainError
+from selftrain.records import Problem
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Self-training for language models.")
 
@@ -76,6 +77,33 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
     from selftrain.runs import write_report
 
     typer.echo(str(_guard(lambda: write_report(run_dir))))
+
+
+@app.command("audit-verifier")
+def audit_verifier(
+    data: Path = typer.Argument(..., help="JSON lines with a reference answer per row (and, optionally, a solution)."),
+    answer: str = typer.Option("answer", help="The field holding the reference answer."),
+    solution: Optional[str] = typer.Option(None, help="A field holding a worked solution to grade as gold (default: the answer itself, boxed)."),
+    id_field: Optional[str] = typer.Option(None, "--id", help="A field naming each row (default: the line number)."),
+    timeout: float = typer.Option(5.0, help="Seconds for judging one answer."),
+    examples: int = typer.Option(3, help="Examples shown per failure class."),
+) -> None:
+    """Audit the math verifier on your data before training on it: gold answers accepted,
+    perturbed (wrong) answers rejected, unjudged, with examples of each failure class."""
+    from selftrain.tasks.real import read_rows
+    from selftrain.verifiers.audit import audit
+    from selftrain.verifiers.math import MathVerifier
+
+    rows = _guard(lambda: read_rows(data, required=(answer,) + ((solution,) if solution else ())))
+    problems = [Problem(str(r[id_field]) if id_field else str(n), "", str(r[answer])) for n, r in enumerate(rows, 1)]
+    completions = [str(r[solution]) if solution else f"\\boxed{{{r[answer]}}}" for r in rows]
+    verifier = MathVerifier(timeout=timeout)
+    try:
+        report = audit(verifier, problems, completions, examples=examples)
+    finally:
+        verifier.close()
+    for line in report.lines():
+        typer.echo(line)
 
 
 @app.command()

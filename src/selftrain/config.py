@@ -71,6 +71,9 @@ class _RealTaskConfig(_Section):
     """At most this many test problems (None: all)."""
     timeout: float = Field(5.0, gt=0)
     """Seconds for judging one answer (math) or running one program's tests (code)."""
+    units: list[str] | None = None
+    """Math: unit words dropped after a number on both sides ("9 apples" reads 9); None:
+    `selftrain.verifiers.math.UNITS`."""
 
 
 class GSM8KConfig(_RealTaskConfig):

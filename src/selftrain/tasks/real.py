@@ -27,6 +27,11 @@ from selftrain.tasks.base import Task
 from selftrain.verifiers.base import Verifier
 
 
+def units(cfg) -> dict:
+    """The math verifier's unit words: the task's `units` if set, else its default list."""
+    return {} if cfg.units is None else {"units": tuple(cfg.units)}
+
+
 def read_rows(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The rows of a JSON-lines file (optionally gzipped); errors name the file and line."""
     path = Path(path)
@@ -134,7 +139,7 @@ class GSM8KTask(Task):
     def _verifier(self) -> Verifier:
         from selftrain.verifiers.math import MathVerifier
 
-        return MathVerifier(timeout=self.cfg.timeout)
+        return MathVerifier(timeout=self.cfg.timeout, **units(self.cfg))
 
     def verifier(self) -> Verifier:
         return self._verifier
@@ -195,7 +200,7 @@ class Math500Task(_HalvesTask):
     def _verifier(self) -> Verifier:
         from selftrain.verifiers.math import MathVerifier
 
-        return MathVerifier(timeout=self.cfg.timeout)
+        return MathVerifier(timeout=self.cfg.timeout, **units(self.cfg))
 
     def verifier(self) -> Verifier:
         return self._verifier
@@ -314,7 +319,7 @@ class JsonlTask(Task):
         if self.cfg.verifier == "math":
             from selftrain.verifiers.math import MathVerifier
 
-            return MathVerifier(timeout=self.cfg.timeout)
+            return MathVerifier(timeout=self.cfg.timeout, **units(self.cfg))
         if self.cfg.verifier == "code":
             from selftrain.verifiers.code import CodeVerifier
             from selftrain.verifiers.sandbox import Limits

@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import sys
+from collections import Counter
+from functools import lru_cache
 
 
 def _read(fd: int, n: int) -> bytes | None:
@@ -35,16 +38,145 @@ def receive(fd: int):
     return None if body is None else pickle.loads(body)
 
 
-def judge(gold: str, answer: str) -> tuple[bool | None, str]:
-    from math_verify import parse, verify
+_COMMAND = re.compile(r"\\[a-zA-Z]+")
 
-    g = parse("\\boxed{" + gold + "}", parsing_timeout=None)
-    a = parse("\\boxed{" + answer + "}", parsing_timeout=None)
-    if not g:
-        return None, "could not parse the reference answer"
-    if not a:
-        return False, f"could not parse the answer {answer!r}"
-    return bool(verify(g, a, timeout_seconds=None)), "math-verify"
+
+def _content(text: str, decimals: bool = True) -> Counter:
+    """The digits and letters of `text` outside LaTeX commands: what a parse must keep.
+    Without `decimals`, decimal numbers are left out (math-verify rewrites 0.5 as 1/2)."""
+    if not decimals:
+        text = re.sub(r"\d*\.\d+", " ", text)
+    return Counter(c for c in _COMMAND.sub(" ", text) if c.isalnum())
+
+
+@lru_cache(maxsize=8192)
+def whole(text: str) -> tuple[list | None, str]:
+    """math-verify's parse of the whole of `text`, or (None, why): nothing parsed, or a
+    parse that dropped digits or letters of the text (a partial parse). Cached: the K
+    samples of a problem share its reference."""
+    from math_verify import LatexExtractionConfig, parse
+
+    parsed = parse("\\boxed{" + text + "}", extraction_config=[LatexExtractionConfig()], parsing_timeout=None)
+    if not parsed:
+        return None, "nothing parsed"
+    missing = _content(text, decimals=False) - _content(parsed[-1])
+    if missing:
+        return None, f"parsed only in part ({parsed[-1]!r} of {text!r})"
+    return parsed, ""
+
+
+def _same(x, y) -> bool:
+    from math_verify import verify
+
+    return bool(verify(x, y, timeout_seconds=None))
+
+
+def _far_apart(x, y) -> bool:
+    """True when two expressions differ numerically at random points (fast, and safe: only a
+    clear difference counts; anything else goes to the symbolic check)."""
+    import random
+
+    import sympy
+
+    if not (isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr)):
+        return False
+    symbols = sorted(x.free_symbols | y.free_symbols, key=str)
+    rng = random.Random(0)
+    for _ in range(2):
+        point = {s: sympy.Rational(rng.randint(11, 97), rng.randint(3, 13)) for s in symbols}
+        try:
+            a, b = complex(x.subs(point).evalf(30)), complex(y.subs(point).evalf(30))
+        except (TypeError, ValueError, ZeroDivisionError, AttributeError):
+            return False
+        if abs(a - b) <= 1e-3 * max(1.0, abs(a), abs(b)):
+            return False
+    return True
+
+
+def _same_rational_function(x, y) -> bool:
+    """True when both are rational functions with rational coefficients that agree exactly
+    at three random rational points: then they are the same function, except with a
+    probability far below one in a million (Schwartz-Zippel). Anything else (floats, roots,
+    pi) returns False and goes to the symbolic check."""
+    import random
+
+    import sympy
+
+    if not (isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr)) or x.has(sympy.Float) or y.has(sympy.Float):
+        return False
+    symbols = sorted(x.free_symbols | y.free_symbols, key=str)
+    if not symbols:
+        return False
+    rng = random.Random(1)
+    for _ in range(3):
+        point = {s: sympy.Rational(rng.randint(-10**6, 10**6), rng.randint(1, 10**6)) for s in symbols}
+        try:
+            a, b = x.subs(point), y.subs(point)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return False
+        if not (isinstance(a, sympy.Rational) and isinstance(b, sympy.Rational)) or a != b:
+            return False
+    return True
+
+
+def _is_name(expr) -> bool:
+    """A bare name on the left of an equation: `x`, `y`, `f(x)`."""
+    import sympy
+
+    return isinstance(expr, (sympy.Symbol, sympy.core.function.AppliedUndef))
+
+
+def compare(g: list, a: list) -> tuple[bool | None, str]:
+    """Whole reference against whole answer. Equations are compared as equations (the same
+    relation up to a non-zero factor), matrices entry by entry, `name = value` by its value;
+    an answer that restates the question (`\\log_2 8 = 3`) must be a true equation."""
+    import sympy
+
+    ge, ae = g[0], a[0]
+    eq_g, eq_a = isinstance(ge, sympy.Equality), isinstance(ae, sympy.Equality)
+    if eq_g and eq_a:
+        if _is_name(ge.lhs) and ge.lhs == ae.lhs:
+            return _same(ge.rhs, ae.rhs), "the same name's values"
+        if not all(isinstance(side, sympy.Expr) for side in (ge.lhs, ge.rhs, ae.lhs, ae.rhs)):
+            return _same(g, a), "math-verify"
+        dg, da = ge.lhs - ge.rhs, ae.lhs - ae.rhs
+        if da == 0:
+            return None, "the answer's equation is trivial"
+        ratio = sympy.simplify(dg / da)
+        ok = ratio.is_number and ratio != 0 and ratio.is_finite is not False
+        return bool(ok), "equations compared as equations"
+    if eq_g:
+        if _is_name(ge.lhs):
+            return _same(ge.rhs, ae), "the reference's value"
+        return None, "the reference is an equation, the answer is not"
+    if eq_a:
+        if _is_name(ae.lhs):
+            return _same(ge, ae.rhs), "the answer's value"
+        if not ae.lhs.free_symbols and _same(ge, ae.rhs):
+            if _same(ae.lhs, ae.rhs):
+                return True, "a true restatement of the question"
+            return None, "the answer restates the question with a false equation"
+        return False, "the answer is an equation, the reference is not"
+    mg, ma = isinstance(ge, sympy.MatrixBase), isinstance(ae, sympy.MatrixBase)
+    if mg or ma:
+        if not (mg and ma) or ge.shape != ae.shape:
+            return False, "not the same matrix shape"
+        return all(_same(x, y) for x, y in zip(ge, ae)), "matrices entry by entry"
+    if _far_apart(ge, ae):
+        return False, "numerically different"
+    if _same_rational_function(ge, ae):
+        return True, "the same rational function (exact at random points)"
+    return _same(g, a), "math-verify"
+
+
+def judge(gold: str, answer: str) -> tuple[bool | None, str]:
+    g, why = whole(gold)
+    if g is None:
+        return None, f"could not read the whole reference: {why}"
+    a, why = whole(answer)
+    if a is None:
+        return (False if why == "nothing parsed" else None), f"could not read the whole answer: {why}"
+    return compare(g, a)
 
 
 def main() -> None:

@@ -2,32 +2,53 @@
 
 A verifier that rejects right answers starves self-training; one that accepts wrong
 answers teaches the model its mistakes. `perturbations` makes wrong answers from a right
-one, the four kinds a checker most often confuses: off by one, sign flipped, a wrong
-fraction, and another problem's answer.
+one, the kinds a checker most often confuses: off by one, sign flipped, a wrong fraction,
+another problem's answer, an equation with one coefficient changed, a matrix with one
+entry changed, and the answer restated as a false equation (`x = x + 1` in the answer's
+own terms). `audit` runs a verifier over gold and perturbed answers and keeps examples of
+every failure class; `selftrain audit-verifier DATA.jsonl` prints it for your own data.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 
+from selftrain.records import Problem
+from selftrain.verifiers.base import Verifier
 from selftrain.verifiers.math import plain_number
+
+_INTEGER = re.compile(r"(?<![\w.\\^_{])\d+(?![\d.])")
 
 
 def _fmt(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"\\frac{{{x.numerator}}}{{{x.denominator}}}"
 
 
+def _bump_first_integer(text: str) -> str | None:
+    """`text` with its first free-standing integer one larger, or None if it has none."""
+    m = _INTEGER.search(text)
+    return None if m is None else text[: m.start()] + str(int(m.group()) + 1) + text[m.end() :]
+
+
 def perturbations(answer: str, other: str) -> dict[str, str]:
     """Wrong answers made from `answer` (and `other`, another problem's answer).
 
     A kind is left out where it would not change the value (the sign of 0, a fraction of 0,
-    another problem's identical answer).
+    another problem's identical answer) or does not apply (an equation's coefficient to a
+    non-equation, a matrix entry to a non-matrix).
 
     >>> perturbations("3/4", "7")
-    {'off by one': '\\\\frac{7}{4}', 'sign flipped': '\\\\frac{-3}{4}', 'wrong fraction': '\\\\frac{3}{5}', 'another answer': '7'}
+    {'off by one': '\\\\frac{7}{4}', 'sign flipped': '\\\\frac{-3}{4}', 'wrong fraction': '\\\\frac{3}{5}', 'another answer': '7', 'false restatement': '3/4 = \\\\frac{7}{4}'}
     >>> sorted(perturbations("0", "0"))
-    ['off by one']
+    ['false restatement', 'off by one']
+    >>> perturbations("10x^2-12x+29=0", "1")["equation coefficient"]
+    '11x^2-12x+29=0'
+    >>> perturbations("\\\\begin{pmatrix} 1 \\\\\\\\ 2 \\\\end{pmatrix}", "1")["matrix entry"]
+    '\\\\begin{pmatrix} 2 \\\\\\\\ 2 \\\\end{pmatrix}'
     """
     out: dict[str, str] = {}
     n = plain_number(answer)
@@ -45,8 +66,78 @@ def perturbations(answer: str, other: str) -> dict[str, str]:
             out["wrong fraction"] = answer[: frac.start()] + f"\\frac{{{num}}}{{{den}+1}}" + answer[frac.end() :]
         else:
             out["wrong fraction"] = f"\\frac{{{answer}}}{{2}}"
-    other_n = plain_number(other)
-    same = (n == other_n) if n is not None and other_n is not None else other.replace(" ", "") == answer.replace(" ", "")
+    value = re.sub(r"^\s*[a-zA-Z]\s*=", "", other)  # another problem's `x = 5` is the value 5
+    other_n = plain_number(value)
+    same = (n == other_n) if n is not None and other_n is not None else value.replace(" ", "") == answer.replace(" ", "")
     if not same:
         out["another answer"] = other
+    if "=" in answer and "\\begin" not in answer and (bumped := _bump_first_integer(answer)):
+        out["equation coefficient"] = bumped
+    if "\\begin{" in answer and "matrix" in answer:
+        inner = answer[answer.index("}") + 1 :]
+        bumped = _bump_first_integer(inner)
+        if bumped:
+            out["matrix entry"] = answer[: answer.index("}") + 1] + bumped
+    if "=" not in answer and "\\begin" not in answer:
+        out["false restatement"] = f"{answer} = {out['off by one']}"
     return out
+
+
+@dataclass
+class AuditReport:
+    """Gold answers accepted, perturbed answers rejected, and unjudged, with examples."""
+
+    gold: Counter = field(default_factory=Counter)
+    """accepted / rejected / unjudged."""
+    perturbed: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    """per kind: rejected / accepted (false accepts) / unjudged."""
+    examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    """a few examples of each failure class."""
+
+    def add_example(self, cls: str, text: str, keep: int) -> None:
+        if len(self.examples[cls]) < keep:
+            self.examples[cls].append(text)
+
+    @property
+    def false_accepts(self) -> int:
+        return sum(c["accepted"] for c in self.perturbed.values())
+
+    def lines(self) -> list[str]:
+        g = self.gold
+        total = sum(g.values())
+        out = [f"gold answers: {g['accepted']}/{total} accepted, {g['rejected']} rejected, {g['unjudged']} unjudged"]
+        p_total = sum(sum(c.values()) for c in self.perturbed.values())
+        rejected = sum(c["rejected"] for c in self.perturbed.values())
+        unjudged = sum(c["unjudged"] for c in self.perturbed.values())
+        out.append(f"perturbed answers: {rejected}/{p_total} rejected, {self.false_accepts} ACCEPTED (wrong), {unjudged} unjudged")
+        for kind, c in sorted(self.perturbed.items()):
+            out.append(f"  {kind:22s} {c['rejected']:6d} rejected {c['accepted']:5d} accepted {c['unjudged']:5d} unjudged")
+        for cls, examples in sorted(self.examples.items()):
+            out.append(f"examples, {cls}:")
+            out += [f"  {e}" for e in examples]
+        return out
+
+
+def audit(verifier: Verifier, problems: Sequence[Problem], completions: Sequence[str], wrap: str = "\\boxed{{{}}}",
+          examples: int = 3) -> AuditReport:
+    """Gold completions against their problems' references, then every perturbation of each
+    reference (written as `wrap.format(answer)`) against the same reference."""
+    report = AuditReport()
+    for p, s in zip(problems, verifier(problems, completions)):
+        verdict = "unjudged" if s.value is None else "accepted" if s.accepted else "rejected"
+        report.gold[verdict] += 1
+        if verdict != "accepted":
+            report.add_example(f"gold {verdict}", f"{p.id}: reference {p.answer!r}, read {s.answer!r}: {s.reason}", examples)
+    ps, cs, kinds = [], [], []
+    for i, p in enumerate(problems):
+        for kind, bad in perturbations(p.answer, problems[(i + 1) % len(problems)].answer).items():
+            ps.append(p)
+            cs.append(wrap.format(bad))
+            kinds.append(kind)
+    for p, c, kind, s in zip(ps, cs, kinds, verifier(ps, cs)):
+        verdict = "unjudged" if s.value is None else "accepted" if s.accepted else "rejected"
+        report.perturbed[kind][verdict] += 1
+        if verdict != "rejected":
+            report.add_example(f"perturbed {verdict} ({kind})", f"{p.id}: reference {p.answer!r}, perturbed {c!r}: {s.reason}",
+                               examples)
+    return report

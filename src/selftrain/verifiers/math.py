@@ -1,10 +1,22 @@
 """Math verifier: read the final answer of a completion, check it against the reference.
 
-Extraction, in this order: the last `\\boxed{...}` (or `\\fbox{...}`), the last "the answer
-is ...", the last `#### ...` (GSM8K's marker), the last number. Equivalence: two plain
-numbers (integers, decimals, fractions, with thousands separators, `$` or a trailing
-period) are compared exactly in Python; anything else goes to Hugging Face's math-verify
-(`parse` + `verify`: LaTeX, sympy equivalence, sets, intervals, equations, units).
+Precision first: a wrong answer accepted is a wrong solution trained on as right, so the
+verifier says "could not judge" (None, with the reason) rather than "correct" whenever it
+cannot compare the whole answer with the whole reference: a reference that is prose, a
+parse that keeps only part of either side, a multi-part reference whose parts the answer
+does not align with, an equation against a non-equation it cannot reduce.
+
+Extraction, in this order: the last `\\boxed{...}` (or `\\fbox`, `\\framebox`; a `\\textbf`
+or `\\text` inside is unwrapped), the last "the answer is ..." (to the end of its sentence;
+abbreviations such as "Mrs." do not end one), the last `#### ...` (GSM8K's marker), the last
+number. Both sides are then normalised alike: scientific notation (`4.5e33`,
+`4.5 \\times 10^{33}`) to one form, units and unit words dropped (`UNITS`, configurable;
+"9 (apples)" reads 9), `\\$`. Equivalence: two plain numbers (integers, decimals, fractions,
+scientific notation, with thousands separators) are compared exactly in Python; anything
+else goes to Hugging Face's math-verify, whole-parse checked, with equations compared as
+equations (the same relation up to a non-zero factor), matrices entry by entry, and a
+numeric check at random points that rejects clearly different expressions before any
+symbolic work (`_math_worker.compare`).
 
 math-verify's own timeouts use `signal.alarm`, which works only on a process's main thread.
 Here every math-verify call runs in a small pool of worker processes instead, each call with
@@ -30,7 +42,20 @@ from fractions import Fraction
 from selftrain.records import Problem, Score
 
 _ANSWER_IS = re.compile(r"answer is[:\s]*", re.I)
-_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\$?\.\d+")
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?(?:/\d+)?|-?\$?\.\d+")
+ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Sr", "Jr", "vs", "etc", "e.g", "i.e", "No", "approx", "a.m", "p.m")
+# a sentence ends at a period followed by a space or the end (not a decimal point), unless an abbreviation precedes it
+_SENTENCE_END = re.compile(r"(?<![A-Z])\.(?=\s|$)")
+
+UNITS = (
+    "apples", "dollars", "dollar", "cents", "cent", "degrees", "degree", "units", "unit", "square units", "sq units",
+    "meters", "meter", "metres", "m", "cm", "mm", "km", "inches", "inch", "in", "feet", "foot", "ft", "yards", "yd",
+    "miles", "mi", "mph", "kg", "g", "grams", "gram", "pounds", "lbs", "lb", "ounces", "oz", "liters", "litres", "l",
+    "ml", "gallons", "seconds", "second", "sec", "s", "minutes", "minute", "min", "hours", "hour", "hr", "hrs", "days",
+    "day", "weeks", "week", "months", "month", "years", "year", "people", "students", "points", "marbles", "cookies",
+    "pages", "books", "ways", "times",
+)
+"""Words (and symbols) dropped after a number as its unit, on both sides; a task may pass its own."""
 
 
 def _last_braced(text: str, command: str) -> str | None:
@@ -60,14 +85,15 @@ def extract_answer(completion: str) -> tuple[str | None, str]:
     >>> extract_answer("no idea")
     (None, 'no final answer found')
     """
-    for command in ("\\boxed", "\\fbox"):
+    boxes = [(completion.rfind(c + "{"), c) for c in ("\\boxed", "\\fbox", "\\framebox")]
+    for _, command in sorted(boxes, reverse=True):
         inner = _last_braced(completion, command)
         if inner is not None and inner.strip():
-            return inner.strip(), "boxed"
+            return _unwrap(inner.strip()), "boxed"
     found = list(_ANSWER_IS.finditer(completion))
     if found:
         tail = completion[found[-1].end() :].split("\n")[0].strip()
-        tail = re.split(r"\.(?:\s|$)", tail)[0].strip().strip("$").strip()
+        tail = first_sentence(tail).strip().strip("$").strip()
         if tail:
             return tail, "the answer is"
     if "####" in completion:
@@ -80,14 +106,100 @@ def extract_answer(completion: str) -> tuple[str | None, str]:
     return None, "no final answer found"
 
 
+def _unwrap(text: str) -> str:
+    r"""`\\textbf{...}`, `\\text{...}`, `\\mathbf{...}` around the whole answer removed.
+
+    >>> _unwrap("\\textbf{(B)}"), _unwrap("\\text{ 12 }")
+    ('(B)', '12')
+    """
+    m = re.fullmatch(r"\\(?:textbf|text|mathbf|mathrm|mbox)\{(.*)\}", text.strip(), re.S)
+    return m.group(1).strip() if m and "{" not in m.group(1) else text
+
+
+def first_sentence(text: str) -> str:
+    """Text up to the first full stop that ends a sentence (not "Mrs." or "3.5").
+
+    >>> first_sentence("Mrs. Smith gets 3.5 cups. Then more.")
+    'Mrs. Smith gets 3.5 cups'
+    """
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        word = re.search(r"([A-Za-z.]+)$", text[: m.start()])
+        if word and word.group(1).rstrip(".") in ABBREVIATIONS:
+            continue
+        return text[: m.start()]
+    return text[start:]
+
+
+_E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*[eE]\s*([+-]?\d+)(?![\w.])")
+_TIMES_TEN = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*|x|×)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?")
+
+
+def normalize(text: str, units: tuple[str, ...] = UNITS) -> str:
+    r"""One written form for both sides: scientific notation as `a\\times10^{b}`, units and
+    unit words after a number dropped, dollar signs and degree marks dropped.
+
+    >>> normalize("4.5e33"), normalize("4.5 \\times 10^{33}"), normalize("9 (apples)"), normalize("15\\mbox{ cm}^2")
+    ('4.5\\times10^{33}', '4.5\\times10^{33}', '9', '15')
+    >>> normalize("\\$1,200 dollars"), normalize("90^\\circ"), normalize("x^2 + 3")
+    ('1,200', '90', 'x^2 + 3')
+    """
+    t = _unwrap(text.strip().replace("\\$", "").replace("$", "").replace("\\!", ""))
+    t = re.sub(r"\^\s*\{?\\circ\}?", "", t).replace("°", "")
+    t = _E_NOTATION.sub(r"\1\\times10^{\2}", t)
+    t = _TIMES_TEN.sub(r"\1\\times10^{\2}", t)
+    words = "|".join(sorted((re.escape(u) for u in units), key=len, reverse=True))
+    unit = rf"(?:\\(?:text|mbox|mathrm)\{{\s*(?:{words})\s*\}}|\(\s*(?:{words})\s*\)|(?:{words}))(?:\s*\^\s*\{{?\d\}}?)?"
+    t = re.sub(rf"(?<=[\d}}])\s*{unit}\s*$", "", t)
+    return t.strip().rstrip(".").strip()
+
+
+_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
+
+
+def is_prose(text: str) -> bool:
+    r"""Two or more words of two or more letters outside LaTeX commands and `\\text{}`: a
+    sentence, not an answer that can be compared as a whole.
+
+    >>> is_prose("The ball lands after 10 seconds"), is_prose("\\text{Evelyn}"), is_prose("\\sin x + 2")
+    (True, False, False)
+    >>> is_prose("2 and 5"), is_prose("x = 2 or x = 3")
+    (False, False)
+    """
+    bare = re.sub(r"\\(?:text|mbox|mathrm|textbf)\{[^{}]*\}|\\(?:begin|end)\{[a-z*]+\}", " ", text)
+    bare = re.sub(r"\\[a-zA-Z]+", " ", bare)
+    words = [w for w in _WORD.findall(bare) if w.lower() not in ("and", "or")]
+    return len(words) >= 2
+
+
+def parts(text: str) -> list[str]:
+    r"""The parts of a multi-part answer: lines, or `;`-separated (matrices and cases kept whole).
+
+    >>> parts("x = 2\ny = 3"), parts("(a) 4; (b) 7"), parts("\\begin{pmatrix}1\\\\2\\end{pmatrix}")
+    (['x = 2', 'y = 3'], ['4', '7'], ['\\begin{pmatrix}1\\\\2\\end{pmatrix}'])
+    """
+    if "\\begin" in text:
+        return [text.strip()]
+    pieces = [p.strip() for p in re.split(r"\n|;", text) if p.strip()]
+    return [re.sub(r"^\(?[a-z]\)\s*|^\(?[ivx]+\)\s+", "", p).strip() for p in pieces] or [text.strip()]
+
+
 def plain_number(text: str) -> Fraction | None:
-    """An exact value for a plain number, else None.
+    r"""An exact value for a plain number, else None.
 
     >>> plain_number("$1,000."), plain_number("-0.50"), plain_number("3/4"), plain_number("x+1")
     (Fraction(1000, 1), Fraction(-1, 2), Fraction(3, 4), None)
+    >>> plain_number("4.5e3"), plain_number("2.5\\times10^{-2}"), plain_number("-\\dfrac{3}{4}")
+    (Fraction(4500, 1), Fraction(1, 40), Fraction(-3, 4))
     """
     t = text.strip().replace("\\$", "").replace("$", "").replace("\\!", "").replace(" ", "")
     t = t.rstrip(".")
+    frac = re.fullmatch(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}", t)
+    if frac and int(frac.group(3)):
+        return Fraction(int(frac.group(2)), int(frac.group(3))) * (-1 if frac.group(1) else 1)
+    sci = re.fullmatch(r"(-?\d+(?:\.\d+)?)(?:[eE]|\\times10\^\{?)([+-]?\d+)\}?", t)
+    if sci:
+        return Fraction(sci.group(1)) * Fraction(10) ** int(sci.group(2))
     if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", t):
         t = t.replace(",", "")
     if not re.fullmatch(r"-?(\d+(\.\d+)?|\.\d+)(/\d+)?", t):
@@ -202,7 +314,8 @@ class MathVerifyPool:
 
 
 class MathVerifier:
-    """Accepts a completion whose final answer is equivalent to the problem's reference.
+    """Accepts a completion whose final answer is equivalent to the problem's reference;
+    None ("could not judge", with the reason) where the two cannot be compared whole.
 
     >>> v = MathVerifier()
     >>> p = Problem(id="1", prompt="", answer="72")
@@ -210,29 +323,47 @@ class MathVerifier:
     [(1.0, 'correct (72)'), (0.0, 'wrong answer 71, expected 72')]
     """
 
-    def __init__(self, workers: int = 2, timeout: float = 5.0):
+    def __init__(self, workers: int = 2, timeout: float = 5.0, units: tuple[str, ...] = UNITS):
         self.pool = MathVerifyPool(workers, timeout)
+        self.units = tuple(units)
         self._cache: dict[tuple[str, str], tuple[bool | None, str]] = {}
 
     def close(self) -> None:
         self.pool.close()
 
+    def _plan(self, reference: str, answer: str) -> list[tuple[str, str]] | tuple[bool | None, str]:
+        """A verdict at once, or the (reference part, answer part) pairs still to compare."""
+        if is_prose(reference):
+            return None, "the reference is prose, not an answer to compare whole"
+        ref, ans = normalize(reference, self.units), normalize(answer, self.units)
+        ref_parts, ans_parts = parts(ref), parts(ans)
+        if len(ref_parts) == 1:
+            ans_parts = [ans.replace("\n", " ")]
+        elif len(ans_parts) != len(ref_parts):
+            return None, f"the reference has {len(ref_parts)} parts, the answer {len(ans_parts)}"
+        return list(zip(ref_parts, ans_parts))
+
     def __call__(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
         if len(problems) != len(completions):
             raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
         answers = [extract_answer(c) for c in completions]
-        slow: list[tuple[str, str]] = []
+        plans: dict[tuple[str, str], list[tuple[str, str]] | tuple[bool | None, str]] = {}
         for problem, (answer, _) in zip(problems, answers):
             key = (problem.answer, answer)
-            if answer is None or key in self._cache:
-                continue
-            gold_n, answer_n = plain_number(problem.answer), plain_number(answer)
-            if gold_n is not None and answer_n is not None:
-                self._cache[key] = (gold_n == answer_n, "numbers")
-            elif key not in slow:
-                slow.append(key)
-        for key, verdict in zip(slow, self.pool.check(slow)):
-            self._cache[key] = verdict
+            if answer is not None and key not in self._cache and key not in plans:
+                plans[key] = self._plan(*key)
+        numbers: dict[tuple[str, str], tuple[bool | None, str]] = {}
+        slow: list[tuple[str, str]] = []
+        for plan in plans.values():
+            for pair in plan if isinstance(plan, list) else []:
+                gold_n, answer_n = plain_number(pair[0]), plain_number(pair[1])
+                if gold_n is not None and answer_n is not None:
+                    numbers[pair] = (gold_n == answer_n, "numbers")
+                elif pair not in numbers and pair not in slow:
+                    slow.append(pair)
+        numbers.update(zip(slow, self.pool.check(slow)))
+        for key, plan in plans.items():
+            self._cache[key] = plan if isinstance(plan, tuple) else _combine([numbers[pair] for pair in plan])
         out = []
         for problem, (answer, how) in zip(problems, answers):
             if answer is None:
@@ -247,3 +378,14 @@ class MathVerifier:
                 detail = f" ({why})" if why.startswith("could not") else ""
                 out.append(Score(0.0, f"wrong answer {answer}, expected {problem.answer}{detail}", answer))
         return out
+
+
+def _combine(verdicts: list[tuple[bool | None, str]]) -> tuple[bool | None, str]:
+    """Parts together: wrong if any part is wrong, else unjudged if any is, else right."""
+    for ok, why in verdicts:
+        if ok is False:
+            return ok, why
+    for ok, why in verdicts:
+        if ok is None:
+            return ok, why
+    return True, verdicts[0][1] if len(verdicts) == 1 else f"{len(verdicts)} parts"
