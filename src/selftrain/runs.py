@@ -1,4 +1,5 @@
-"""Running a method, and the results a person reads: `RUN/metrics.json` and `RUN/report.html`.
+"""Running a method, and the results a person reads: `RUN/metrics.json`, `RUN/report.html`,
+and a dataset card (`README.md`) beside every `data.jsonl` (`selftrain.cards`).
 
 Both are rebuilt from the files the stages wrote, so `selftrain report RUN` works on a
 finished run, on a run still going, and on a run copied from another machine.
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from selftrain.artifacts import RunDir, atomic_write_text, read_json, write_json
+from selftrain.cards import write_cards
 from selftrain.errors import SelftrainError
 from selftrain.methods import get_method, parse_config
 from selftrain.stages.context import open_run
@@ -60,6 +62,7 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
     write_json(metrics_path, metrics)
     page = run.path("report.html")
     atomic_write_text(page, method.render(metrics))
+    write_cards(run, cfg)
     return page, metrics
 
 

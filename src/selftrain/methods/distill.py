@@ -82,10 +82,11 @@ def run(ctx: stages.RunContext) -> None:
         group = f"round-{r:02d}"
         # step 1: the teacher samples K solutions for every pool problem
         samples = stages.generate(ctx, group, teacher, ctx.pool, sec.generate, sampler=teacher_sampler)
-        # step 2: the verifier scores them; step 3: correct only, capped, deduplicated
+        # step 2: the verifier scores them; step 3: correct only, capped, deduplicated, decontaminated
         scores = stages.score(ctx, group, samples, ctx.pool, verifier)
         lineage = {"method": "distill", "iteration": r, "model": sec.teacher.model or str(teacher.path.relative_to(ctx.run.root))}
         kept = stages.select(ctx, group, scores, ctx.pool, sec.select, lineage)
+        kept = stages.decontaminate(ctx, group, kept, ("prompt", "completion"))
         # step 4: the student, from its initialisation, on human + kept data
         student = stages.sft(ctx, group, s_init, kept + human if sec.mix_human else kept, sec.student_sft, max_length)
         # step 5: evaluate; the student may write the next round's data

@@ -79,8 +79,10 @@ def run(ctx: stages.RunContext) -> None:
     teacher = ctx.sampler(sec.teacher.model, sec.teacher)
     # step 2: the teacher writes question-answer pairs per chunk
     written = write_pairs(ctx, teacher, chunks)
-    # steps 3-4: filter (format, duplicates, support, the judge) -> RUN/data.jsonl, RUN/rejected.jsonl
-    judge_pairs(ctx, teacher, written)
+    # steps 3-4: filter (format, duplicates, support, the judge), then decontaminate
+    # -> RUN/data.jsonl, RUN/rejected.jsonl, RUN/contaminated.jsonl
+    judged = judge_pairs(ctx, teacher, written)
+    stages.decontaminate(ctx, "", judged, ("question", "answer"))
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +207,7 @@ def write_pairs(ctx: stages.RunContext, teacher: Sampler, chunks: list[Chunk]) -
 
 
 def judge_pairs(ctx: stages.RunContext, teacher: Sampler, written: stages.Artifact) -> stages.Artifact:
-    """Pairs filtered, cheapest check first -> RUN/data.jsonl and RUN/rejected.jsonl."""
+    """Pairs filtered, cheapest check first -> RUN/judged.jsonl and RUN/rejected.jsonl."""
     sec, template = ctx.cfg.grounded_qa, TEMPLATES["grounded"]
 
     def judge() -> dict[str, Any]:
@@ -256,14 +258,14 @@ def judge_pairs(ctx: stages.RunContext, teacher: Sampler, written: stages.Artifa
                 "lineage": {"method": "grounded-qa", "iteration": 0, "model": sec.teacher.model,
                             "prompt_id": c.id, "score": score},
             })
-        write_jsonl(ctx.path("data.jsonl"), rows)
+        write_jsonl(ctx.path("judged.jsonl"), rows)
         write_jsonl(ctx.path("rejected.jsonl"), rejected)
         return {"kept": len(rows), "rejected": dict(counts), "judged": len(candidates)}
 
     fp = fingerprint(written.fp, sec.judge_samples, sec.keep_threshold, sec.min_support, sec.judge_temperature,
                      sec.judge_max_new_tokens)
     ctx.stage("judge", fp, judge)
-    return stages.Artifact(ctx.path("data.jsonl"), fp)
+    return stages.Artifact(ctx.path("judged.jsonl"), fp)
 
 
 def collect(run: RunDir, cfg: GroundedQAConfig) -> dict[str, Any]:

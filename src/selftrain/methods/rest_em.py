@@ -105,8 +105,10 @@ def run(ctx: stages.RunContext) -> None:
         samples = stages.generate(ctx, it, policy, ctx.pool, sec.e_step)
         # step 2 (E-step): the binary verifier scores every sample
         scores = stages.score(ctx, it, samples, ctx.pool, verifier)
-        # step 3 (E-step): correct samples only, at most N per problem, no duplicates
+        # step 3 (E-step): correct samples only, at most N per problem, no duplicates, none
+        # overlapping an evaluation set (not in the paper: decontamination)
         kept = stages.select(ctx, it, scores, ctx.pool, sec.select)
+        kept = stages.decontaminate(ctx, it, kept, ("prompt", "completion"))
         # step 4 (M-step): fine-tune on the kept samples, from the base (paper) or previous model
         start = {"base": base, "previous": policy, "init": init}[sec.start_from]
         policy = stages.sft(ctx, it, start, kept + human if sec.mix_human else kept, sec.m_step)

@@ -99,8 +99,10 @@ def run(ctx: stages.RunContext) -> None:
     instructions = bootstrap(ctx, teacher, seeds)
     # step 4: classification or not
     classified = classify(ctx, teacher, seeds, instructions)
-    # steps 5-6: instances (output-first for classification), filtered -> RUN/data.jsonl
-    make_instances(ctx, teacher, seeds, classified)
+    # steps 5-6: instances (output-first for classification), filtered
+    instances = make_instances(ctx, teacher, seeds, classified)
+    # and none overlapping an evaluation set (decontamination) -> RUN/data.jsonl
+    stages.decontaminate(ctx, "", instances, ("instruction", "input", "output"))
 
 log = logging.getLogger(__name__)
 
@@ -347,8 +349,8 @@ def classify(ctx: stages.RunContext, teacher: Sampler, seeds: list[dict[str, Any
 
 
 def make_instances(ctx: stages.RunContext, teacher: Sampler, seeds: list[dict[str, Any]], classified: stages.Artifact) -> stages.Artifact:
-    """Instances for each instruction, filtered -> RUN/data.jsonl, one row per instance with lineage."""
-    sec, out = ctx.cfg.self_instruct, ctx.path("data.jsonl")
+    """Instances for each instruction, filtered -> RUN/instances.jsonl, one row per instance with lineage."""
+    sec, out = ctx.cfg.self_instruct, ctx.path("instances.jsonl")
 
     def work() -> dict[str, Any]:
         tasks = read_jsonl(classified.path)

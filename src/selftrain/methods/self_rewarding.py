@@ -202,8 +202,9 @@ def run_miniature(ctx: stages.RunContext) -> None:
             scores = stages.score(ctx, it, responses, new, GraderAsJudge(width))
         else:
             scores = stages.judge(ctx, it, policy, new, responses, JUDGE, sec.judge.samples, sec.judge.params())
-        # 4. best against worst, ties dropped
+        # 4. best against worst, ties dropped (and pairs overlapping an evaluation set: decontamination)
         pairs = stages.pairs(ctx, it, scores, sec.min_chosen_score, check=lambda made, new=new: truly_better(made, new, width))
+        pairs = stages.decontaminate(ctx, it, pairs, ("prompt", "chosen", "rejected"))
         # 5. DPO from M_t -> M_{t+1}
         policy = stages.dpo(ctx, it, policy, pairs, sec.dpo)
         # 6. evaluate M_{t+1}: answer accuracy, and its judge's pairwise accuracy
@@ -239,8 +240,9 @@ def run_chat(ctx: stages.RunContext) -> None:
         # 3. the same model judges every response with the paper's prompt (3 judgements, averaged)
         scores = stages.judge(ctx, it, policy, new, responses, "additive-5", sec.judge.samples, sec.judge.params(),
                               sec.judge.finish, sampler=chat)
-        # 4. best against worst, ties and unreadable dropped
+        # 4. best against worst, ties and unreadable dropped (and pairs overlapping an evaluation set)
         pairs = stages.pairs(ctx, it, scores, sec.min_chosen_score)
+        pairs = stages.decontaminate(ctx, it, pairs, ("prompt", "chosen", "rejected"))
         # 5. DPO from M_t -> M_{t+1} on the chat-formatted pairs (LoRA with dpo.lora_r)
         policy = stages.dpo(ctx, it, policy, pairs, sec.dpo, row=stages.chat_rows)
         # 6. evaluate M_{t+1} on the held-out prompts

@@ -39,6 +39,8 @@ class Rows:
 
     fp: str
     load: Callable[[], list[dict[str, Any]]]
+    path: Path | None = None
+    """The JSONL file the rows come from, when they come from one."""
 
     def __add__(self, other: Rows) -> Rows:
         return Rows(fingerprint("rows", self.fp, other.fp), lambda: self.load() + other.load())
@@ -83,6 +85,23 @@ class RunContext:
     def grading_fp(self) -> str:
         """The fingerprint of every setting of the task, its verifier's and grader's included."""
         return fingerprint("task", self.cfg.task.model_dump())
+
+    @cached_property
+    def eval_items(self) -> list:
+        """What training data must not overlap: the run's own test split and the public
+        evaluation sets named in `decontaminate.against`."""
+        from selftrain.decontamination import EvalItem, load_eval_set
+
+        items = [EvalItem("test", p.id, p.prompt) for p in self.test] if isinstance(self.cfg, TaskRun) else []
+        for name in self.cfg.decontaminate.against:
+            items += load_eval_set(name, self.cfg.decontaminate.data)
+        return items
+
+    @cached_property
+    def eval_index(self):
+        from selftrain.decontamination import EvalIndex
+
+        return EvalIndex(self.eval_items, self.cfg.decontaminate.n)
 
     @cached_property
     def grader(self):

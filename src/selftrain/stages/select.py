@@ -17,18 +17,16 @@ from selftrain.stages.score import load_scores
 def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Problem], cfg: SelectConfig,
            lineage: dict[str, Any] | None = None) -> Rows:
     """Correct samples only, deduplicated, at most `cfg.max_per_problem` per problem ->
-    RUN/<group>/selected.jsonl; with `lineage` (method, iteration, model), the same rows as
-    a dataset with lineage in RUN/<group>/data.jsonl. Returns them as training rows."""
+    RUN/<group>/selected.jsonl, each row with its `lineage` (method, iteration, model, the
+    problem and sample) when given. Returns them as training rows."""
     folder = scores.path.parent
     fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage)
 
     def work() -> dict[str, Any]:
         kept = select_correct(load_samples(folder / "samples.jsonl"), load_scores(scores.path), cfg.max_per_problem, cfg.dedupe)
-        write_jsonl(folder / "selected.jsonl", (s.to_json() for s in kept))
-        if lineage is not None:
-            write_jsonl(folder / "data.jsonl", ({"prompt": s.prompt, "completion": s.completion,
-                                                 "lineage": {**lineage, "prompt_id": s.problem_id, "sample": s.index, "score": 1.0}}
-                                                for s in kept))
+        extra = (lambda s: {"lineage": {**lineage, "prompt_id": s.problem_id, "sample": s.index, "score": 1.0}}) if lineage \
+            else (lambda s: {})
+        write_jsonl(folder / "selected.jsonl", ({**s.to_json(), **extra(s)} for s in kept))
         buckets = {p.id: p.bucket for p in problems}
         by_bucket: dict[str, int] = {}
         for s in kept:
@@ -36,4 +34,5 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
         return {"kept": len(kept), "kept_by_bucket": dict(sorted(by_bucket.items()))}
 
     ctx.stage(f"{group}/select", fp, work)
-    return Rows(fp, lambda: [{"prompt": s.prompt, "completion": s.completion} for s in load_samples(folder / "selected.jsonl")])
+    return Rows(fp, lambda: [{"prompt": s.prompt, "completion": s.completion} for s in load_samples(folder / "selected.jsonl")],
+                folder / "selected.jsonl")

@@ -1,0 +1,94 @@
+"""Decontamination: planted copies of test problems (verbatim, reformatted, numbers
+changed) are found, each with the test item it copies, and nothing else is flagged."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selftrain import stages
+from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
+from selftrain.decontamination import EvalIndex, EvalItem, words
+from selftrain.methods import parse_config
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA / "gsm8k").is_dir(), reason=f"{DATA} is absent")
+
+
+def plant(question: str, how: str) -> str:
+    if how == "verbatim":
+        return question
+    if how == "reformatted":  # case, spacing, punctuation and line breaks changed, wrapped in a prompt
+        return "Problem:\n" + question.upper().replace(",", " ;").replace(". ", ".\n\n") + "\nThink step by step!"
+    # numbers changed
+    return " ".join(str(int(w) + 7) if w.isdigit() else w for w in question.split())
+
+
+def test_short_items_match_whole_and_numbers_count_there():
+    index = EvalIndex([EvalItem("test", "t1", "0347+0085="), EvalItem("test", "t2", "What is 2+3?")], n=13)
+    assert index.match("0347+0085=").item.id == "t1"
+    assert index.match("solve: 0347 + 0085 = ?").item.id == "t1"
+    assert index.match("0347+0086=") is None and index.match("7+5+0=12 4+8+1=13 A:432") is None
+    assert index.match("what is 2 + 3").item.id == "t2" and index.match("What is 2+4?") is None
+    assert words("Ünïcode, TEXT!") == ["ünïcode", "text"]
+
+
+@needs_data
+def test_planted_gsm8k_copies_are_found_and_nothing_else(tmp_path):
+    test = [json.loads(line)["question"] for line in (DATA / "gsm8k" / "test.jsonl").open()]
+    train = [json.loads(line)["question"] for line in (DATA / "gsm8k" / "train.jsonl").open()][:500]
+    planted = {}
+    rows = [{"prompt": q, "completion": "#### 1"} for q in train]
+    for i, how in enumerate(["verbatim", "reformatted", "numbers changed"] * 4):
+        k = 97 * i + 5
+        rows.insert(40 * i + 3, {"prompt": plant(test[k], how), "completion": "#### 1"})
+        planted[rows[40 * i + 3]["prompt"]] = str(k)
+    source = tmp_path / "rows.jsonl"
+    write_jsonl(source, rows)
+
+    cfg = parse_config({"method": "rest-em", "decontaminate": {"against": ["gsm8k"], "data": str(DATA)}})
+    with stages.open_run(cfg, tmp_path / "run") as ctx:
+        clean = stages.decontaminate(ctx, "g", stages.Rows(fingerprint("rows"), lambda: rows, source),
+                                     ("prompt", "completion"), "data.jsonl")
+        found = read_jsonl(tmp_path / "run" / "g" / "contaminated.jsonl")
+        assert len(clean.load()) == 498
+    flagged = {r["row"]["prompt"]: r["test_item"]["id"] for r in found}
+    assert {q: i for q, i in flagged.items() if q in planted} == planted
+    # besides the planted copies, only GSM8K's own train/test overlap: two train questions of the
+    # first 500 reuse a test question's template (Bella's stamps = test 632, two movies = test 581)
+    real = {q[:20]: i for q, i in flagged.items() if q not in planted}
+    assert real == {"Bella bought stamps ": "632", "Joseph and his frien": "581"}
+    record = json.loads((tmp_path / "run" / "g" / "decontaminate.done.json").read_text())
+    assert record["info"]["contaminated"] == 14 and record["info"]["checked"] == 512
+
+
+@pytest.mark.slow
+def test_a_method_drops_contaminated_rows_and_says_so(tmp_path):
+    """Self-Instruct through a scripted teacher whose instances copy a test problem: the
+    copies are listed in contaminated.jsonl and never reach data.jsonl."""
+    from test_self_instruct import SEEDS, ScriptedTeacher  # the FAKE teacher of those tests
+
+    from selftrain.runs import run_method
+    from selftrain.serve import ModelServer
+
+    leak = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
+    evals = tmp_path / "evals"
+    (evals / "gsm8k").mkdir(parents=True)
+    (evals / "gsm8k" / "test.jsonl").write_text(json.dumps({"question": leak, "answer": "#### 72"}) + "\n")
+
+    class Leaky(ScriptedTeacher):
+        def generate(self, prompts, params, seed):
+            out = super().generate(prompts, params, seed)
+            return [o.replace("Input:", f"Input: {leak.replace('48', '50')}\nInput:", 1) if "Example 1" in p else o
+                    for p, o in zip(prompts, out)]
+
+    with ModelServer(Leaky()) as server:
+        cfg = parse_config({"name": "si", "method": "self-instruct",
+                            "decontaminate": {"against": ["gsm8k"], "data": str(evals)},
+                            "self_instruct": {"teacher": {"backend": "openai", "base_url": server.url, "model": "leaky"},
+                                              "seed_tasks": str(SEEDS), "num_instructions": 6, "requests_per_round": 3}})
+        run_method(cfg, tmp_path / "run")
+    dirty = read_jsonl(tmp_path / "run" / "contaminated.jsonl")
+    data = read_jsonl(tmp_path / "run" / "data.jsonl")
+    assert dirty and data and all(leak[:20] not in json.dumps(r) for r in data)
+    assert all(r["test_item"]["source"] == "gsm8k" for r in dirty)
