@@ -146,6 +146,13 @@ def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatc
     clf_rows = [r for r in ds if r["is_classification"]]
     assert all(r["output"] in ("Positive", "Negative") and r["input"] for r in clf_rows)
     assert (out / "report.html").read_text().count("instructions kept") == 1
+    # what the data looks like: the first words of the instructions, the rows per source
+    shape = metrics["data"]["."]
+    assert shape["rows"] == metrics["rows"] and sum(shape["sources"].values()) == metrics["rows"]
+    assert shape["first_words"] and set(shape["first_words"]) <= {i.split()[0].lower().strip(".,:;!?\"'") for i in kept}
+    assert "most common first words" in (out / "report.html").read_text()
+    card = (out / "README.md").read_text()
+    assert "**Written by:** scripted" in card and "Self-Instruct seed tasks" in card
 
     # a rerun skips every stage and sends nothing
     with ModelServer(ScriptedTeacher()) as server:

@@ -124,6 +124,30 @@ def dedupe(
 
 
 @app.command()
+def review(
+    run_dir: Path = typer.Argument(..., help="A run folder."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (only this machine by default)."),
+    port: int = typer.Option(8765, help="Port to listen on."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Write the reviewed dataset here instead of serving."),
+) -> None:
+    """Review a run's generated rows in a local web page: accept, reject or edit each, by
+    mouse or keyboard; every decision is kept in RUN/review.sqlite, and a rerun of the
+    method trains only on rows a person did not reject."""
+    from selftrain import review as rv
+
+    if export is not None:
+        info = _guard(lambda: rv.export(run_dir, export))
+        typer.echo(f"wrote {info['rows']} reviewed rows ({info['changed']} changed by a person) to {export}")
+        return
+    server = _guard(lambda: rv.ReviewServer(run_dir, host, port))
+    typer.echo(f"reviewing {len(server.rows)} rows of {run_dir} at {server.url} (Ctrl+C to stop; decisions are saved as made)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.close()
+
+
+@app.command()
 def serve(
     model: str = typer.Argument(..., help="A model folder, a Hugging Face name, or a .gguf file."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),

@@ -17,6 +17,8 @@ from selftrain.artifacts import RunDir, atomic_write_text, read_json, write_json
 from selftrain.cards import write_cards
 from selftrain.errors import SelftrainError
 from selftrain.methods import get_method, parse_config
+from selftrain.profile import profiles
+from selftrain.profile import render as render_profiles
 from selftrain.stages.context import open_run
 
 
@@ -52,6 +54,7 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
     cfg = parse_config(yaml.safe_load(cfg_path.read_text()), str(cfg_path))
     method = get_method(cfg.method)
     metrics = method.collect(run, cfg)
+    metrics["data"] = profiles(run.root)
     metrics_path = run.path("metrics.json")
     if wall_seconds is not None:
         metrics["wall_seconds_this_process"] = round(wall_seconds, 1)
@@ -61,7 +64,7 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
             metrics["wall_seconds_this_process"] = old["wall_seconds_this_process"]
     write_json(metrics_path, metrics)
     page = run.path("report.html")
-    atomic_write_text(page, method.render(metrics))
+    atomic_write_text(page, method.render(metrics).replace("</body>", render_profiles(metrics["data"]) + "\n</body>"))
     write_cards(run, cfg)
     return page, metrics
 

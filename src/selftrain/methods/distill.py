@@ -66,17 +66,16 @@ def run(ctx: stages.RunContext) -> None:
     """Distillation, steps numbered as in the docstring."""
     sec = ctx.cfg.distill
     verifier, human = ctx.task.verifier(), stages.human_rows(ctx)
-    max_length = max(ctx.cfg.model.tiny.max_length, sec.teacher_tiny.max_length)
 
     # step 0: the teacher, and the student on human data only (the baseline)
     if sec.teacher.model:
         teacher, teacher_sampler = stages.Artifact(sec.teacher.model, fingerprint("external", sec.teacher.model_dump())), sec.teacher
     else:
         t_init = stages.build_tiny(ctx, "teacher-init", sec.teacher_tiny, ctx.seed("teacher-init"))
-        teacher, teacher_sampler = stages.sft(ctx, "teacher", t_init, human, sec.teacher_sft, max_length), None
+        teacher, teacher_sampler = stages.sft(ctx, "teacher", t_init, human, sec.teacher_sft, sec.teacher_tiny.max_length), None
         stages.evaluate(ctx, "teacher", teacher)
     s_init = stages.build_tiny(ctx, "student-init", ctx.cfg.model.tiny, ctx.seed("student-init"))
-    stages.evaluate(ctx, "student-human", stages.sft(ctx, "student-human", s_init, human, sec.student_sft, max_length))
+    stages.evaluate(ctx, "student-human", stages.sft(ctx, "student-human", s_init, human, sec.student_sft))
 
     for r in range(1, sec.rounds + 1):
         group = f"round-{r:02d}"
@@ -88,7 +87,7 @@ def run(ctx: stages.RunContext) -> None:
         kept = stages.select(ctx, group, scores, ctx.pool, sec.select, lineage)
         kept = stages.decontaminate(ctx, group, kept, ("prompt", "completion"))
         # step 4: the student, from its initialisation, on human + kept data
-        student = stages.sft(ctx, group, s_init, kept + human if sec.mix_human else kept, sec.student_sft, max_length)
+        student = stages.sft(ctx, group, s_init, kept + human if sec.mix_human else kept, sec.student_sft)
         # step 5: evaluate; the student may write the next round's data
         stages.evaluate(ctx, group, student)
         if sec.student_becomes_teacher:

@@ -1,4 +1,5 @@
-"""The decontaminate stage: rows that overlap an evaluation set are dropped and listed."""
+"""The decontaminate stage: rows that overlap an evaluation set are dropped and listed, and a
+person's review (`selftrain review RUN`) is applied: rows rejected dropped, edits used."""
 
 from __future__ import annotations
 
@@ -17,25 +18,31 @@ def decontaminate(ctx: RunContext, group: str, rows: Rows | Artifact, fields: Se
     matches, -> RUN/<group>/contaminated.jsonl (group "": the run folder itself). Returns the
     clean rows, as what it was given."""
     cfg = ctx.cfg.decontaminate
-    if not cfg.enabled:
-        return rows
     source = rows.path
+    from selftrain.review import apply_review, decisions, row_key
+
     clean, dirty = ctx.path(group, "data.jsonl"), ctx.path(group, "contaminated.jsonl")
-    fp = fingerprint("decontaminate", rows.fp, list(fields), cfg.model_dump(), [(i.source, i.id, i.text) for i in ctx.eval_items])
+    taken = decisions(ctx.run.root)
+    mine = sorted((k, v) for k, v in taken.items() if k in {row_key(r) for r in read_jsonl(source)}) if taken else []
+    fp = fingerprint("decontaminate", rows.fp, list(fields), cfg.model_dump(), [(i.source, i.id, i.text) for i in ctx.eval_items],
+                     *([mine] if mine else []))
 
     def work() -> dict[str, Any]:
         kept, dropped, sources = [], [], Counter()
         for row in read_jsonl(source):
-            match = next((m for f in fields if isinstance(row.get(f), str) and (m := ctx.eval_index.match(row[f]))), None)
+            texts = [row[f] for f in fields if isinstance(row.get(f), str)] if cfg.enabled else []
+            match = next((m for t in texts if (m := ctx.eval_index.match(t))), None)
             if match is None:
                 kept.append(row)
             else:
                 sources[match.item.source] += 1
                 dropped.append({"row": row, "test_item": {"source": match.item.source, "id": match.item.id,
                                                           "text": match.item.text}, "overlap": match.overlap})
-        write_jsonl(clean, kept)
+        reviewed, rejected, edited = apply_review(ctx.run.root, kept)
+        write_jsonl(clean, reviewed)
         write_jsonl(dirty, dropped)
-        return {"checked": len(kept) + len(dropped), "contaminated": len(dropped), "contaminated_by_source": dict(sources)}
+        info = {"checked": len(kept) + len(dropped), "contaminated": len(dropped), "contaminated_by_source": dict(sources)}
+        return {**info, **({"rejected_by_review": rejected, "edited_by_review": edited} if mine else {})}
 
     ctx.stage(f"{group}/decontaminate" if group else "decontaminate", fp, work)
     if isinstance(rows, Artifact):
