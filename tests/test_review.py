@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from test_distill import Oracle  # the FAKE teacher of the distillation tests
 
 from selftrain.artifacts import read_jsonl
 from selftrain.methods import parse_config
@@ -25,19 +26,12 @@ pytestmark = pytest.mark.slow
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
 
-class Oracle:
-    """FAKE teacher: the worked solution of `0347+0085=`-style prompts; one is hostile text."""
-
-    tokenizer = None
+class Hostile(Oracle):
+    """FAKE teacher: the oracle's worked solutions, some opened with hostile HTML."""
 
     def generate(self, prompts, params, seed):
-        from selftrain.tasks.arithmetic import aligned_solution
-
-        out = []
-        for p in prompts:
-            a, b = re.match(r"(\d+)\+(\d+)=", p.strip()).groups()
-            out.append((HOSTILE + " " if a.endswith("7") else "") + aligned_solution(int(a), int(b), len(a)))
-        return out
+        return [(HOSTILE + " " if p.strip().split("+")[0].endswith("7") else "") + o
+                for p, o in zip(prompts, super().generate(prompts, params, seed))]
 
 
 def _free_port() -> int:
@@ -71,7 +65,7 @@ def test_review_in_a_browser_survives_a_killed_server_and_steers_the_rerun(tmp_p
     d = {**tiny_cfg_dict, "name": "review-test", "method": "distill",
          "distill": {"rounds": 1, "student_sft": rest_em["sft"], "generate": {**rest_em["e_step"], "k": 1}}}
     run = tmp_path / "run"
-    with ModelServer(Oracle()) as server:
+    with ModelServer(Hostile()) as server:
         d["distill"]["teacher"] = {"backend": "openai", "base_url": server.url, "model": "oracle", "chat": False}
         cfg = parse_config(d)
         run_method(cfg, run)

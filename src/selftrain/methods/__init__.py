@@ -48,7 +48,8 @@ class Method:
     needs: Callable[[Any], list[tuple[str, SamplerConfig, set[str]]]] = lambda cfg: []
     """needs(cfg) -> (where, sampler settings, abilities) for each sampler the method uses."""
     moved: dict[str, str] = field(default_factory=dict)
-    """Old config field (dotted prefix) -> its new place, for a clear error on old configs."""
+    """Old config field (dotted prefix) -> its new place, for a clear error on old configs
+    (old sections the method's config lacks are reported as removed without being listed)."""
     demo: Callable[[int], RunBase] | None = None
     """demo(seed) -> the config `selftrain demo --method <name>` runs (offline, CPU)."""
 
@@ -80,14 +81,22 @@ def _leaves(data: Any, prefix: str = "") -> list[str]:
     return [leaf for k, v in data.items() for leaf in _leaves(v, f"{prefix}.{k}" if prefix else str(k))]
 
 
+OLD_SECTIONS = ("sampling", "select", "sft", "train", "teacher", "task", "model", "eval", "rest_em", "self_rewarding",
+                "distill", "self_instruct", "grounded_qa")
+"""The top-level sections of the one-config-for-all layout before per-method configs."""
+
+
 def moved_fields(method: Method, data: dict[str, Any]) -> list[str]:
-    """'old -> new' for each field of `data` written in the old layout."""
+    """'old -> new' for each field of `data` written in the old layout: moved as the method
+    says, or removed (an old section the method's config does not have)."""
+    removed = {k: "" for k in OLD_SECTIONS if k not in method.config.model_fields}
+    moves = {**removed, **method.moved}
     out = []
     for leaf in _leaves(data):
-        matches = [old for old in method.moved if leaf == old or leaf.startswith(old + ".")]
+        matches = [old for old in moves if leaf == old or leaf.startswith(old + ".")]
         if matches:
             old = max(matches, key=len)
-            new = method.moved[old]
+            new = moves[old]
             out.append(f"{leaf} -> {new + leaf[len(old):] if new else '(removed: ' + method.name + ' does not use it)'}")
     return out
 

@@ -132,7 +132,6 @@ def _needs(cfg: DistillConfig) -> list[tuple[str, Any, set[str]]]:
 
 
 MOVED = {"sampling.batch_size": "model.sampler.batch_size", "sampling": "distill.generate", "select": "distill.select",
-         "sft": "distill.student_sft", "teacher": "distill.teacher", "train": "", "rest_em": "", "self_rewarding": "",
-         "self_instruct": "", "grounded_qa": ""}
+         "sft": "distill.student_sft", "teacher": "distill.teacher"}
 
 METHOD = Method("distill", DistillConfig, run, collect, render, summary, needs=_needs, moved=MOVED)

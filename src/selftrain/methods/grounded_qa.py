@@ -302,8 +302,7 @@ def summary(metrics: dict[str, Any]) -> list[str]:
             f"failed requests {metrics['failed_requests']}"]
 
 
-MOVED = {"teacher": "grounded_qa.teacher", "task": "", "model": "", "sampling": "", "select": "", "sft": "", "train": "",
-         "eval": "", "rest_em": "", "self_rewarding": "", "self_instruct": "", "distill": ""}
+MOVED = {"teacher": "grounded_qa.teacher"}
 
 METHOD = Method("grounded-qa", GroundedQAConfig, run, collect, render, summary,
                 needs=lambda cfg: [("grounded_qa.teacher", cfg.grounded_qa.teacher, set())], moved=MOVED)

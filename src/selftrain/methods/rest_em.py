@@ -219,8 +219,7 @@ Stage seconds in all: {metrics['stage_seconds_total']}.</p>
 
 
 MOVED = {"sampling.batch_size": "model.sampler.batch_size", "sampling": "rest_em.e_step", "select": "rest_em.select",
-         "sft": "rest_em.sft", "train": "rest_em.m_step", "teacher": "", "self_rewarding": "", "distill": "",
-         "self_instruct": "", "grounded_qa": ""}
+         "sft": "rest_em.sft", "train": "rest_em.m_step"}
 
 METHOD = Method("rest-em", RestEMConfig, run, collect, render, summary,
                 needs=lambda cfg: [("model.sampler", cfg.model.sampler, {"local"})], moved=MOVED,

@@ -424,8 +424,7 @@ def summary(metrics: dict[str, Any]) -> list[str]:
             f"failed requests {metrics['failed_requests']}"]
 
 
-MOVED = {"teacher": "self_instruct.teacher", "task": "", "model": "", "sampling": "", "select": "", "sft": "", "train": "",
-         "eval": "", "rest_em": "", "self_rewarding": "", "grounded_qa": "", "distill": ""}
+MOVED = {"teacher": "self_instruct.teacher"}
 
 METHOD = Method("self-instruct", SelfInstructConfig, run, collect, render, summary,
                 needs=lambda cfg: [("self_instruct.teacher", cfg.self_instruct.teacher, set())], moved=MOVED)

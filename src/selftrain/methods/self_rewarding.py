@@ -508,8 +508,7 @@ def _needs(cfg: SelfRewardingConfig) -> list[tuple[str, Any, set[str]]]:
 _OLD = "self_rewarding."
 MOVED = {
     "sampling.batch_size": "model.sampler.batch_size", "sampling.shard_size": "self_rewarding.responses.shard_size",
-    "sampling": "", "select": "", "sft": "self_rewarding.sft", "train": "self_rewarding.dpo", "teacher": "",
-    "rest_em": "", "distill": "", "self_instruct": "", "grounded_qa": "",
+    "sft": "self_rewarding.sft", "train": "self_rewarding.dpo",
     **{_OLD + old: _OLD + new for old, new in {
         "beta": "dpo.beta", "nll_weight": "dpo.nll_weight", "new_prompts": "prompts.n", "shots": "prompts.shots",
         "prompt_temperature": "prompts.temperature", "responses_per_prompt": "responses.k",
