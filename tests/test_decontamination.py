@@ -48,8 +48,7 @@ def test_planted_gsm8k_copies_are_found_and_nothing_else(tmp_path):
 
     cfg = parse_config({"method": "rest-em", "decontaminate": {"against": ["gsm8k"], "data": str(DATA)}})
     with stages.open_run(cfg, tmp_path / "run") as ctx:
-        clean = stages.decontaminate(ctx, "g", stages.Rows(fingerprint("rows"), lambda: rows, source),
-                                     ("prompt", "completion"), "data.jsonl")
+        clean = stages.decontaminate(ctx, "g", stages.Rows(fingerprint("rows"), lambda: rows, source), ("prompt", "completion"))
         found = read_jsonl(tmp_path / "run" / "g" / "contaminated.jsonl")
         assert len(clean.load()) == 498
     flagged = {r["row"]["prompt"]: r["test_item"]["id"] for r in found}
