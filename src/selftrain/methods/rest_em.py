@@ -34,6 +34,9 @@ Deliberate deviations from the paper, each a config choice:
   a flawed step and the right answer (`task.arithmetic.verifier: steps` rejects those).
 - `rest_em.mix_human: true` adds the human data to every M-step (as RFT does); off by
   default, as in the paper.
+- Kept samples that overlap an evaluation set are dropped before the M-step
+  (decontamination, `decontaminate:`; not in the paper), and so are rows a person rejected
+  in `selftrain review`.
 
 Rejection-sampling fine-tuning (RFT, Yuan et al. 2023) is one pass of this loop with
 `iterations: 1`, `start_from: init` and `mix_human: true`: configs/arithmetic-rft.yaml.

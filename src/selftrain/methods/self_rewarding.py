@@ -37,7 +37,8 @@ Deviations from the paper, each forced by the tiny model or chosen to measure:
   `verifiers.judge.ADDITIVE_5_POINT` is the paper's prompt word for word.
 - EFT data are made from the task's grader (right solutions, and solutions with one or two
   mistakes, each with the grader's judgement), not from human-ranked Open Assistant data.
-- New prompts must be well-formed problems and never a test problem (contamination).
+- New prompts must be well-formed problems and never a test problem (contamination), and
+  preference pairs that overlap an evaluation set are dropped before DPO (decontamination).
 - Steps per DPO iteration are fixed (`dpo.steps`), not early-stopped; the miniature adds
   an NLL term on the chosen response (`dpo.nll_weight`, Iterative RPO), 0 in the paper.
 - `judge.pair_judge: grader` replaces the self-judgement by the task's grader: a diagnostic that
