@@ -8,8 +8,6 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-# --- the page ---------------------------------------------------------------------------
-
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
 
 
