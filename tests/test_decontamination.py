@@ -91,3 +91,25 @@ def test_a_method_drops_contaminated_rows_and_says_so(tmp_path):
     data = read_jsonl(tmp_path / "run" / "data.jsonl")
     assert dirty and data and all(leak[:20] not in json.dumps(r) for r in data)
     assert all(r["test_item"]["source"] == "gsm8k" for r in dirty)
+
+
+@pytest.mark.slow
+def test_rest_em_samples_no_pool_problem_that_copies_a_test_problem(tmp_path, tiny_cfg_dict):
+    from selftrain.runs import run_method
+
+    story = "A farmer has {} cows and buys {} more at the market on a sunny Monday morning. How many cows now?"
+    test = [{"id": f"t{i}", "prompt": story.format(i, i + 1).replace("cows", "goats"), "answer": str(2 * i + 1)}
+            for i in range(3)]
+    pool = [{"id": f"p{i}", "prompt": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(5)]
+    pool.append({"id": "leak", "prompt": story.format(40, 2).replace("cows", "goats").upper(), "answer": "42"})
+    for name, rows in (("test.jsonl", test), ("pool.jsonl", pool)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = {**tiny_cfg_dict, "task": {"name": "jsonl", "jsonl": {"path": str(tmp_path / "pool.jsonl"),
+                                                               "test_path": str(tmp_path / "test.jsonl"), "verifier": "exact"}}}
+    d["rest_em"].update(iterations=1, compute_matched_baseline=False)
+    d["model"]["tiny"]["max_length"] = 192  # room for the story problems
+    run_method(parse_config(d), tmp_path / "run")
+    dirty = read_jsonl(tmp_path / "run" / "pool" / "contaminated.jsonl")
+    assert [(r["problem"]["id"], r["test_item"]["id"]) for r in dirty] == [("leak", "t0")]
+    sampled = {r["problem_id"] for r in read_jsonl(tmp_path / "run" / "iter-01" / "samples.jsonl")}
+    assert sampled == {f"p{i}" for i in range(5)}

@@ -77,14 +77,15 @@ def run(ctx: stages.RunContext) -> None:
     s_init = stages.build_tiny(ctx, "student-init", ctx.cfg.model.tiny, ctx.seed("student-init"))
     stages.evaluate(ctx, "student-human", stages.sft(ctx, "student-human", s_init, human, sec.student_sft))
 
+    pool = stages.decontaminate_problems(ctx, "pool", ctx.pool)  # no pool problem overlaps a test item
     for r in range(1, sec.rounds + 1):
         group = f"round-{r:02d}"
         # step 1: the teacher samples K solutions for every pool problem
-        samples = stages.generate(ctx, group, teacher, ctx.pool, sec.generate, sampler=teacher_sampler)
+        samples = stages.generate(ctx, group, teacher, pool, sec.generate, sampler=teacher_sampler)
         # step 2: the verifier scores them; step 3: correct only, capped, deduplicated, decontaminated
-        scores = stages.score(ctx, group, samples, ctx.pool, verifier)
+        scores = stages.score(ctx, group, samples, pool, verifier)
         lineage = {"method": "distill", "iteration": r, "model": sec.teacher.model or str(teacher.path.relative_to(ctx.run.root))}
-        kept = stages.select(ctx, group, scores, ctx.pool, sec.select, lineage)
+        kept = stages.select(ctx, group, scores, pool, sec.select, lineage)
         kept = stages.decontaminate(ctx, group, kept, ("prompt", "completion"))
         # step 4: the student, from its initialisation, on human + kept data
         student = stages.sft(ctx, group, s_init, kept + human if sec.mix_human else kept, sec.student_sft)

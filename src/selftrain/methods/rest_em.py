@@ -34,7 +34,7 @@ Deliberate deviations from the paper, each a config choice:
   a flawed step and the right answer (`task.arithmetic.verifier: steps` rejects those).
 - `rest_em.mix_human: true` adds the human data to every M-step (as RFT does); off by
   default, as in the paper.
-- Kept samples that overlap an evaluation set are dropped before the M-step
+- Pool problems and kept samples that overlap an evaluation set are dropped
   (decontamination, `decontaminate:`; not in the paper), and so are rows a person rejected
   in `selftrain review`.
 
@@ -102,15 +102,16 @@ def run(ctx: stages.RunContext) -> None:
         stages.evaluate(ctx, "compute-matched", stages.sft(ctx, "compute-matched", base, human, matched))
 
     policy = base
+    pool = stages.decontaminate_problems(ctx, "pool", ctx.pool)  # no pool problem overlaps a test item
     for t in range(1, sec.iterations + 1):
         it = f"iter-{t:02d}"
         # step 1 (E-step): K samples per pool problem from the current policy
-        samples = stages.generate(ctx, it, policy, ctx.pool, sec.e_step)
+        samples = stages.generate(ctx, it, policy, pool, sec.e_step)
         # step 2 (E-step): the binary verifier scores every sample
-        scores = stages.score(ctx, it, samples, ctx.pool, verifier)
+        scores = stages.score(ctx, it, samples, pool, verifier)
         # step 3 (E-step): correct samples only, at most N per problem, no duplicates, none
         # overlapping an evaluation set (not in the paper: decontamination)
-        kept = stages.select(ctx, it, scores, ctx.pool, sec.select)
+        kept = stages.select(ctx, it, scores, pool, sec.select)
         kept = stages.decontaminate(ctx, it, kept, ("prompt", "completion"))
         # step 4 (M-step): fine-tune on the kept samples, from the base (paper) or previous model
         start = {"base": base, "previous": policy, "init": init}[sec.start_from]

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
+from selftrain.records import Problem
 from selftrain.stages.context import Artifact, Rows, RunContext
 
 
@@ -48,3 +49,25 @@ def decontaminate(ctx: RunContext, group: str, rows: Rows | Artifact, fields: Se
     if isinstance(rows, Artifact):
         return Artifact(clean, fp)
     return Rows(fp, lambda: [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_jsonl(clean)], clean)
+
+
+def decontaminate_problems(ctx: RunContext, group: str, problems: Sequence[Problem]) -> list[Problem]:
+    """The problems (a pool to sample on) whose prompts overlap no evaluation item; the others
+    -> RUN/<group>/contaminated.jsonl, each with the test item it matches."""
+    cfg = ctx.cfg.decontaminate
+    if not cfg.enabled:
+        return list(problems)
+    dirty = ctx.path(group, "contaminated.jsonl")
+    fp = fingerprint("decontaminate-problems", [p.to_json() for p in problems], cfg.model_dump(),
+                     [(i.source, i.id, i.text) for i in ctx.eval_items])
+
+    def work() -> dict[str, Any]:
+        found = [(p, m) for p in problems if (m := ctx.eval_index.match(p.prompt))]
+        write_jsonl(dirty, ({"problem": p.to_json(), "test_item": {"source": m.item.source, "id": m.item.id,
+                                                                   "text": m.item.text}, "overlap": m.overlap}
+                            for p, m in found))
+        return {"checked": len(problems), "contaminated": len(found)}
+
+    ctx.stage(f"{group}/decontaminate", fp, work)
+    dropped = {r["problem"]["id"] for r in read_jsonl(dirty)}
+    return [p for p in problems if p.id not in dropped]
