@@ -149,9 +149,10 @@ def export(run_dir: str | Path, out: str | Path) -> dict[str, int]:
     return {"rows": len(kept), "changed": sum(r["review"]["changed"] for r in kept)}
 
 
-def apply_review(run_dir: Path, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int, int]:
-    """Rows a person rejected dropped, edits applied: (rows, rejected, edited)."""
-    taken = decisions(run_dir)
+def apply_review(taken: dict[str, tuple[str, dict[str, Any] | None]], rows: list[dict[str, Any]]
+                 ) -> tuple[list[dict[str, Any]], int, int]:
+    """Rows a person rejected (in `taken`, from `decisions`) dropped, edits applied:
+    (rows, rejected, edited)."""
     out, rejected, edited = [], 0, 0
     for r in rows:
         status, change = taken.get(row_key(r), ("unreviewed", None))

@@ -47,13 +47,12 @@ def stage_view(name: str) -> Iterator[None]:
     """The live bars of one running stage; they vanish when it ends (its line stays)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    if _state["progress"] is not None:  # a stage inside a stage shares the bars of the outer one
+        yield
+        return
     progress = Progress(TextColumn("  [bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console(), transient=True,
                         disable=not console().is_terminal)  # bars only on a terminal: a log file gets the lines
-    outer = _state["progress"]
-    if outer is not None:  # a stage inside a stage shares the bars of the outer one
-        yield
-        return
     _state["progress"] = progress
     try:
         with progress:

@@ -10,7 +10,6 @@ setting redoes exactly its stage and what follows.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,7 +52,6 @@ class RunContext:
     def __init__(self, cfg: RunBase, run: RunDir):
         self.cfg, self.run = cfg, run
         self._sampler: tuple[str, Any] | None = None
-        self.started = time.perf_counter()
 
     # the task and its splits, built on first use (the synthetic-data methods have none)
     @cached_property

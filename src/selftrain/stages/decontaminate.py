@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
+from selftrain.decontamination import Match
 from selftrain.records import Problem
+from selftrain.review import apply_review, decisions, row_key
 from selftrain.stages.context import Artifact, Rows, RunContext
 
 
@@ -18,15 +20,11 @@ def decontaminate(ctx: RunContext, group: str, rows: Rows | Artifact, fields: Se
     writes its dataset card beside it); the others, each with the test item it
     matches, -> RUN/<group>/contaminated.jsonl (group "": the run folder itself). Returns the
     clean rows, as what it was given."""
-    cfg = ctx.cfg.decontaminate
-    source = rows.path
-    from selftrain.review import apply_review, decisions, row_key
-
+    cfg, source = ctx.cfg.decontaminate, rows.path
     clean, dirty = ctx.path(group, "data.jsonl"), ctx.path(group, "contaminated.jsonl")
-    taken = decisions(ctx.run.root)
-    mine = sorted((k, v) for k, v in taken.items() if k in {row_key(r) for r in read_jsonl(source)}) if taken else []
-    fp = fingerprint("decontaminate", rows.fp, list(fields), cfg.model_dump(), [(i.source, i.id, i.text) for i in ctx.eval_items],
-                     *([mine] if mine else []))
+    taken = decisions(ctx.run.root)  # a person's review of this run, if any
+    mine = dict(sorted((k, v) for k, v in taken.items() if k in {row_key(r) for r in read_jsonl(source)})) if taken else {}
+    fp = fingerprint("decontaminate", rows.fp, list(fields), cfg.model_dump(), _items(ctx), *([mine] if mine else []))
 
     def work() -> dict[str, Any]:
         kept, dropped, sources = [], [], Counter()
@@ -37,9 +35,8 @@ def decontaminate(ctx: RunContext, group: str, rows: Rows | Artifact, fields: Se
                 kept.append(row)
             else:
                 sources[match.item.source] += 1
-                dropped.append({"row": row, "test_item": {"source": match.item.source, "id": match.item.id,
-                                                          "text": match.item.text}, "overlap": match.overlap})
-        reviewed, rejected, edited = apply_review(ctx.run.root, kept)
+                dropped.append({"row": row, **_found(match)})
+        reviewed, rejected, edited = apply_review(mine, kept)
         write_jsonl(clean, reviewed)
         write_jsonl(dirty, dropped)
         info = {"checked": len(kept) + len(dropped), "contaminated": len(dropped), "contaminated_by_source": dict(sources)}
@@ -58,16 +55,24 @@ def decontaminate_problems(ctx: RunContext, group: str, problems: Sequence[Probl
     if not cfg.enabled:
         return list(problems)
     dirty = ctx.path(group, "contaminated.jsonl")
-    fp = fingerprint("decontaminate-problems", [p.to_json() for p in problems], cfg.model_dump(),
-                     [(i.source, i.id, i.text) for i in ctx.eval_items])
+    fp = fingerprint("decontaminate-problems", [p.to_json() for p in problems], cfg.model_dump(), _items(ctx))
 
     def work() -> dict[str, Any]:
         found = [(p, m) for p in problems if (m := ctx.eval_index.match(p.prompt))]
-        write_jsonl(dirty, ({"problem": p.to_json(), "test_item": {"source": m.item.source, "id": m.item.id,
-                                                                   "text": m.item.text}, "overlap": m.overlap}
-                            for p, m in found))
+        write_jsonl(dirty, ({"problem": p.to_json(), **_found(m)} for p, m in found))
         return {"checked": len(problems), "contaminated": len(found)}
 
     ctx.stage(f"{group}/decontaminate", fp, work)
     dropped = {r["problem"]["id"] for r in read_jsonl(dirty)}
     return [p for p in problems if p.id not in dropped]
+
+
+def _items(ctx: RunContext) -> list[tuple[str, str, str]]:
+    """The evaluation items, for a fingerprint."""
+    return [(i.source, i.id, i.text) for i in ctx.eval_items]
+
+
+def _found(match: Match) -> dict[str, Any]:
+    """The test item a row overlaps and the shared words, as listed in contaminated.jsonl."""
+    item = match.item
+    return {"test_item": {"source": item.source, "id": item.id, "text": item.text}, "overlap": match.overlap}

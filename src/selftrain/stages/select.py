@@ -24,9 +24,12 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
 
     def work() -> dict[str, Any]:
         kept = select_correct(load_samples(folder / "samples.jsonl"), load_scores(scores.path), cfg.max_per_problem, cfg.dedupe)
-        extra = (lambda s: {"lineage": {**lineage, "prompt_id": s.problem_id, "sample": s.index, "score": 1.0}}) if lineage \
-            else (lambda s: {})
-        write_jsonl(folder / "selected.jsonl", ({**s.to_json(), **extra(s)} for s in kept))
+        def row(s) -> dict[str, Any]:
+            if lineage is None:
+                return s.to_json()
+            return {**s.to_json(), "lineage": {**lineage, "prompt_id": s.problem_id, "sample": s.index, "score": 1.0}}
+
+        write_jsonl(folder / "selected.jsonl", (row(s) for s in kept))
         buckets = {p.id: p.bucket for p in problems}
         by_bucket: dict[str, int] = {}
         for s in kept:
