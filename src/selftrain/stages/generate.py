@@ -9,7 +9,7 @@ from selftrain import faults, ui
 from selftrain.artifacts import ShardJournal, derive_seed, fingerprint, read_jsonl, write_jsonl
 from selftrain.config import Generation, SamplerConfig
 from selftrain.records import Problem, Sample
-from selftrain.samplers.base import Sampler, SamplingParams
+from selftrain.samplers.base import Sampler, SamplingParams, map_shards
 from selftrain.stages.context import Artifact, RunContext
 
 
@@ -28,7 +28,8 @@ def sample_shards(
 
     Requests are ordered by prompt length, then cut into shards of `shard_size`; each shard
     is sampled with its own seed and journaled, so a killed run redoes at most one shard
-    and ends with exactly the samples of an uninterrupted run. `key` (the stage's
+    and ends with exactly the samples of an uninterrupted run. A sampler that spreads
+    shards over workers (Ray) returns them as they finish; this process journals each. `key` (the stage's
     fingerprint) names the journal: shards sampled under another config or model are
     never reused.
     """
@@ -41,14 +42,13 @@ def sample_shards(
     journal = ShardJournal(out.with_name(f"{out.name}.{key}.journal"))
     done_before = sum(len(journal.done.get(j, [])) for j in range(len(shards)))
     with ui.Bar(desc, len(requests), done_before) as bar:
-        for j, shard in enumerate(shards):
-            if j in journal.done:
-                continue
-            texts = sampler.generate([p.prompt for p, _ in shard], params, seed=derive_seed(seed, "shard", j))
-            rows = [Sample(p.id, i, p.prompt, t).to_json() for (p, i), t in zip(shard, texts)]
+        jobs = [(j, [p.prompt for p, _ in shard], params, derive_seed(seed, "shard", j))
+                for j, shard in enumerate(shards) if j not in journal.done]
+        for j, texts in map_shards(sampler, jobs):
+            rows = [Sample(p.id, i, p.prompt, t).to_json() for (p, i), t in zip(shards[j], texts)]
             journal.append(j, rows)
             faults.point(f"{out.parent.name}/{out.name}:shard{j}")
-            bar.advance(len(shard))
+            bar.advance(len(shards[j]))
     rows = [r for j in range(len(shards)) for r in journal.done[j]]
     rows.sort(key=lambda r: (r["problem_id"], r["index"]))
     write_jsonl(out, rows)

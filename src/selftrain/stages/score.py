@@ -7,16 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
+from selftrain.config import RayConfig
 from selftrain.records import Problem, Sample, Score
 from selftrain.stages.context import Artifact, RunContext
 from selftrain.stages.generate import load_samples
 from selftrain.verifiers.base import Verifier
 
 
-def score_samples(verifier: Verifier, problems: Sequence[Problem], samples: Sequence[Sample], out: Path) -> list[Score]:
-    """One Score per sample into `out` (JSONL), aligned with the samples."""
+def score_samples(verifier: Verifier, problems: Sequence[Problem], samples: Sequence[Sample], out: Path,
+                  ray: RayConfig | None = None) -> list[Score]:
+    """One Score per sample into `out` (JSONL), aligned with the samples; in batches of Ray
+    tasks when `ray` is given."""
     by_id = {p.id: p for p in problems}
-    scores = verifier([by_id[s.problem_id] for s in samples], [s.completion for s in samples])
+    matched, completions = [by_id[s.problem_id] for s in samples], [s.completion for s in samples]
+    if ray is not None:
+        from selftrain.cluster import verify
+
+        scores = verify(ray, verifier, matched, completions)
+    else:
+        scores = verifier(matched, completions)
     write_jsonl(out, ({"problem_id": s.problem_id, "index": s.index, **sc.to_json()} for s, sc in zip(samples, scores)))
     return scores
 
@@ -35,7 +44,9 @@ def score(ctx: RunContext, group: str, samples: Artifact, problems: Sequence[Pro
 
     def work() -> dict[str, Any]:
         rows = load_samples(samples.path)
-        scores = score_samples(verifier, problems, rows, out)
+        if ctx.cfg.ray.address:
+            ctx.release_sampler()  # the sampler workers hold cluster resources the verifier's tasks need
+        scores = score_samples(verifier, problems, rows, out, ctx.cfg.ray if ctx.cfg.ray.address else None)
         return {
             "samples": len(rows),
             "correct": sum(sc.accepted for sc in scores),

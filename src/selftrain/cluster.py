@@ -1,0 +1,147 @@
+"""Ray: a run's generation shards on sampler actors and its verifier batches as tasks.
+
+The driver (the `selftrain run` process) keeps every journal and decides what is done:
+workers only sample or score what they are sent and return it. So a killed driver resumes
+from its shard journal like a local run, and a worker that dies mid-shard is restarted by
+Ray (`max_restarts`) and its shard retried (`max_task_retries`); the driver writes a shard
+once, when its result arrives. Only Ray's own primitives are used: actors, `ActorPool`,
+remote tasks, `ray.get`.
+
+Each worker builds the same sampler a local run would (`make_sampler`) and each shard is
+sampled with the shard's own seed, so a Ray run writes the samples of a local run with the
+same seed.
+
+What a remote cluster needs: selftrain and its extras installed on every node, and the run
+folder's model checkpoints readable at the same path on every node (a shared filesystem);
+`ray.address: local` on one machine needs neither.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from selftrain.config import RayConfig, SamplerConfig
+from selftrain.samplers.base import SamplingParams
+
+Job = tuple[int, Sequence[str], SamplingParams, int]
+"""A shard: its number, prompts, sampling parameters and seed."""
+
+
+def connect(cfg: RayConfig) -> None:
+    """Join the cluster at `cfg.address` (or start a local one) unless this process already has."""
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(f"ray.address is set but Ray is not installed ({err}): pip install 'selftrain[ray]'") from None
+    if ray.is_initialized():
+        return
+    quiet = dict(log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    if cfg.address == "local":
+        ray.init(include_dashboard=False, **quiet)
+    else:
+        ray.init(address=cfg.address, **quiet)
+
+
+def _actor_options(cfg: RayConfig) -> dict[str, Any]:
+    res = dict(cfg.resources)
+    return dict(num_cpus=res.pop("CPU", 0), num_gpus=res.pop("GPU", 0), resources=res or None,
+                max_restarts=cfg.max_restarts, max_task_retries=-1)
+
+
+class SamplerWorker:
+    """A Ray actor holding one sampler (one engine, one model copy) across shards."""
+
+    def __init__(self, sampler: dict, model: str, threads: int):
+        from selftrain.models import set_torch_threads
+        from selftrain.samplers import make_sampler
+
+        set_torch_threads(threads)
+        self.sampler = make_sampler(SamplerConfig.model_validate(sampler), model)
+
+    def shard(self, j: int, prompts: Sequence[str], params: SamplingParams, seed: int) -> tuple[int, list[str]]:
+        return j, self.sampler.generate(prompts, params, seed)
+
+    def call(self, method: str, *args) -> Any:
+        return getattr(self.sampler, method)(*args)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def close(self) -> None:
+        if hasattr(self.sampler, "close"):
+            self.sampler.close()
+
+
+class RaySampler:
+    """`cfg.workers` sampler actors over one model folder.
+
+    `map_shards` spreads a stage's shards over them (the generate stage uses it); a single
+    `generate` call (evaluation, a judge) goes whole to one worker, so that its result is
+    the local sampler's.
+    """
+
+    def __init__(self, cfg: RayConfig, sampler: SamplerConfig, model: str):
+        import ray
+        from ray.util import ActorPool
+
+        connect(cfg)
+        threads = max(1, int(cfg.resources.get("CPU", 1)))
+        actor = ray.remote(SamplerWorker).options(**_actor_options(cfg))
+        self.workers = [actor.remote(sampler.model_dump(mode="json"), str(model), threads) for _ in range(cfg.workers)]
+        self.pool = ActorPool(self.workers)
+        self.model_path = str(model)
+
+    def map_shards(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[str]]]:
+        """(shard number, completions) for each job, in the order they finish."""
+        yield from self.pool.map_unordered(lambda worker, job: worker.shard.remote(*job), list(jobs))
+
+    def _call(self, method: str, *args) -> Any:
+        import ray
+
+        return ray.get(self.workers[0].call.remote(method, *args))
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
+        return self._call("generate", list(prompts), params, seed)
+
+    def continue_texts(self, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
+        return self._call("continue_texts", list(prompts), list(starts), params, seed)
+
+    def choose_next(self, prompts: Sequence[str], starts: Sequence[str], options: Sequence[str]) -> list[int]:
+        return self._call("choose_next", list(prompts), list(starts), list(options))
+
+    def pids(self) -> list[int]:
+        """The workers' process ids (for tests that kill one)."""
+        import ray
+
+        return ray.get([w.pid.remote() for w in self.workers])
+
+    def close(self) -> None:
+        """Free the engines, then end the actors."""
+        import ray
+
+        try:
+            ray.get([w.close.remote() for w in self.workers], timeout=60)
+        except Exception:  # a worker already gone frees nothing more
+            pass
+        for w in self.workers:
+            ray.kill(w)
+        self.workers = []
+
+
+def _verify(verifier, problems, completions):
+    return verifier(problems, completions)
+
+
+def verify(cfg: RayConfig, verifier, problems: Sequence, completions: Sequence[str], chunk: int = 512) -> list:
+    """`verifier(problems, completions)` in chunks, as Ray tasks (retried if a worker dies),
+    results in order."""
+    import ray
+
+    connect(cfg)
+    task = ray.remote(_verify).options(num_cpus=1, max_retries=cfg.max_restarts)
+    ref = ray.put(verifier)
+    parts = [task.remote(ref, list(problems[s : s + chunk]), list(completions[s : s + chunk]))
+             for s in range(0, len(problems), chunk)]
+    return [score for part in ray.get(parts) for score in part]
