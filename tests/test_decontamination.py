@@ -34,6 +34,17 @@ def test_short_items_match_whole_and_numbers_count_there():
 
 
 @needs_data
+def test_a_shared_prompt_template_is_not_contamination():
+    template = ("Question: Lena has 45 shells and gets 17 more shells. How many shells does Lena have now?\n"
+                "Answer: 45 + 17 = 62. The answer is 62.\n\nQuestion: {q}\nAnswer:")
+    tests = ["What is the capital of the country north of Spain?", "Which river runs through the middle of Cairo?",
+             "How many legs do three spiders and two ants have together?", "Name a prime number larger than fifty."]
+    index = EvalIndex([EvalItem("test", str(i), template.format(q=q)) for i, q in enumerate(tests)], n=8)
+    assert index.match(template.format(q="Who wrote the novel about a whale and a captain at sea?")) is None
+    copy = index.match(template.format(q="How many legs do three spiders and two ants have together, please?"))
+    assert copy is not None and copy.item.id == "2"
+
+
 def test_planted_gsm8k_copies_are_found_and_nothing_else(tmp_path):
     test = [json.loads(line)["question"] for line in (DATA / "gsm8k" / "test.jsonl").open()]
     train = [json.loads(line)["question"] for line in (DATA / "gsm8k" / "train.jsonl").open()][:500]

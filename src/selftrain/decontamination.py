@@ -55,21 +55,33 @@ class Match:
 
 
 class EvalIndex:
-    """The n-grams of evaluation items; `match(text)` finds the first item a text overlaps."""
+    """The n-grams of evaluation items; `match(text)` finds the first item a text overlaps.
+    N-grams in more than half of the items (a prompt template's) are not counted."""
 
     def __init__(self, items: Iterable[EvalItem], n: int = 13):
         self.n = n
         self.ngrams: dict[tuple[str, ...], EvalItem] = {}
         self.short: dict[str, list[tuple[tuple[str, ...], EvalItem]]] = {}
+        items = list(items)
+        shared: dict[tuple[str, ...], int] = {}
         for item in items:
             w = words(item.text, numbers=False)
             if len(w) >= n:
-                for i in range(len(w) - n + 1):
-                    self.ngrams.setdefault(tuple(w[i : i + n]), item)
+                grams = {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+                for gram in grams:
+                    self.ngrams.setdefault(gram, item)
+                    shared[gram] = shared.get(gram, 0) + 1
             else:
                 exact = tuple(words(item.text))
                 if exact:
                     self.short.setdefault(exact[0], []).append((exact, item))
+
+        # boilerplate is not contamination: an n-gram in more than half of the items comes
+        # from a prompt template (few-shot examples, instructions), not from a problem
+        if len(items) >= 4:
+            for gram, count in shared.items():
+                if count > len(items) / 2:
+                    del self.ngrams[gram]
 
     def match(self, text: str) -> Match | None:
         w = words(text, numbers=False)

@@ -21,7 +21,10 @@ Deliberate deviations from the paper, each a config choice:
   the first E-step. The embedded default has no pretraining, so p_0 is the tiny model after
   SFT on the human worked solutions, and "base" means that model (`start_from: base`).
   `start_from: init` fine-tunes the model from before that SFT instead (for the tiny model:
-  its random initialisation), the closest analogue of the paper's pretrained base.
+  its random initialisation), the closest analogue of the paper's pretrained base. With a
+  pretrained model, `sft: null` skips step 0 and samples the first E-step from the model
+  few-shot prompted, as the paper does (configs/smollm2-rest-em.yaml); the exemplars stay
+  in the prompt template at every iteration, not only the first.
 - The demo's default is `start_from: previous` (each iteration continues from the last
   one), which the measurements in docs/rest-em.md show works best on the tiny model at the
   same cost; the paper's `base` is one config line away.
@@ -67,8 +70,10 @@ class RestEMSection(_Section):
     the kept samples alone (the paper)."""
     compute_matched_baseline: bool = True
     """Also train on human data for as many steps as all ReST-EM iterations together."""
-    sft: TrainConfig = TrainConfig(steps=300)
-    """Step 0: supervised fine-tuning on the human data, the starting policy and first baseline."""
+    sft: TrainConfig | None = TrainConfig(steps=300)
+    """Step 0: supervised fine-tuning on the human data, the starting policy and first baseline.
+    None: no SFT, the start model itself is p_0 (a pretrained model, few-shot prompted by
+    the task's prompt template, as in the paper)."""
     e_step: Generation = Generation()
     """Step 1: K samples per pool problem, and how they are sampled."""
     select: SelectConfig = SelectConfig()
@@ -93,7 +98,7 @@ def run(ctx: stages.RunContext) -> None:
     # step 0: the initial model, and SFT on the human data -> the base policy p_0
     init = stages.start_model(ctx)
     human = stages.human_rows(ctx)  # a task without worked solutions gives none: SFT keeps the start model
-    base = stages.sft(ctx, "sft", init, human, sec.sft)
+    base = stages.sft(ctx, "sft", init, human, sec.sft) if sec.sft else init
     stages.evaluate(ctx, "sft", base)
 
     # baseline: SFT on human data for as many more steps as all ReST-EM iterations together
@@ -131,10 +136,12 @@ def _seconds(run: RunDir, group: str) -> dict[str, float]:
 def collect(run: RunDir, cfg: RestEMConfig) -> dict[str, Any]:
     """Per baseline and per iteration: test metrics, E-step counts, training, seconds."""
     sec = cfg.rest_em
-    k, its = sec.iterations, sec.m_step.steps
-    steps = {"sft": sec.sft.steps, "compute-matched": sec.sft.steps + k * its}
+    k, its, sft_steps = sec.iterations, sec.m_step.steps, sec.sft.steps if sec.sft else 0
+    steps = {"sft": sft_steps, "compute-matched": sft_steps + k * its}
+    labels = BASELINES if sec.sft else {**BASELINES, "sft": "start model (no SFT)",
+                                         "compute-matched": "SFT on human data, compute-matched"}
     rows: list[dict[str, Any]] = []
-    for group, label in BASELINES.items():
+    for group, label in labels.items():
         if run.path(group, "eval.json").exists():
             rows.append({"group": group, "label": label, "kind": "baseline", "train_steps_total": steps[group],
                          "test": read_json(run.path(group, "eval.json")), "seconds": _seconds(run, group)})
@@ -143,7 +150,7 @@ def collect(run: RunDir, cfg: RestEMConfig) -> dict[str, Any]:
         if not run.path(group, "eval.json").exists():
             continue
         score, select, train = (run.record(f"{group}/{s}") for s in ("score", "select", "train"))
-        total = {"previous": sec.sft.steps + t * its, "base": sec.sft.steps + its, "init": its}[sec.start_from]
+        total = {"previous": sft_steps + t * its, "base": sft_steps + its, "init": its}[sec.start_from]
         rows.append({"group": group, "label": f"ReST-EM iteration {t}", "kind": "rest-em", "iteration": t,
                      "train_steps_total": total,
                      "estep": {**(score.info if score else {}), **(select.info if select else {})},

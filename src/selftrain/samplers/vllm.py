@@ -77,6 +77,9 @@ class VLLMSampler:
     """Samples a local model folder (or a Hugging Face name) with vLLM's `LLM` engine."""
 
     def __init__(self, model_path: str | Path, options=None):
+        # vLLM's log lines go to the run log (RUN/logs/run.log) with everything else, not to
+        # the terminal: vLLM then adds no handler of its own
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
         try:
             from vllm import LLM
         except ImportError as err:
@@ -124,13 +127,16 @@ class VLLMSampler:
         texts, ids, where = self._requests(prompts)
         self._check_context(ids, params.max_new_tokens)
         requests = [TokensPrompt(prompt_token_ids=i) for i in ids]
-        sampling = [self._params(params, len(w), derive_seed(seed, "prompt", t)) for t, w in zip(texts, where)]
+        # greedy decoding gives one completion per prompt (vLLM refuses n > 1 there): copied
+        n = [1 if params.greedy else len(w) for w in where]
+        sampling = [self._params(params, k, derive_seed(seed, "prompt", t)) for t, k in zip(texts, n)]
         outputs = self.llm.generate(requests, sampling, use_tqdm=False)
         results: list[str] = [""] * len(prompts)
         for out, positions in zip(outputs, where):
-            completions = sorted(out.outputs, key=lambda c: c.index)
-            for pos, completion in zip(positions, completions):
-                results[pos] = params.cut(self.tokenizer.decode(completion.token_ids, skip_special_tokens=True))
+            completions = [params.cut(self.tokenizer.decode(c.token_ids, skip_special_tokens=True))
+                           for c in sorted(out.outputs, key=lambda c: c.index)]
+            for j, pos in enumerate(positions):
+                results[pos] = completions[min(j, len(completions) - 1)]
         return results
 
     def continue_texts(self, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:

@@ -51,7 +51,7 @@ def evaluate_model(
         sampler,
         problems,
         1,
-        SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens),
+        SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop)),
         out_dir / "eval_greedy.jsonl",
         seed,
         desc=f"{desc} greedy",
