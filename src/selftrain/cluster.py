@@ -23,10 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from selftrain.config import RayConfig, SamplerConfig
-from selftrain.samplers.base import SamplingParams
-
-Job = tuple[int, Sequence[str], SamplingParams, int]
-"""A shard: its number, prompts, sampling parameters and seed."""
+from selftrain.samplers.base import SamplingParams, Shard
 
 
 def connect(cfg: RayConfig) -> None:
@@ -93,7 +90,7 @@ class RaySampler:
         self.pool = ActorPool(self.workers)
         self.model_path = str(model)
 
-    def map_shards(self, jobs: Iterable[Job]) -> Iterator[tuple[int, list[str]]]:
+    def map_shards(self, jobs: Iterable[Shard]) -> Iterator[tuple[int, list[str]]]:
         """(shard number, completions) for each job, in the order they finish."""
         yield from self.pool.map_unordered(lambda worker, job: worker.shard.remote(*job), list(jobs))
 

@@ -83,14 +83,18 @@ class FailsRows(Protocol):
     def generate_or_fail(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str | Failed]: ...
 
 
+Shard = tuple[int, Sequence[str], SamplingParams, int]
+"""A shard of a stage's requests: its number, prompts, sampling parameters and seed."""
+
+
 @runtime_checkable
 class MapsShards(Protocol):
     """Can sample many shards at once (a pool of Ray workers)."""
 
-    def map_shards(self, jobs: Iterable[tuple[int, Sequence[str], SamplingParams, int]]) -> Iterator[tuple[int, list[str]]]: ...
+    def map_shards(self, jobs: Iterable[Shard]) -> Iterator[tuple[int, list[str]]]: ...
 
 
-def map_shards(sampler: Sampler, jobs: Iterable[tuple[int, Sequence[str], SamplingParams, int]]) -> Iterator[tuple[int, list[str]]]:
+def map_shards(sampler: Sampler, jobs: Iterable[Shard]) -> Iterator[tuple[int, list[str]]]:
     """(shard number, completions) for each (number, prompts, params, seed) job: one after
     the other here, or spread over workers by a sampler that can (in the order they finish)."""
     if isinstance(sampler, MapsShards):
