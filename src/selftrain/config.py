@@ -23,7 +23,7 @@ class _Section(BaseModel):
 
 
 class ArithmeticConfig(_Section):
-    """The embedded task: addition with digit-by-digit worked solutions."""
+    """The embedded task: addition (and subtraction) with digit-by-digit worked solutions."""
 
     seed: int = 1234
     """Seed of the problem generator (fixed across run seeds, so runs share one data set)."""
@@ -44,6 +44,11 @@ class ArithmeticConfig(_Section):
     verifier: Literal["answer", "steps"] = "answer"
     """`answer`: the final answer alone decides, as in ReST-EM; `steps`: every step must be
     right too (a process check the embedded task allows)."""
+    operations: list[Literal["+", "-"]] = ["+"]
+    """`+` addition; `-` subtraction (minuend >= subtrahend, borrows written like carries:
+    `0432-0085=` -> `2-5-0=17 3-8-1=14 4-0-1=03 0-0-0=00 A:347`; aligned layout only).
+    Each size's problems are shared evenly between the operations; with `-` present, sums
+    stay below 10^columns."""
     layout: Literal["aligned", "plain"] = "aligned"
     """`aligned`: operands zero-padded to the largest size and every column written, each
     step the same width, as on squared paper (`0347+0085=` -> `7+5+0=12 ... 0+0+0=00 A:432`);
@@ -59,6 +64,10 @@ class ArithmeticConfig(_Section):
                 raise ValueError(f"{name}: shares must not all be zero")
         if not self.test_digits or any(d < 1 or d > 9 for d in self.test_digits):
             raise ValueError("test_digits: sizes must be 1..9")
+        if not self.operations or len(set(self.operations)) != len(self.operations):
+            raise ValueError("operations: one or both of '+' and '-', each once")
+        if "-" in self.operations and self.layout != "aligned":
+            raise ValueError("operations: subtraction is written in the aligned layout only (layout: aligned)")
         return self
 
 
@@ -296,6 +305,9 @@ class TrainConfig(_Section):
     """One fine-tuning run with a TRL trainer; the loss is on the completion only."""
 
     steps: int = Field(60, ge=1)
+    max_epochs: float | None = Field(None, gt=0)
+    """At most this many passes over the training rows: fewer steps than `steps` when the
+    rows are few (e.g. preference pairs, whose number each iteration decides); None: `steps`."""
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     warmup_steps: int = Field(10, ge=0)
@@ -313,6 +325,17 @@ class TrainConfig(_Section):
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
+    def steps_for(self, rows: int) -> int:
+        """Optimizer steps over `rows` training rows: `steps`, capped by `max_epochs`.
+
+        >>> TrainConfig(steps=40, batch_size=16, max_epochs=2).steps_for(100)
+        12
+        """
+        if self.max_epochs is None:
+            return self.steps
+        return max(1, min(self.steps, int(self.max_epochs * rows // self.batch_size)))
+
+
 class DPOConfig(TrainConfig):
     """DPO with TRL's DPOTrainer; the reference is the start model, frozen."""
 
@@ -321,6 +344,17 @@ class DPOConfig(TrainConfig):
     nll_weight: float = Field(0.0, ge=0.0)
     """Weight of an NLL term on the chosen response added to DPO (Iterative RPO, Pang et al.
     2024); 0: plain DPO."""
+    loss_type: Literal["sigmoid", "apo_zero", "ipo", "sft"] = "sigmoid"
+    """TRL's preference loss: `sigmoid` (DPO), `apo_zero` (anchored: raises the chosen
+    likelihood and lowers the rejected one against the reference, D'Oosterlinck et al.
+    2024), `ipo` (Azar et al. 2023); `sft`: the NLL of the chosen alone, no preference at
+    all (the rejection-sampling fine-tuning control; `nll_weight` must then be 0)."""
+
+    @model_validator(mode="after")
+    def _check_loss(self) -> DPOConfig:
+        if self.loss_type == "sft" and self.nll_weight:
+            raise ValueError("loss_type sft is the NLL of the chosen already: set nll_weight 0")
+        return self
 
 
 class EvalConfig(Sampling):

@@ -1,4 +1,5 @@
-"""The embedded task: multi-digit addition with digit-by-digit worked solutions.
+"""The embedded task: multi-digit addition (and, optionally, subtraction) with
+digit-by-digit worked solutions.
 
 Generated from a seed, nothing downloaded. A problem and its worked solution:
 
@@ -49,30 +50,46 @@ def worked_solution(a: int, b: int) -> str:
     return " ".join(steps) + f" {MARKER}{a + b}"
 
 
-def aligned_solution(a: int, b: int, width: int) -> str:
+def _column(x: int, y: int, c: int, op: str) -> tuple[int, str]:
+    """One column: the carry (borrow) out and the step's two-digit result, carry first."""
+    if op == "+":
+        total = x + y + c
+        return total // 10, f"{total:02d}"
+    d = x - y - c
+    return int(d < 0), f"{int(d < 0)}{d % 10}"
+
+
+def aligned_solution(a: int, b: int, width: int, op: str = "+") -> str:
     """The same steps over all `width` columns, each step the same length (2-digit sums).
+    Subtraction mirrors it: each step writes the borrow out, then the digit.
 
     >>> aligned_solution(347, 85, 4)
     '7+5+0=12 4+8+1=13 3+0+1=04 0+0+0=00 A:432'
+    >>> aligned_solution(432, 85, 4, "-")
+    '2-5-0=17 3-8-1=14 4-0-1=03 0-0-0=00 A:347'
     """
     carry, steps = 0, []
     for i in range(width):
         x, y = (a // 10**i) % 10, (b // 10**i) % 10
-        s = x + y + carry
-        steps.append(f"{x}+{y}+{carry}={s:02d}")
-        carry = s // 10
-    return " ".join(steps) + f" {MARKER}{a + b}"
+        out, written = _column(x, y, carry, op)
+        steps.append(f"{x}{op}{y}{op}{carry}={written}")
+        carry = out
+    return " ".join(steps) + f" {MARKER}{apply(a, b, op)}"
 
 
-def prompt_of(a: int, b: int, width: int | None = None) -> str:
+def apply(a: int, b: int, op: str) -> int:
+    return a + b if op == "+" else a - b
+
+
+def prompt_of(a: int, b: int, width: int | None = None, op: str = "+") -> str:
     """`347+85=`, or with a width the operands zero-padded into fixed columns: `0347+0085=`."""
-    return f"{a:0{width}d}+{b:0{width}d}=" if width else f"{a}+{b}="
+    return f"{a:0{width}d}{op}{b:0{width}d}=" if width else f"{a}{op}{b}="
 
 
-_STEP = re.compile(r"(\d)\+(\d)\+(\d)=(\d+)")
+_STEP = re.compile(r"(\d)[+-](\d)[+-](\d)=(\d+)")
 
 
-def first_wrong_step(a: int, b: int, completion: str, width: int | None) -> str | None:
+def first_wrong_step(a: int, b: int, completion: str, width: int | None, op: str = "+") -> str | None:
     """The first column of a worked solution that is wrong, or None when all are right.
 
     `width` is the aligned layout's column count (every sum two digits), None for plain.
@@ -83,6 +100,8 @@ def first_wrong_step(a: int, b: int, completion: str, width: int | None) -> str 
     'step 2: 4+8+1=14'
     >>> first_wrong_step(347, 85, "7+5+0=12 A:432", None)
     'missing steps: 1 of 3'
+    >>> first_wrong_step(432, 85, "2-5-0=17 3-8-1=14 4-0-1=13 0-0-0=00 A:347", 4, "-")
+    'step 3: 4-0-1=13'
     """
     body = completion.rsplit(f" {MARKER}", 1)[0].split(" ")
     n = width or max(len(str(a)), len(str(b)))
@@ -92,11 +111,13 @@ def first_wrong_step(a: int, b: int, completion: str, width: int | None) -> str 
     for i, step in enumerate(body):
         m = _STEP.fullmatch(step)
         want = (a // 10**i % 10, b // 10**i % 10, carry)
-        total = sum(want)
-        written = f"{total:02d}" if width else str(total)
-        if m is None or tuple(int(g) for g in m.groups()[:3]) != want or m.group(4) != written:
+        out, written = _column(*want, op)
+        if not width:
+            written = str(int(written))
+        if m is None or not step.startswith(f"{want[0]}{op}{want[1]}{op}") or \
+                tuple(int(g) for g in m.groups()[:3]) != want or m.group(4) != written:
             return f"step {i + 1}: {step}"
-        carry = total // 10
+        carry = out
     return None
 
 
@@ -119,7 +140,7 @@ class StepVerifier:
     def __call__(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
         out = []
         for p, c, score in zip(problems, completions, self.answers(problems, completions)):
-            bad = first_wrong_step(p.meta["a"], p.meta["b"], c, self.width) if score.accepted else None
+            bad = first_wrong_step(p.meta["a"], p.meta["b"], c, self.width, p.meta.get("op", "+")) if score.accepted else None
             out.append(Score(0.0, f"right answer, wrong {bad}", score.answer) if bad else score)
         return out
 
@@ -132,17 +153,22 @@ def _random_operands(rng: random.Random, n: int) -> tuple[int, int]:
     return (a, b) if rng.random() < 0.5 else (b, a)
 
 
-def _problem(a: int, b: int, split: str, with_solution: bool, width: int | None) -> Problem:
+def _problem(a: int, b: int, split: str, with_solution: bool, width: int | None, op: str = "+") -> Problem:
     n = max(len(str(a)), len(str(b)))
-    solution = (aligned_solution(a, b, width) if width else worked_solution(a, b)) if with_solution else None
+    solution = (aligned_solution(a, b, width, op) if width else worked_solution(a, b)) if with_solution else None
     return Problem(
-        id=f"{split}-{a}+{b}",
-        prompt=prompt_of(a, b, width),
-        answer=str(a + b),
+        id=f"{split}-{a}{op}{b}",
+        prompt=prompt_of(a, b, width, op),
+        answer=str(apply(a, b, op)),
         solution=solution,
         bucket=str(n),
-        meta={"a": a, "b": b, "digits": n},
+        meta={"a": a, "b": b, "digits": n, **({"op": op} if op != "+" else {})},
     )
+
+
+def operation(p: Problem) -> str:
+    """`+` or `-` (a subtraction's meta says so; an addition's need not)."""
+    return p.meta.get("op", "+")
 
 
 def _counts(shares: dict[int, float], total: int) -> dict[int, int]:
@@ -177,42 +203,44 @@ class ArithmeticTask(Task):
     def _splits(self) -> dict[str, list[Problem]]:
         rng = random.Random(self.cfg.seed)
         width = self.width
-        used: set[tuple[int, int]] = set()
-        used_by_size: dict[int, int] = {}
+        ops = self.cfg.operations
+        used: set[tuple[str, int, int]] = set()
+        used_by_size: dict[tuple[str, int], int] = {}
 
-        def draw(n: int, count: int) -> list[tuple[int, int]]:
-            # Problems of 1 digit are few (100 ordered pairs), so each split takes at most
-            # a third of those still free; larger sizes have room to spare.
+        def fits(a: int, b: int, op: str) -> bool:
+            # with subtraction in the task, sums stay within the columns, so that every
+            # problem's inverse (the Self-Rewarding miniature's check) fits them too
+            return a + b < 10**width if op == "+" and "-" in ops and width else True
+
+        def draw(n: int, count: int, op: str) -> list[tuple[int, int]]:
+            # Problems of 1 digit are few (100 ordered pairs, 55 with a >= b), so each split
+            # takes at most a third of those still free; larger sizes have room to spare.
             if n == 1:
-                count = min(count, (100 - used_by_size.get(1, 0)) // 3)
-            used_by_size[n] = used_by_size.get(n, 0) + count
+                count = min(count, ((100 if op == "+" else 55) - used_by_size.get((op, 1), 0)) // 3)
+            used_by_size[op, n] = used_by_size.get((op, n), 0) + count
             out: list[tuple[int, int]] = []
             tries = 0
             while len(out) < count:
                 tries += 1
                 if tries > 1000 * (count + 10):
                     raise ValueError(f"cannot draw {count} distinct {n}-digit problems")
-                pair = _random_operands(rng, n)
-                if pair not in used:
-                    used.add(pair)
-                    out.append(pair)
+                a, b = _random_operands(rng, n)
+                if op == "-" and a < b:
+                    a, b = b, a
+                if (op, a, b) not in used and fits(a, b, op):
+                    used.add((op, a, b))
+                    out.append((a, b))
             return out
 
-        test = [
-            _problem(a, b, "test", False, width)
-            for n in sorted(self.cfg.test_digits)
-            for a, b in draw(n, self.cfg.test_per_bucket)
-        ]
-        human = [
-            _problem(a, b, "human", True, width)
-            for n, c in sorted(_counts(self.cfg.human_digits, self.cfg.human_size).items())
-            for a, b in draw(n, c)
-        ]
-        pool = [
-            _problem(a, b, "pool", False, width)
-            for n, c in sorted(_counts(self.cfg.pool_digits, self.cfg.pool_size).items())
-            for a, b in draw(n, c)
-        ]
+        def split(name: str, counts: dict[int, int], with_solution: bool) -> list[Problem]:
+            return [_problem(a, b, name, with_solution, width, op)
+                    for n, c in sorted(counts.items())
+                    for op, c_op in _counts(dict.fromkeys(ops, 1.0), c).items()
+                    for a, b in draw(n, c_op, op)]
+
+        test = split("test", dict.fromkeys(self.cfg.test_digits, self.cfg.test_per_bucket), False)
+        human = split("human", _counts(self.cfg.human_digits, self.cfg.human_size), True)
+        pool = split("pool", _counts(self.cfg.pool_digits, self.cfg.pool_size), False)
         rng.shuffle(human)
         rng.shuffle(pool)
         return {"human": human, "pool": pool, "test": test}
@@ -239,82 +267,74 @@ class ArithmeticTask(Task):
 # ---------------------------------------------------------------- judging (Self-Rewarding miniature)
 
 
-JUDGE_TEMPLATE_TEXT = "J:{response} P:{prompt}"
-"""The miniature's judge prompt: a worked solution to judge, then the problem it answers.
-The tiny model's context cannot hold the paper's 1,500-character prompt; the judgement keeps
-the paper's form, a justification ending in `Score: N` on a 0-5 scale. The problem comes
-last so that the judge's own working (`judge_target`) follows the operands exactly as a
-solution does, rather than the response it could otherwise copy."""
+def final_answer(completion: str) -> str | None:
+    """The digits after the last `A:`, or None when there are none.
 
-
-def judge_score(a: int, b: int, completion: str, width: int | None) -> tuple[int, str]:
-    """The grader's judgement of a worked solution: 5 when every step and the answer are
-    right; else one point per right step before the first wrong one (at most 3), or 4 when
-    only the final answer is wrong. The text says where it is wrong and ends in `Score: N`.
-
-    >>> judge_score(12, 34, "2+4+0=06 1+3+0=04 A:46", 2)
-    (5, 'all right Score: 5')
-    >>> judge_score(12, 34, "2+4+0=06 1+3+0=05 A:56", 2)
-    (1, 'step 2 wrong Score: 1')
-    >>> judge_score(12, 34, "2+4+0=06 1+3+0=04 A:45", 2)
-    (4, 'answer wrong Score: 4')
+    >>> final_answer("7+5+0=12 A:432"), final_answer("7+5+0=12"), final_answer("A:4x")
+    ('432', None, None)
     """
-    bad = first_wrong_step(a, b, completion, width)
-    answer = completion.rsplit(MARKER, 1)[1].strip() if MARKER in completion else None
-    if bad is None and answer == str(a + b):
-        return 5, "all right Score: 5"
-    if bad is None:
-        return 4, "answer wrong Score: 4"
-    m = re.match(r"step (\d+)", bad)
-    if m is None:  # missing or extra steps
-        return 0, "steps missing Score: 0"
-    score = min(int(m.group(1)) - 1, 3)
-    return score, f"step {m.group(1)} wrong Score: {score}"
+    if MARKER not in completion:
+        return None
+    answer = completion.rsplit(MARKER, 1)[1].strip()
+    return answer if answer.isdigit() else None
 
 
-def judge_target(a: int, b: int, completion: str, width: int) -> str:
-    """The miniature's judgement with working: the judge solves the problem itself, column by
-    column, then states whether and where the response departs from that, ending in
-    `Score: N` (the grader's score, `judge_score`). A tiny model cannot check a column
-    without computing it, so the judgement computes it in the open, as a chain of thought.
+def shown_answer(completion: str, width: int) -> str:
+    """A response as the miniature's judge sees it: its final answer alone, zero-padded to
+    the columns (`0432`), or `?` when it has none that fits them.
 
-    >>> judge_target(12, 34, "2+4+0=06 1+3+0=05 A:56", 2)
-    '2+4+0=06 1+3+0=04 A:46 step 2 wrong Score: 1'
+    >>> shown_answer("7+5+0=12 4+8+1=13 3+0+1=04 0+0+0=00 A:432", 4), shown_answer("A:12345", 4)
+    ('0432', '?')
     """
-    return f"{aligned_solution(a, b, width)} {judge_score(a, b, completion, width)[1]}"
+    answer = final_answer(completion)
+    return answer.zfill(width) if answer is not None and len(answer.lstrip("0") or "0") <= width else "?"
 
 
-def corrupt_solution(a: int, b: int, width: int | None, rng: random.Random, mistakes: int = 1) -> str:
-    """A worked solution with `mistakes` mistakes of the kinds a model makes: a wrong column
-    sum, a dropped carry, an operand digit miscopied into a step (its sum then consistent
-    with the wrong digit), or a wrong digit in the final answer.
+def check_problem(prompt: str, completion: str, width: int) -> str:
+    """The check a response's final answer asks for: for `a+b=` answered s, `s-b=`; for
+    `a-b=` answered d, `d+b=` (zero-padded to the columns); `?` when the response has no
+    answer that fits them.
 
-    >>> import random
-    >>> s = corrupt_solution(347, 85, 4, random.Random(0))
-    >>> s != aligned_solution(347, 85, 4) and judge_score(347, 85, s, 4)[0] < 5
-    True
+    >>> check_problem("0347+0085=", "7+5+0=12 4+8+1=13 3+0+1=04 0+0+0=00 A:432", 4)
+    '0432-0085='
+    >>> check_problem("0432-0085=", "A:347", 4), check_problem("0432-0085=", "no answer", 4)
+    ('0347+0085=', '?')
     """
-    right = aligned_solution(a, b, width) if width else worked_solution(a, b)
-    body, answer = right.rsplit(f" {MARKER}", 1)
-    steps = body.split(" ")
-    for _ in range(mistakes):
-        kind = rng.randrange(4)
-        if kind == 3:
-            digits = list(answer)
-            i = rng.randrange(len(digits))
-            digits[i] = str((int(digits[i]) + rng.randint(1, 9)) % 10)
-            answer = "".join(digits)
-            continue
-        i = rng.randrange(len(steps))
-        x, y, c, s = _STEP.fullmatch(steps[i]).groups()
-        if kind == 2:  # a miscopied operand digit, summed as written
-            if rng.random() < 0.5:
-                x = str((int(x) + rng.randint(1, 9)) % 10)
-            else:
-                y = str((int(y) + rng.randint(1, 9)) % 10)
-            total = int(x) + int(y) + int(c)
-        else:
-            total = int(s) + (rng.choice([-1, 1]) if kind == 0 else (-1 if c == "1" else 1))
-            total = total if total >= 0 else 1
-        steps[i] = f"{x}+{y}+{c}=" + (f"{total:02d}" if width else str(total))
-    return f"{' '.join(steps)} {MARKER}{answer}"
+    shown = shown_answer(completion, width)
+    m = re.fullmatch(r"(\d+)([+-])(\d+)=", prompt)
+    if shown == "?" or m is None:
+        return "?"
+    return f"{shown}{'-' if m.group(2) == '+' else '+'}{m.group(3).zfill(width)}="
+
+
+def check_solution(shown: str, b: int, op: str, width: int) -> tuple[str, int]:
+    """The check for an answer `shown` to `a op b` (`check_problem`) and its exact worked
+    solution: the solver's columns, and the result kept to the columns (a check of a wrong
+    answer can borrow or carry past them).
+
+    >>> check_solution("0432", 85, "+", 4)
+    ('2-5-0=17 3-8-1=14 4-0-1=03 0-0-0=00 A:347', 347)
+    >>> check_solution("0040", 85, "+", 4)
+    ('0-5-0=15 4-8-1=15 0-0-1=19 0-0-1=19 A:9955', 9955)
+    """
+    inverse = "-" if op == "+" else "+"
+    result = apply(int(shown), b, inverse) % 10**width
+    return f"{aligned_solution(int(shown), b, width, inverse).rsplit(f' {MARKER}', 1)[0]} {MARKER}{result}", result
+
+
+def rubric(result: str | None, a: int, width: int) -> int:
+    """The miniature's additive rubric, applied to a check's final answer `result` (digits,
+    or None when it has none): +1 a well-formed answer to judge (always, here: the judge is
+    not asked about the rest), +1 the check's units digit matches `a`'s, +1 its two lowest
+    digits match, +2 all its digits match. A right answer whose check is done right scores
+    5; a wrong one at most 3, unless its check errs exactly into `a`; no result, 1.
+
+    >>> rubric("347", 347, 4), rubric("357", 347, 4), rubric("0347", 347, 4), rubric(None, 347, 4)
+    (5, 2, 5, 1)
+    """
+    got = "?" * width if result is None else result.zfill(width)[-width:]
+    want = f"{a:0{width}d}"
+    return 1 + (got[-1] == want[-1]) + (got[-2:] == want[-2:]) + 2 * (got == want)
+
+
+
