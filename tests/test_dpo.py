@@ -74,3 +74,28 @@ def test_dpo_with_lora_on_chat_rows_gives_a_plain_folder(tmp_path):
     # the merged weights carry what the adapter learned (LoRA on a 32-wide model learns slowly:
     # about 0.1 nats here, against 1.5 for full fine-tuning at the same budget)
     assert after > before + 0.05, (before, after)
+
+
+def test_nll_only_loss_raises_the_chosen_likelihood_and_step_pairs_train_no_end(tiny_model_dir, tmp_path):
+    """`loss_type: sft` (the RFT control of benchmarks/dpo_arms.py) raises log p(chosen);
+    `max_epochs` caps the steps; open-ended rows (step-level pairs) are trained without the
+    end-of-sequence token TRL appends."""
+    import datasets
+
+    from selftrain.training.dpo import _without_eos
+
+    rows = [{"prompt": f"{a}+{b}=", "chosen": f"A:{a + b}", "rejected": f"A:{a + b + 1}"} for a in range(6) for b in range(4)]
+    cfg = TrainConfig(steps=40, max_epochs=10, batch_size=8, learning_rate=2e-2, warmup_steps=0, logging_steps=10)
+    info = train_dpo(tiny_model_dir, rows, cfg, tmp_path / "model", seed=0, loss_type="sft")
+    assert info["steps"] == 30  # 10 epochs of 24 pairs in batches of 8
+    assert info["logps_chosen"] is not None and _margin(tmp_path / "model", rows) > _margin(tiny_model_dir, rows)
+
+    eos = load_tokenizer(tiny_model_dir).eos_token_id
+
+    class Trainer:
+        train_dataset = datasets.Dataset.from_list([{"chosen_ids": [5, 6, eos], "rejected_ids": [5, 7, eos]},
+                                                    {"chosen_ids": [5, 6], "rejected_ids": [7]}])
+
+    trainer = Trainer()
+    _without_eos(eos)(trainer)
+    assert trainer.train_dataset["chosen_ids"] == [[5, 6], [5, 6]] and trainer.train_dataset["rejected_ids"] == [[5, 7], [7]]

@@ -51,11 +51,13 @@ def select_correct(
     return kept
 
 
-def best_vs_worst(samples: Sequence[Sample], scores: Sequence[Score], min_chosen: float | None = None) -> list[Pair]:
+def best_vs_worst(samples: Sequence[Sample], scores: Sequence[Score], min_chosen: float | None = None,
+                  max_rejected: float | None = None) -> list[Pair]:
     """Self-Rewarding's preference pairs: for each prompt, its highest-scored response
     against its lowest-scored one. A prompt is dropped when the two scores tie (the paper
-    discards such pairs), when fewer than two responses have a score (None: unjudged), or,
-    with `min_chosen`, when its best response scored below that (not in the paper).
+    discards such pairs), when fewer than two responses have a score (None: unjudged), or
+    (not in the paper) with `min_chosen`, when its best response scored below that, and with
+    `max_rejected`, when its worst scored above that.
     The first sample wins a tie within the highest (or lowest) score, so pairs are stable.
 
     >>> s = [Sample("p", i, "q", c) for i, c in enumerate(["a", "b", "c"])]
@@ -64,6 +66,8 @@ def best_vs_worst(samples: Sequence[Sample], scores: Sequence[Score], min_chosen
     >>> best_vs_worst(s, [Score(4, ""), Score(4, ""), Score(None, "")])
     []
     >>> best_vs_worst(s, [Score(3, ""), Score(4, ""), Score(1, "")], min_chosen=5)
+    []
+    >>> best_vs_worst(s, [Score(5, ""), Score(4, ""), Score(5, "")], max_rejected=3)
     []
     """
     if len(samples) != len(scores):
@@ -78,7 +82,8 @@ def best_vs_worst(samples: Sequence[Sample], scores: Sequence[Score], min_chosen
             continue
         best = max(judged, key=lambda x: x[1])  # max/min keep the first of equals
         worst = min(judged, key=lambda x: x[1])
-        if best[1] == worst[1] or (min_chosen is not None and best[1] < min_chosen):
+        if best[1] == worst[1] or (min_chosen is not None and best[1] < min_chosen) or \
+                (max_rejected is not None and worst[1] > max_rejected):
             continue
         pairs.append(Pair(pid, best[0].prompt, best[0].completion, worst[0].completion, best[1], worst[1]))
     return pairs

@@ -70,13 +70,14 @@ def chat_rows(pair: Pair) -> dict[str, Any]:
 
 
 def dpo(ctx: RunContext, group: str, start: Artifact, pairs: Artifact, cfg: DPOConfig,
-        row: Callable[[Pair], dict[str, Any]] = prompt_rows) -> Artifact:
-    """DPO from `start` (also the frozen reference) on the pairs -> RUN/<group>/model."""
+        row: Callable[[Pair], dict[str, Any]] = prompt_rows, open_ended: bool = False) -> Artifact:
+    """DPO from `start` (also the frozen reference) on the pairs -> RUN/<group>/model;
+    `open_ended`: the rows' responses go on past what they hold (no end-of-sequence)."""
     from selftrain.training.dpo import train_dpo
 
     out = ctx.path(group, "model")
-    fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), row.__name__, ctx.cfg.seed, group)
+    fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), row.__name__, open_ended, ctx.cfg.seed, group)
     ctx.stage(f"{group}/train", fp, _freed(ctx, lambda: train_dpo(
         start.path, [row(Pair.from_json(r)) for r in read_jsonl(pairs.path)], cfg, out, ctx.seed(group),
-        cfg.beta, ctx.max_length, cfg.nll_weight)))
+        cfg.beta, ctx.max_length, cfg.nll_weight, cfg.loss_type, open_ended)))
     return Artifact(out, fp)

@@ -24,13 +24,17 @@ def train_dpo(
     beta: float = 0.1,
     max_length: int | None = None,
     nll_weight: float = 0.0,
+    loss_type: str = "sigmoid",
+    open_ended: bool = False,
 ) -> dict[str, Any]:
     """DPO from the model at `start` on preference `rows`; save the policy to `out`.
 
     `nll_weight` > 0 adds the negative log-likelihood of the chosen response, so weighted
     (TRL's `sft` loss beside `sigmoid`: the DPO + NLL loss of Iterative RPO, Pang et al.
-    2024); 0 is plain DPO. With no pairs there is nothing to learn from: the start model is
-    copied unchanged.
+    2024); 0 is plain DPO. `loss_type` is TRL's preference loss. `open_ended` rows are
+    pieces of responses that go on (step-level pairs: one step each): the end-of-sequence
+    token TRL appends to chosen and rejected is left out of training. With no pairs there
+    is nothing to learn from: the start model is copied unchanged.
     """
     import datasets
     from trl import DPOConfig, DPOTrainer
@@ -46,9 +50,10 @@ def train_dpo(
         raise ValueError(f"DPO rows need prompt, chosen and rejected; missing {sorted(missing)}")
 
     datasets.disable_progress_bars()
-    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, nll_weight]} if nll_weight > 0 else {}
-    args = DPOConfig(**trainer_args(cfg, tmp, seed), beta=beta, max_length=max_length, **losses)
-    result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out, lora_config(cfg))
+    losses = {"loss_type": [loss_type, "sft"], "loss_weights": [1.0, nll_weight]} if nll_weight > 0 else {"loss_type": [loss_type]}
+    args = DPOConfig(**trainer_args(cfg, tmp, seed, len(rows)), beta=beta, max_length=max_length, **losses)
+    result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out, lora_config(cfg),
+                                  prepare=_without_eos(tokenizer.eos_token_id) if open_ended else None)
     last = history[-1] if history else {}
     return {
         "steps": int(result.global_step),
@@ -56,4 +61,16 @@ def train_dpo(
         "train_loss": round(float(result.training_loss), 5),
         "final_loss": round(float(last["loss"]), 5) if "loss" in last else None,
         "reward_margin": round(float(last["rewards/margins"]), 5) if "rewards/margins" in last else None,
+        **{key.replace("/", "_"): round(float(last[key]), 5) for key in ("rewards/chosen", "rewards/rejected", "logps/chosen",
+                                                                         "logps/rejected") if key in last},
     }
+
+
+def _without_eos(eos: int):
+    """Drops the end-of-sequence token TRL appended to each tokenized chosen and rejected."""
+
+    def strip(example: dict[str, Any]) -> dict[str, Any]:
+        return {key: example[key][:-1] if example[key] and example[key][-1] == eos else example[key]
+                for key in ("chosen_ids", "rejected_ids")}
+
+    return lambda trainer: setattr(trainer, "train_dataset", trainer.train_dataset.map(strip))

@@ -46,7 +46,7 @@ def train_sft(
 
     datasets.disable_progress_bars()
     args = SFTConfig(
-        **trainer_args(cfg, tmp, seed),
+        **trainer_args(cfg, tmp, seed, len(rows)),
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         max_length=max_length,
         completion_only_loss=True,
@@ -60,13 +60,14 @@ def train_sft(
     }
 
 
-def trainer_args(cfg: TrainConfig, tmp: Path, seed: int) -> dict[str, Any]:
-    """Trainer arguments every selftrain training stage shares (SFT and DPO)."""
+def trainer_args(cfg: TrainConfig, tmp: Path, seed: int, rows: int) -> dict[str, Any]:
+    """Trainer arguments every selftrain training stage shares (SFT and DPO), for `rows`
+    training rows."""
     import torch
 
     return dict(
         output_dir=str(tmp / "trainer"),
-        max_steps=cfg.steps,
+        max_steps=cfg.steps_for(rows),
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler,
@@ -126,10 +127,12 @@ def lora_config(cfg: TrainConfig):
                       target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]], tmp: Path, out: Path, lora=None):
+def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]], tmp: Path, out: Path, lora=None,
+                prepare=None):
     """Train with a TRL trainer on `rows` (with a LoRA adapter when `lora` is a PEFT config,
-    merged afterwards), then save model, tokenizer and log to `tmp` and move it to `out`
-    atomically. Returns the train result and the logged losses."""
+    merged afterwards; `prepare(trainer)` runs before training), then save model, tokenizer
+    and log to `tmp` and move it to `out` atomically. Returns the train result and the
+    logged losses."""
     import datasets
 
     trainer = trainer_cls(
@@ -141,6 +144,8 @@ def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]],
         peft_config=lora,
     )
     trainer.remove_callback(PrinterCallback)
+    if prepare is not None:
+        prepare(trainer)
     result = trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
