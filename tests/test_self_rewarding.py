@@ -13,11 +13,13 @@ import pytest
 import yaml
 
 from selftrain.artifacts import read_jsonl
+from selftrain.config import ArithmeticConfig
 from selftrain.methods import parse_config
-from selftrain.methods.self_rewarding import demo_config, eft_rows, prompt_writing_rows
+from selftrain.methods.self_rewarding import demo_config, eft_rows, judge_template, prompt_writing_rows, well_formed
+from selftrain.records import Sample
 from selftrain.runs import run_method
 from selftrain.stages import judge_accuracy
-from selftrain.tasks.arithmetic import ArithmeticTask, aligned_solution, judge_score
+from selftrain.tasks.arithmetic import ArithmeticTask, aligned_solution, apply, check_solution, operation, rubric
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 
@@ -29,30 +31,57 @@ def _tiny_cfg() -> dict:
     d["model"]["tiny"].update(hidden_size=48, num_layers=2, num_heads=2, intermediate_size=96)
     sec = d["self_rewarding"]
     sec["sft"].update(steps=80, batch_size=16)
-    sec["dpo"].update(steps=4, batch_size=4, logging_steps=2)
+    sec["dpo"].update(steps=4, batch_size=4, logging_steps=2, max_epochs=None)
     sec["prompts"]["n"] = 10
     sec["judge"].update(eval_pairs=10, samples=2)
     # M0 long enough that some responses get a column right: the grader then orders them into pairs
-    sec.update(iterations=2, eft_size=20, pretrain_steps=500, writing_size=40)
+    # the shipped pair filter less one bound: a tiny judge rarely rates a response 5 and another ≤ 3
+    sec.update(iterations=2, eft_size=20, writing_size=40, max_rejected_score=None)
+    sec["pretrain"].update(steps=500)
     d["eval"].update(k=1)
     return d
 
 
-def test_eft_and_prompt_writing_data_have_the_papers_form():
-    task = ArithmeticTask()
-    rows = eft_rows(task.human(), task.width, 20, seed=0)
-    assert all(r["prompt"].startswith("J:") and " Score: " in r["completion"] for r in rows)
-    right = sum(r["completion"].endswith("Score: 5") for r in rows)
-    assert 0 < right < 20  # right solutions and solutions with one mistake
-    for r, p in zip(rows, task.human()):  # the judge's working is the right solution, then the grader's verdict
-        assert r["prompt"].endswith(f" P:{p.prompt}")
-        response = r["prompt"][len("J:"):-len(f" P:{p.prompt}")]
-        a, b = p.meta["a"], p.meta["b"]
-        assert r["completion"] == aligned_solution(a, b, task.width) + " " + judge_score(a, b, response, task.width)[1]
-    terse = eft_rows(task.human(), task.width, 4, seed=0, working=False)
-    assert all(r["completion"].startswith((" all", " step", " answer", " steps")) for r in terse)
+def test_a_right_answer_checks_out_and_a_wrong_one_does_not():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(300):
+        op, b = rng.choice("+-"), rng.randrange(5000)
+        a = rng.randrange(b, 10000) if op == "-" else rng.randrange(10000 - b)
+        right = apply(a, b, op)
+        working, result = check_solution(f"{right:04d}", b, op, 4)
+        # the check of a right answer is the inverse problem, solved as the solver writes it
+        inverse = {"+": "-", "-": "+"}[op]
+        assert result == a and working == aligned_solution(right, b, 4, inverse), (a, op, b)
+        assert rubric(str(result), a, 4) == 5
+        wrong = (right + rng.randrange(1, 10000)) % 10000
+        assert rubric(str(check_solution(f"{wrong:04d}", b, op, 4)[1]), a, 4) <= 3
+
+
+def test_eft_rows_are_the_models_own_answers_half_right_with_exact_checks():
+    task = ArithmeticTask(ArithmeticConfig(operations=["+", "-"]))
+    problems = task.pool()[:40]
+    samples = [Sample(p.id, i, p.prompt, f"x A:{int(p.answer) + i}") for p in problems for i in range(3)]  # 1 right, 2 wrong
+    rows = eft_rows(problems, samples, task.width, 30, seed=0)
+    assert len(rows) == 30 and sum(r["completion"].endswith(tuple(f"A:{p.meta['a']}" for p in problems)) for r in rows) >= 15
+    by_b = {(p.meta["b"], operation(p)): p for p in problems}
+    for r in rows:  # the check the answer calls for, and its exact worked solution
+        shown, op, b = re.fullmatch(r"(\d{4})([+-])(\d{4})=", r["prompt"]).groups()
+        p = next(q for (qb, qop), q in by_b.items() if qb == int(b) and qop != op)
+        assert r["completion"] == check_solution(shown, p.meta["b"], operation(p), 4)[0]
+    assert judge_template(4).format("0001+0002=", "1+2+0=03 A:3") == "0003-0002="
+    assert judge_template(4).format("0001+0002=", "no answer") == "?"
     writing = prompt_writing_rows([p.prompt for p in task.pool()], 8, 3, seed=0)
     assert all(r["prompt"].count("\n") == 8 and r["completion"].endswith("=") for r in writing)
+
+
+def test_written_prompts_must_be_problems_the_task_could_hold():
+    ops = ["+", "-"]
+    assert well_formed("0347+0085=", 4, ops) and well_formed("0432-0085=", 4, ops)
+    assert not well_formed("0085-0432=", 4, ops)  # negative difference
+    assert not well_formed("9000+1000=", 4, ops)  # sum past the columns
+    assert not well_formed("347+85=", 4, ops) and not well_formed("0432-0085=", 4, ["+"])
 
 
 def test_judge_accuracy_counts_ties_and_unreadable_apart():
@@ -98,18 +127,17 @@ def test_runs_resumes_and_reports_both_curves(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert again.returncode == 0 and not re.search(r"done\s+\S+/", again.stdout), again.stdout
 
-    # the diagnostic: the grader in the judge's place; M1 is reused, every pair is truly ordered
-    d = _tiny_cfg()
-    d["self_rewarding"]["judge"]["pair_judge"] = "grader"
-    cfg.write_text(yaml.safe_dump(d))
-    oracle = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
-    assert oracle.returncode == 0, oracle.stderr[-2000:]
-    assert re.search(r"skip\s+m1/train", oracle.stdout) and re.search(r"done\s+iter-01/score", oracle.stdout), oracle.stdout
-    scores = [json.loads(line) for line in (out / "iter-01" / "scores.jsonl").open()]
+    # the controls, from the same M1: the exact check makes the pairs (every chosen answer right),
+    # and SFT on M1's data for as many steps as each iteration took
+    controls = metrics["controls"]
+    assert [r["label"] for r in controls["grader"]] == ["M1", "M2", "M3"] == [r["label"] for r in controls["sft"]]
+    scores = [json.loads(line) for line in (out / "grader-iter-01" / "scores.jsonl").open()]
     assert scores and all(sc["reason"].startswith("grader: ") for sc in scores)
-    rows = {r["group"]: r for r in json.loads((out / "metrics.json").read_text())["rows"]}
-    pairs = rows["iter-01"]["pairs"]
-    assert pairs["pairs"] > 0 and pairs["chosen_truly_better"] == 1.0
+    pairs = controls["grader"][1]["pairs"]
+    assert pairs["pairs"] > 0 and pairs["chosen_truly_right"] == 1.0
+    for got, want in zip(controls["sft"][1:], metrics["rows"][1:]):
+        assert got["train"]["steps"] == want["train"]["steps"] > 0
+    assert "compute-matched" in page
 
 
 SEEDS = Path(__file__).resolve().parent / "fixtures" / "self_instruct_seed_tasks.jsonl"

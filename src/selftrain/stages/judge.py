@@ -13,7 +13,7 @@ from selftrain.records import Problem
 from selftrain.samplers.base import SamplingParams
 from selftrain.stages.context import Artifact, RunContext
 from selftrain.stages.generate import load_samples
-from selftrain.verifiers.judge import JudgeTemplate, LLMJudge
+from selftrain.verifiers.judge import TEMPLATES, JudgeTemplate, LLMJudge
 
 
 def write_prompts(ctx: RunContext, group: str, model: Artifact, pool: Sequence[str], n: int, shots: int,
@@ -51,7 +51,8 @@ def judge(ctx: RunContext, group: str, model: Artifact, problems: Sequence[Probl
     def work() -> dict[str, Any]:
         rows = load_samples(samples.path)
         by_id = {p.id: p for p in problems}
-        llm = LLMJudge(ctx.sampler(model, sampler), template, samples_per_response, params, ctx.seed(f"{group}/judge"), finish=finish)
+        asks = TEMPLATES[template] if isinstance(template, str) else template
+        llm = asks.judge(ctx.sampler(model, sampler), samples_per_response, params, ctx.seed(f"{group}/judge"), finish=finish)
         outputs = llm.judgements([by_id[s.problem_id] for s in rows], [s.completion for s in rows])
         scores = llm.scores(outputs)
         write_jsonl(folder / "judgements.jsonl", ({"problem_id": s.problem_id, "index": s.index, "outputs": o}
@@ -93,7 +94,7 @@ def evaluate_judge(ctx: RunContext, group: str, model: Artifact, pairs: Artifact
     fp = fingerprint("judge-eval", model.fp, pairs.fp, template.name, params)
 
     def work() -> dict[str, Any]:
-        judged = judge_accuracy(LLMJudge(ctx.sampler(model), template, samples=1, params=params), read_jsonl(pairs.path))
+        judged = judge_accuracy(template.judge(ctx.sampler(model), samples=1, params=params), read_jsonl(pairs.path))
         write_json(out, judged)
         return judged
 

@@ -80,6 +80,13 @@ class JudgeTemplate:
             return None, f"score {value} outside {self.min_score:g}-{self.max_score:g}"
         return score, "read"
 
+    def judge(self, sampler: Sampler, samples: int = 3,
+              params: SamplingParams = SamplingParams(temperature=0.7, max_new_tokens=256), seed: int = 0,
+              finish: bool = False) -> LLMJudge:
+        """The judge that asks with this template (a template with its own way of asking,
+        such as the Self-Rewarding miniature's two-turn check, returns its own kind)."""
+        return LLMJudge(sampler, self, samples, params, seed, finish)
+
 
 GROUNDED = """Below is a passage from a document, a question about it and an answer. Decide whether the question can be answered from the passage alone (no outside knowledge), and whether the answer is correct and fully supported by the passage.
 
