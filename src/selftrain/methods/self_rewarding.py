@@ -579,7 +579,7 @@ def _rows(run: RunDir, cfg: SelfRewardingConfig, prefix: str = "") -> list[dict[
     return rows
 
 
-CONTROLS = {"grader": ("grader-", "the grader makes the pairs"), "sft": ("sft-", "compute-matched SFT")}
+CONTROLS = {"grader": ("grader-", "grader-judged"), "sft": ("sft-", "compute-matched SFT")}
 
 
 def collect(run: RunDir, cfg: SelfRewardingConfig) -> dict[str, Any]:
@@ -651,7 +651,7 @@ def summary(metrics: dict[str, Any]) -> list[str]:
 
     def line(label: str, r: dict[str, Any]) -> str:
         chosen = r.get("pairs", {}).get("chosen_truly_right")
-        return (f"{label:<28} answer accuracy {r['test']['accuracy'] * 100:5.1f}%   judge pairwise accuracy "
+        return (f"{label:<32} answer accuracy {r['test']['accuracy'] * 100:5.1f}%   judge pairwise accuracy "
                 f"{r['judge_accuracy'] * 100:5.1f}%" + (f"   self-chosen truly right {chosen * 100:5.1f}%" if chosen is not None else ""))
 
     out = [line(r["label"], r) for r in metrics["rows"]]
