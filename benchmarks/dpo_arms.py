@@ -19,6 +19,10 @@ on the test problems:
   columns both answers share, chosen and rejected the first column where they part; no
   end-of-sequence token is trained.
 
+With `--restart`, also the restart measurement: SFT from M1 on the very worked solutions it
+was trained on, 40 steps, at batch 16 / 64, lr 5e-4 / 1e-4, cosine or constant: does
+training M1 again cost accuracy by itself?
+
 Prints one row per arm and learning rate: greedy accuracy overall and by size, and TRL's
 last logged rewards/chosen and logps/chosen (a falling chosen likelihood is displacement);
 writes the rows to OUT/arms.json. The run folder resumes: a rerun skips what is done.
@@ -34,9 +38,12 @@ from typing import Any
 
 from selftrain import stages
 from selftrain.artifacts import read_json, read_jsonl, write_json
-from selftrain.config import DPOConfig, Generation
+from selftrain.config import DPOConfig, Generation, TrainConfig
 from selftrain.methods.self_rewarding import GraderAsJudge, build_m1, demo_config, truly_better
 from selftrain.records import Pair
+
+RESTARTS = [(16, 5e-4, "cosine"), (64, 5e-4, "cosine"), (64, 5e-4, "constant_with_warmup"), (64, 1e-4, "cosine")]
+"""(batch size, learning rate, schedule) of the restart measurement."""
 
 ARMS: dict[str, dict[str, Any]] = {
     "rft": {"loss_type": "sft"},
@@ -69,6 +76,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--restart", action="store_true", help="also measure SFT from M1 on its own human data")
     args = ap.parse_args()
     demo = demo_config(args.seed)
     cfg = demo.model_copy(update={
@@ -102,12 +110,18 @@ def main() -> None:
                 info = ctx.run.record(f"{group}/train").info
                 rows.append({"arm": arm, "lr": lr, "accuracy": got["accuracy"], "by_bucket": got["by_bucket"],
                              **{k: info.get(k) for k in ("rewards_chosen", "logps_chosen", "logps_rejected", "reward_margin")}})
+        for batch, lr, schedule in RESTARTS if args.restart else []:
+            group = f"restart-b{batch}-lr{lr:g}-{schedule}"
+            train = TrainConfig(steps=40, batch_size=batch, learning_rate=lr, warmup_steps=5, lr_scheduler=schedule)
+            stages.evaluate(ctx, group, stages.sft(ctx, group, m1, stages.human_rows(ctx), train))
+            rows.append({"arm": f"sft b{batch} {schedule}", "lr": lr, **{k: read_json(ctx.path(group, "eval.json"))[k]
+                                                                         for k in ("accuracy", "by_bucket")}})
     write_json(out / "arms.json", {"pairs": n_pairs, "steps": steps, "batch_size": args.batch_size, "rows": rows})
     print(f"{n_pairs} right-vs-wrong pairs, {steps} steps of {args.batch_size} (≤ {args.epochs:g} epochs); greedy accuracy "
           f"on {m1_eval['n_problems']} test problems (data seed {args.data_seed})")
     for r in rows:
-        extra = "" if r["lr"] is None else (f"  rewards/chosen {r['rewards_chosen']}  logps/chosen {r['logps_chosen']}"
-                                            f"  logps/rejected {r['logps_rejected']}")
+        extra = "" if "rewards_chosen" not in r else (f"  rewards/chosen {r['rewards_chosen']}  logps/chosen {r['logps_chosen']}"
+                                                      f"  logps/rejected {r['logps_rejected']}")
         lr = "" if r["lr"] is None else f"lr {r['lr']:g}"
         print(f"{r['arm']:<14} {lr:<9} accuracy {r['accuracy'] * 100:5.1f}%  {json.dumps(r['by_bucket'])}{extra}")
 

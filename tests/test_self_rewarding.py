@@ -35,8 +35,8 @@ def _tiny_cfg() -> dict:
     sec["prompts"]["n"] = 10
     sec["judge"].update(eval_pairs=10, samples=2)
     # M0 long enough that some responses get a column right: the grader then orders them into pairs
-    # the shipped pair filter less one bound: a tiny judge rarely rates a response 5 and another ≤ 3
-    sec.update(iterations=2, eft_size=20, writing_size=40, max_rejected_score=None)
+    # every untied pair (the shipped filter, chosen 5 and rejected <= 3, leaves a judge this tiny none)
+    sec.update(iterations=2, eft_size=20, writing_size=40, min_chosen_score=None, max_rejected_score=None)
     sec["pretrain"].update(steps=500)
     d["eval"].update(k=1)
     return d
@@ -127,14 +127,14 @@ def test_runs_resumes_and_reports_both_curves(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert again.returncode == 0 and not re.search(r"done\s+\S+/", again.stdout), again.stdout
 
-    # the controls, from the same M1: the exact check makes the pairs (every chosen answer right),
-    # and SFT on M1's data for as many steps as each iteration took
+    # the controls, from the same M1: the exact check makes the pairs (every rejected answer, the
+    # lower-scored of two, wrong), and SFT on M1's data for as many steps as each iteration took
     controls = metrics["controls"]
     assert [r["label"] for r in controls["grader"]] == ["M1", "M2", "M3"] == [r["label"] for r in controls["sft"]]
     scores = [json.loads(line) for line in (out / "grader-iter-01" / "scores.jsonl").open()]
     assert scores and all(sc["reason"].startswith("grader: ") for sc in scores)
     pairs = controls["grader"][1]["pairs"]
-    assert pairs["pairs"] > 0 and pairs["chosen_truly_right"] == 1.0
+    assert pairs["pairs"] > 0 and pairs["rejected_truly_wrong"] == 1.0
     for got, want in zip(controls["sft"][1:], metrics["rows"][1:]):
         assert got["train"]["steps"] == want["train"]["steps"] > 0
     assert "compute-matched" in page
