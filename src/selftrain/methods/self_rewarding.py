@@ -51,8 +51,12 @@ Deviations from the paper, each forced by the tiny model or chosen to measure:
 - A pair is kept only when its chosen response scored 5 on average and its rejected one at
   most 3 (`min_chosen_score`, `max_rejected_score`: the Iterative RPO condition, a right
   answer against a wrong one, as the judge sees them); the paper drops only ties.
-- Steps per DPO iteration are fixed (`dpo.steps`), not early-stopped; the miniature adds an
-  NLL term on the chosen response (`dpo.nll_weight`, Iterative RPO), 0 in the paper.
+- Steps per DPO iteration are fixed (`dpo.steps`, capped by `dpo.max_epochs`), not
+  early-stopped. DPO may add an NLL term on the chosen response (`dpo.nll_weight`, Iterative
+  RPO; 0 in the paper). The miniature's update is that NLL term alone (`dpo.loss_type: sft`,
+  rejection-sampling fine-tuning on the self-chosen answers): on its model every contrastive
+  loss, DPO + NLL, APO-zero and step-level pairs, lowered answer accuracy more than the NLL
+  alone, even with perfect pairs (`benchmarks/dpo_arms.py`, docs/self-rewarding.md).
 - Answers are evaluated greedily; the paper's AlpacaEval has no equivalent here.
 - `controls` run beside the method from the same M1: `grader` (the exact check makes the
   pairs: the upper bound of a judge) and `sft` (M1's own data for the same steps). They are
