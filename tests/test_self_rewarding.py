@@ -82,6 +82,7 @@ def test_written_prompts_must_be_problems_the_task_could_hold():
     assert not well_formed("0085-0432=", 4, ops)  # negative difference
     assert not well_formed("9000+1000=", 4, ops)  # sum past the columns
     assert not well_formed("347+85=", 4, ops) and not well_formed("0432-0085=", 4, ["+"])
+    assert not well_formed("12345+678=", 4, ops)  # the right length, operands out of their columns
 
 
 def test_judge_accuracy_counts_ties_and_unreadable_apart():

@@ -66,7 +66,6 @@ Deviations from the paper, each forced by the tiny model or chosen to measure:
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +94,16 @@ from selftrain.methods import Method
 from selftrain.records import Pair, Problem, Sample, Score
 from selftrain.report import escape, line_chart, page, pct, table
 from selftrain.samplers.base import SamplingParams
-from selftrain.tasks.arithmetic import apply, check_problem, check_solution, final_answer, operation, rubric, shown_answer
+from selftrain.tasks.arithmetic import (
+    apply,
+    check_problem,
+    check_solution,
+    final_answer,
+    operands,
+    operation,
+    rubric,
+    shown_answer,
+)
 from selftrain.verifiers.judge import JudgeTemplate, LLMJudge
 
 
@@ -325,16 +333,15 @@ def run_chat(ctx: stages.RunContext) -> None:
 def well_formed(text: str, width: int, operations: list[str]) -> bool:
     """A written prompt the task could hold: `dddd+dddd=` or `dddd-dddd=` over its columns,
     a subtraction's minuend at least its subtrahend, a sum within the columns."""
-    m = re.fullmatch(rf"(\d{{{width}}})([+-])(\d{{{width}}})=", text)
-    if m is None or m.group(2) not in operations:
+    parts = operands(text)
+    if parts is None or len(text) != 2 * width + 2 or text[width] not in operations:
         return False
-    a, b = int(m.group(1)), int(m.group(3))
-    return a >= b if m.group(2) == "-" else a + b < 10**width
+    a, op, b = parts
+    return a >= b if op == "-" else a + b < 10**width
 
 
 def problem_from_prompt(prompt: str, pid: str) -> Problem:
-    a_text, op, b_text = re.fullmatch(r"(\d+)([+-])(\d+)=", prompt).groups()
-    a, b = int(a_text), int(b_text)
+    a, op, b = operands(prompt)
     return Problem(id=pid, prompt=prompt, answer=str(apply(a, b, op)), bucket=str(max(len(str(a)), len(str(b)))),
                    meta={"a": a, "b": b, **({"op": op} if op != "+" else {})})
 
@@ -376,7 +383,7 @@ class CheckJudge(LLMJudge):
         outputs = ["no answer Score: 0"] * len(asks)
         for i, said in zip(asked, working):
             p, check = asks[i]
-            outputs[i] = f"{check}{said} | Score: {rubric(final_answer(said), int(re.match(r'[0-9]+', p.prompt).group()), width)}"
+            outputs[i] = f"{check}{said} | Score: {rubric(final_answer(said), operands(p.prompt)[0], width)}"
         return [outputs[i * self.samples: (i + 1) * self.samples] for i in range(len(responses))]
 
 

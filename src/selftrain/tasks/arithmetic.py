@@ -268,15 +268,24 @@ class ArithmeticTask(Task):
 
 
 def final_answer(completion: str) -> str | None:
-    """The digits after the last `A:`, or None when there are none.
+    """The final answer as the grader reads it (`ExactAnswerVerifier.extract`), when it is a
+    whole number of no sign; else None.
 
-    >>> final_answer("7+5+0=12 A:432"), final_answer("7+5+0=12"), final_answer("A:4x")
-    ('432', None, None)
+    >>> final_answer("7+5+0=12 A:0432"), final_answer("7+5+0=12"), final_answer("A:4x"), final_answer("A:-3")
+    ('432', None, None, None)
     """
-    if MARKER not in completion:
-        return None
-    answer = completion.rsplit(MARKER, 1)[1].strip()
-    return answer if answer.isdigit() else None
+    answer = ExactAnswerVerifier(marker=MARKER).extract(completion)
+    return answer if answer is not None and answer.isdigit() else None
+
+
+def operands(prompt: str) -> tuple[int, str, int] | None:
+    """`a`, the operation and `b` of a problem's prompt (`0347+0085=`), or None for another text.
+
+    >>> operands("0347+0085="), operands("347-85="), operands("12+=")
+    ((347, '+', 85), (347, '-', 85), None)
+    """
+    m = re.fullmatch(r"(\d+)([+-])(\d+)=", prompt)
+    return (int(m.group(1)), m.group(2), int(m.group(3))) if m else None
 
 
 def shown_answer(completion: str, width: int) -> str:
@@ -300,11 +309,11 @@ def check_problem(prompt: str, completion: str, width: int) -> str:
     >>> check_problem("0432-0085=", "A:347", 4), check_problem("0432-0085=", "no answer", 4)
     ('0347+0085=', '?')
     """
-    shown = shown_answer(completion, width)
-    m = re.fullmatch(r"(\d+)([+-])(\d+)=", prompt)
-    if shown == "?" or m is None:
+    shown, parts = shown_answer(completion, width), operands(prompt)
+    if shown == "?" or parts is None:
         return "?"
-    return f"{shown}{'-' if m.group(2) == '+' else '+'}{m.group(3).zfill(width)}="
+    _, op, b = parts
+    return f"{shown}{'-' if op == '+' else '+'}{b:0{width}d}="
 
 
 def check_solution(shown: str, b: int, op: str, width: int) -> tuple[str, int]:
