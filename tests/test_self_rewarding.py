@@ -175,3 +175,11 @@ def test_chat_model_path_runs_every_stage(tmp_path):
     marks = {str(p): p.stat().st_mtime_ns for p in out.rglob("*.done.json")}
     assert run_method(cfg, out)["rows"] == metrics["rows"]
     assert {str(p): p.stat().st_mtime_ns for p in out.rglob("*.done.json")} == marks
+
+
+def test_old_miniature_settings_say_where_they_went():
+    from selftrain.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        parse_config({"method": "self-rewarding", "self_rewarding": {"eft_format": "working", "pretrain_steps": 300}})
+    assert "eft_format -> (removed" in str(err.value) and "pretrain_steps -> self_rewarding.pretrain.steps" in str(err.value)

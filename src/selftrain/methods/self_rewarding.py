@@ -705,6 +705,7 @@ MOVED = {
         "judge_samples": "judge.samples", "judge_temperature": "judge.temperature",
         "judge_max_new_tokens": "judge.max_new_tokens", "judge_finish": "judge.finish", "pair_judge": "judge.pair_judge",
         "judge_eval_pairs": "judge.eval_pairs", "pretrain_steps": "pretrain.steps"}.items()},
+    "self_rewarding.eft_format": "",
 }
 
 METHOD = Method("self-rewarding", SelfRewardingConfig, run, collect, render, summary, needs=_needs, moved=MOVED,
