@@ -167,3 +167,23 @@ def _count(path: Path) -> int:
             return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_a_request_cut_off_mid_body_is_not_an_arrival(hf):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with ModelServer(hf) as server:
+        host, port = server.url.split("//")[1].split("/")[0].split(":")
+        with socket.create_connection((host, int(port))) as sock:  # a client killed while sending
+            sock.sendall(b"POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"prompt\": \"12")
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(1024)
+        request = urllib.request.Request(server.url + "/completions", data=b"", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=10)
+        assert err.value.code == 400 and b"empty" in err.value.read()
+        assert server.arrivals == []

@@ -287,7 +287,13 @@ def _handler_for(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 return self._error(404, f"no route {self.path}", "not_found")
             try:
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client went away mid-request: nothing arrived
+                    self.close_connection = True
+                    return None
+                if not raw:
+                    raise ValueError("the body is empty")
+                body = json.loads(raw)
                 if not isinstance(body, dict):
                     raise ValueError("the body must be a JSON object")
             except ValueError as err:
