@@ -46,13 +46,18 @@ class ArithmeticConfig(_Section):
     right too (a process check the embedded task allows)."""
     operations: list[Literal["+", "-"]] = ["+"]
     """`+` addition; `-` subtraction (minuend >= subtrahend, borrows written like carries:
-    `0432-0085=` -> `2-5-0=17 3-8-1=14 4-0-1=03 0-0-0=00 A:347`; aligned layout only).
+    `0432-0085=` -> `2-5-0=17 3-8-1=14 4-0-1=03 0-0-0=00 A:347`; not in the plain layout).
     Each size's problems are shared evenly between the operations; with `-` present, sums
     stay below 10^columns."""
-    layout: Literal["aligned", "plain"] = "aligned"
+    layout: Literal["aligned", "plain", "reversed"] = "aligned"
     """`aligned`: operands zero-padded to the largest size and every column written, each
     step the same width, as on squared paper (`0347+0085=` -> `7+5+0=12 ... 0+0+0=00 A:432`);
-    `plain`: `347+85=` -> `7+5+0=12 4+8+1=13 3+0+1=4 A:432`."""
+    `plain`: `347+85=` -> `7+5+0=12 4+8+1=13 3+0+1=4 A:432`;
+    `reversed` (Lee et al. 2025): every number written units first and zero-padded to the
+    largest size (the answer to one column more), no worked steps (`7430+5800=` ->
+    `A:23400`, i.e. 347+85=432). Each answer digit then sits at the same distance from the
+    two operand digits it needs at every column, which is what lets a model trained on
+    short problems have a chance at longer ones (docs/curriculum.md)."""
 
     @model_validator(mode="after")
     def _check(self) -> ArithmeticConfig:
@@ -66,8 +71,10 @@ class ArithmeticConfig(_Section):
             raise ValueError("test_digits: sizes must be 1..9")
         if not self.operations or len(set(self.operations)) != len(self.operations):
             raise ValueError("operations: one or both of '+' and '-', each once")
-        if "-" in self.operations and self.layout != "aligned":
-            raise ValueError("operations: subtraction is written in the aligned layout only (layout: aligned)")
+        if "-" in self.operations and self.layout == "plain":
+            raise ValueError("operations: subtraction is not written in the plain layout (layout: aligned or reversed)")
+        if self.verifier == "steps" and self.layout == "reversed":
+            raise ValueError("verifier: steps checks worked steps, which the reversed layout does not write")
         return self
 
 
@@ -121,6 +128,8 @@ class JsonlFields(_Section):
     solution: str | None = None
     id: str | None = "id"
     bucket: str | None = None
+    level: str | None = None
+    """A whole-number difficulty level, for a curriculum (`rest_em.curriculum`)."""
     tests: str | None = None
     """Test code defining `check(candidate)` (code tasks)."""
     entry_point: str | None = None
@@ -169,8 +178,10 @@ class TaskConfig(_Section):
 class TinyModelConfig(_Section):
     """A small causal LM built from a config, with a character tokenizer built locally."""
 
-    arch: Literal["gpt2", "llama"] = "gpt2"
-    """`gpt2`: learned absolute positions; `llama`: rotary positions, SwiGLU."""
+    arch: Literal["gpt2", "llama", "nope"] = "gpt2"
+    """`gpt2`: learned absolute positions; `llama`: rotary positions, SwiGLU; `nope`: the
+    same Llama-style decoder with no positional encoding at all (SmolLM3 with RoPE off in
+    every layer), which Lee et al. 2025 use for length generalisation."""
     hidden_size: int = Field(128, ge=8)
     num_layers: int = Field(3, ge=1)
     num_heads: int = Field(4, ge=1)
@@ -299,6 +310,39 @@ class SelectConfig(_Section):
     """At most this many accepted samples per problem (the paper: 10 for MATH); None: no cap."""
     dedupe: bool = True
     """Drop exact duplicate completions of the same problem."""
+
+
+class CurriculumConfig(_Section):
+    """Easy to hard (Lee et al. 2025): the pool starts at the levels the human data covers;
+    when the E-step's solve rate at the hardest level in it reaches `threshold`, the next
+    level's problems join. Levels come from the task (`Task.level`: digits for arithmetic,
+    `level` for MATH, `fields.level` for a JSONL task)."""
+
+    threshold: float = Field(0.8, gt=0, le=1)
+    """Share of the hardest level's samples the E-step accepts that adds the next level."""
+    start: int | None = None
+    """The hardest level at the start; None: the hardest level of the human data."""
+    max_level: int | None = None
+    """No level past this joins; None: up to the pool's hardest."""
+    mastered_share: float = Field(1.0, gt=0, le=1)
+    """Share of each easier (mastered) level's pool problems kept in the E-step; the
+    hardest level keeps all its problems."""
+    control: bool = False
+    """Also run ReST-EM without the curriculum (the whole pool every iteration) from the
+    same SFT model, for the report's comparison."""
+
+
+class FilterConfig(_Section):
+    """Which samples the E-step accepts: the task's verifier (ReST-EM), or, for a task
+    without one, the model's own agreement (Lee et al. 2025)."""
+
+    kind: Literal["verifier", "majority"] = "verifier"
+    """`verifier`: the task's verifier; `majority`: majority voting over the K samples."""
+    min_agreement: float = Field(0.5, gt=0, le=1)
+    """Majority: the winning answer must hold at least this share of a problem's K samples."""
+    length_tolerance: float | None = Field(None, ge=0)
+    """Majority: drop a sample whose length differs from the median of its problem's
+    samples by more than this share (0: exactly the median); None: no length filter."""
 
 
 class TrainConfig(_Section):

@@ -19,12 +19,12 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, partial
 
 from selftrain.config import ArithmeticConfig
 from selftrain.records import Problem, Score
 from selftrain.tasks.base import Task
-from selftrain.verifiers.exact import ExactAnswerVerifier
+from selftrain.verifiers.exact import ExactAnswerVerifier, integer_answer
 
 MARKER = "A:"
 
@@ -81,9 +81,35 @@ def apply(a: int, b: int, op: str) -> int:
     return a + b if op == "+" else a - b
 
 
-def prompt_of(a: int, b: int, width: int | None = None, op: str = "+") -> str:
-    """`347+85=`, or with a width the operands zero-padded into fixed columns: `0347+0085=`."""
+def prompt_of(a: int, b: int, width: int | None = None, op: str = "+", reverse: bool = False) -> str:
+    """`347+85=`, or with a width the operands zero-padded into fixed columns: `0347+0085=`,
+    and with `reverse` written units first: `7430+5800=`."""
+    if reverse:
+        return f"{a:0{width}d}"[::-1] + op + f"{b:0{width}d}"[::-1] + "="
     return f"{a:0{width}d}{op}{b:0{width}d}=" if width else f"{a}{op}{b}="
+
+
+def reversed_solution(a: int, b: int, width: int, op: str = "+") -> str:
+    """The `reversed` layout's solution: the result units first, padded to `width + 1` digits.
+
+    >>> reversed_solution(347, 85, 4), reversed_solution(432, 85, 4, "-")
+    ('A:23400', 'A:74300')
+    """
+    return MARKER + str(apply(a, b, op)).zfill(width + 1)[::-1]
+
+
+def reversed_answer(text: str, digits: int | None = None) -> str | None:
+    """The integer a reversed answer writes (`23400` -> `432`), or None; with `digits`, None
+    unless it writes exactly that many (the layout pads every answer to one length, so a
+    longer or shorter one is malformed even when its value is right).
+
+    >>> reversed_answer("23400"), reversed_answer(" 5 "), reversed_answer("4x"), reversed_answer("234000", 5)
+    ('432', '5', None, None)
+    """
+    text = text.strip()
+    if not text.isdigit() or (digits is not None and len(text) != digits):
+        return None
+    return integer_answer(text[::-1])
 
 
 _STEP = re.compile(r"(\d)[+-](\d)[+-](\d)=(\d+)")
@@ -153,14 +179,20 @@ def _random_operands(rng: random.Random, n: int) -> tuple[int, int]:
     return (a, b) if rng.random() < 0.5 else (b, a)
 
 
-def _problem(a: int, b: int, split: str, with_solution: bool, width: int | None, op: str = "+") -> Problem:
+def _solution(a: int, b: int, width: int | None, op: str, layout: str) -> str:
+    if layout == "reversed":
+        return reversed_solution(a, b, width or 1, op)
+    return aligned_solution(a, b, width, op) if width else worked_solution(a, b)
+
+
+def _problem(a: int, b: int, split: str, with_solution: bool, width: int | None, op: str = "+",
+             layout: str = "aligned") -> Problem:
     n = max(len(str(a)), len(str(b)))
-    solution = (aligned_solution(a, b, width, op) if width else worked_solution(a, b)) if with_solution else None
     return Problem(
         id=f"{split}-{a}{op}{b}",
-        prompt=prompt_of(a, b, width, op),
+        prompt=prompt_of(a, b, width, op, reverse=layout == "reversed"),
         answer=str(apply(a, b, op)),
-        solution=solution,
+        solution=_solution(a, b, width, op, layout) if with_solution else None,
         bucket=str(n),
         meta={"a": a, "b": b, "digits": n, **({"op": op} if op != "+" else {})},
     )
@@ -233,7 +265,7 @@ class ArithmeticTask(Task):
             return out
 
         def split(name: str, counts: dict[int, int], with_solution: bool) -> list[Problem]:
-            return [_problem(a, b, name, with_solution, width, op)
+            return [_problem(a, b, name, with_solution, width, op, self.cfg.layout)
                     for n, c in sorted(counts.items())
                     for op, c_op in _counts(dict.fromkeys(ops, 1.0), c).items()
                     for a, b in draw(n, c_op, op)]
@@ -254,13 +286,20 @@ class ArithmeticTask(Task):
     def test(self) -> list[Problem]:
         return self._splits["test"]
 
+    def level(self, problem: Problem) -> int:
+        """A problem's difficulty level for a curriculum: its size in digits."""
+        return problem.meta["digits"]
+
     def verifier(self) -> ExactAnswerVerifier | StepVerifier:
         if self.cfg.verifier == "steps":
             return StepVerifier(self.width)
-        return ExactAnswerVerifier(marker=MARKER)
+        return self.grader()
 
     def grader(self) -> ExactAnswerVerifier:
         """Test accuracy is final-answer accuracy, whichever verifier selects samples."""
+        if self.cfg.layout == "reversed":
+            return ExactAnswerVerifier(marker=MARKER, normalize=partial(reversed_answer, digits=(self.width or 1) + 1),
+                                       reference=integer_answer)
         return ExactAnswerVerifier(marker=MARKER)
 
 

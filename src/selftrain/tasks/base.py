@@ -31,6 +31,12 @@ class Task(ABC):
     def verifier(self) -> Verifier:
         """What decides which samples are kept for training."""
 
+    def level(self, problem: Problem) -> int | None:
+        """A problem's difficulty level, for a curriculum (`rest_em.curriculum`): its
+        `meta["level"]` when the task sets one, else None (the task has no levels)."""
+        level = problem.meta.get("level")
+        return None if level is None else int(level)
+
     def grader(self) -> Verifier:
         """What evaluation counts as correct; the verifier unless a task says otherwise.
         Tasks whose verifier holds worker processes return the same instance from both."""

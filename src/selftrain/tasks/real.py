@@ -191,7 +191,7 @@ class Math500Task(_HalvesTask):
                 answer=row["answer"],
                 solution=" " + row["solution"],
                 bucket=f"level {row.get('level', '?')}",
-                meta={"subject": row.get("subject")},
+                meta={"subject": row.get("subject"), **({"level": int(row["level"])} if str(row.get("level", "")).isdigit() else {})},
             )
             for i, row in enumerate(rows)
         ]
@@ -282,6 +282,11 @@ class JsonlTask(Task):
         out = []
         for i, row in self._rows(path):
             meta = {"test": row[f.tests], "entry_point": row[f.entry_point]} if self.cfg.verifier == "code" else {}
+            if f.level and f.level in row:
+                try:
+                    meta["level"] = int(row[f.level])
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path} row {i + 1}: field {f.level!r} must be a whole number (a curriculum level), not {row[f.level]!r}") from None
             solution = row.get(f.solution) if f.solution else None
             out.append(
                 Problem(

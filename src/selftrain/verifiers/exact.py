@@ -32,9 +32,12 @@ class ExactAnswerVerifier:
     [(1.0, 'correct'), (0.0, 'wrong answer 6, expected 5'), (0.0, 'no final answer after "A:"')]
     """
 
-    def __init__(self, marker: str = "A:", normalize: Callable[[str], str | None] = integer_answer):
+    def __init__(self, marker: str = "A:", normalize: Callable[[str], str | None] = integer_answer,
+                 reference: Callable[[str], str | None] | None = None):
+        """`normalize` reads a completion's answer; `reference` the problem's (default: the same)."""
         self.marker = marker
         self.normalize = normalize
+        self.reference = reference or normalize
 
     def extract(self, completion: str) -> str | None:
         """The normalized final answer, or None when there is none."""
@@ -55,6 +58,6 @@ class ExactAnswerVerifier:
             if got is None:
                 out.append(Score(0.0, "final answer is not a number"))
                 continue
-            ok = got == self.normalize(problem.answer)
+            ok = got == self.reference(problem.answer)
             out.append(Score(float(ok), "correct" if ok else f"wrong answer {got}, expected {problem.answer}", got))
         return out
