@@ -104,3 +104,24 @@ def test_tiny_dropout_and_activation_reach_the_saved_config(tmp_path):
     save_tiny(tmp_path / "l", TinyModelConfig(arch="llama", **small, dropout=0.2), seed=0)
     ll = AutoModelForCausalLM.from_pretrained(tmp_path / "l").config
     assert (ll.attention_dropout, ll.hidden_act) == (0.2, "silu")
+
+
+def test_a_tiny_nope_model_has_no_positional_encoding(tmp_path):
+    """`arch: nope`: with one layer and no positions, the last token's output cannot tell the
+    order of the tokens before it; with rotary positions (`llama`) it can."""
+    import torch
+
+    from selftrain.config import TinyModelConfig
+    from selftrain.training.tiny import save_tiny
+
+    small = dict(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    same = {}
+    for arch in ("nope", "llama"):
+        save_tiny(tmp_path / arch, TinyModelConfig(arch=arch, **small), seed=0)
+        model = AutoModelForCausalLM.from_pretrained(tmp_path / arch).eval()
+        with torch.no_grad():
+            a = model(torch.tensor([[5, 6, 7, 8]])).logits[0, -1]
+            b = model(torch.tensor([[6, 5, 7, 8]])).logits[0, -1]
+        same[arch] = torch.allclose(a, b, atol=1e-5)
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "nope").config.model_type == "smollm3"
+    assert same == {"nope": True, "llama": False}

@@ -80,7 +80,17 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast, s
                 tie_word_embeddings=True,
             )
         )
-    config = LlamaConfig(
+    if cfg.arch == "nope":
+        from transformers import SmolLM3Config, SmolLM3ForCausalLM
+
+        return SmolLM3ForCausalLM(SmolLM3Config(**_decoder_settings(cfg, tokenizer), no_rope_layers=[0] * cfg.num_layers,
+                                                use_sliding_window=False))
+    return LlamaForCausalLM(LlamaConfig(**_decoder_settings(cfg, tokenizer)))
+
+
+def _decoder_settings(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> dict:
+    """The Llama-style decoder's sizes, shared by `llama` and `nope`."""
+    return dict(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,
         intermediate_size=cfg.intermediate_size,
@@ -95,7 +105,6 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast, s
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
-    return LlamaForCausalLM(config)
 
 
 CHAT_TEMPLATE = (
