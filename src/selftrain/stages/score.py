@@ -17,10 +17,11 @@ from selftrain.verifiers.base import Verifier
 def score_samples(verifier: Verifier, problems: Sequence[Problem], samples: Sequence[Sample], out: Path,
                   ray: RayConfig | None = None) -> list[Score]:
     """One Score per sample into `out` (JSONL), aligned with the samples; in batches of Ray
-    tasks when `ray` is given."""
+    tasks when `ray` is given (not for a verifier that judges a problem's samples together:
+    `whole_groups`)."""
     by_id = {p.id: p for p in problems}
     matched, completions = [by_id[s.problem_id] for s in samples], [s.completion for s in samples]
-    if ray is not None:
+    if ray is not None and not getattr(verifier, "whole_groups", False):
         from selftrain.cluster import verify
 
         scores = verify(ray, verifier, matched, completions)

@@ -12,15 +12,20 @@ from selftrain.selection import select_correct
 from selftrain.stages.context import Artifact, Rows, RunContext
 from selftrain.stages.generate import load_samples
 from selftrain.stages.score import load_scores
+from selftrain.verifiers.base import Verifier
 
 
 def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Problem], cfg: SelectConfig,
-           lineage: dict[str, Any] | None = None) -> Rows:
+           lineage: dict[str, Any] | None = None, audit: Verifier | None = None) -> Rows:
     """Correct samples only, deduplicated, at most `cfg.max_per_problem` per problem ->
     RUN/<group>/selected.jsonl, each row with its `lineage` (method, iteration, model, the
-    problem and sample) when given. Returns them as training rows."""
+    problem and sample) when given. Returns them as training rows.
+
+    `audit`: a grader that knows the answers, for samples accepted without it (majority
+    voting): the record counts how many kept samples it accepts (`truly_right`), and how
+    many of them per bucket; it decides nothing."""
     folder = scores.path.parent
-    fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage)
+    fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage, audit is not None and ctx.grading_fp)
 
     def work() -> dict[str, Any]:
         kept = select_correct(load_samples(folder / "samples.jsonl"), load_scores(scores.path), cfg.max_per_problem, cfg.dedupe)
@@ -34,7 +39,16 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
         by_bucket: dict[str, int] = {}
         for s in kept:
             by_bucket[buckets[s.problem_id]] = by_bucket.get(buckets[s.problem_id], 0) + 1
-        return {"kept": len(kept), "kept_by_bucket": dict(sorted(by_bucket.items()))}
+        info: dict[str, Any] = {"kept": len(kept), "kept_by_bucket": dict(sorted(by_bucket.items()))}
+        if audit is not None:
+            by_id = {p.id: p for p in problems}
+            right = [sc.accepted for sc in audit([by_id[s.problem_id] for s in kept], [s.completion for s in kept])]
+            info["truly_right"] = sum(right)
+            info["truly_right_by_bucket"] = {}
+            for s, ok in zip(kept, right):
+                b = buckets[s.problem_id]
+                info["truly_right_by_bucket"][b] = info["truly_right_by_bucket"].get(b, 0) + ok
+        return info
 
     ctx.stage(f"{group}/select", fp, work)
     return Rows(fp, lambda: [{"prompt": s.prompt, "completion": s.completion} for s in load_samples(folder / "selected.jsonl")],
