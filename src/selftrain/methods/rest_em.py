@@ -41,6 +41,17 @@ Deliberate deviations from the paper, each a config choice:
   (decontamination, `decontaminate:`; not in the paper), and so are rows a person rejected
   in `selftrain review`.
 
+Beyond the human data, easy to hard (Lee et al. 2025, "Self-Improving Transformers Overcome
+Easy-to-Hard and Length Generalization Challenges", arXiv 2502.01612), two config sections:
+- `rest_em.curriculum`: the E-step's pool starts at the levels the human data covers
+  (`Task.level`: digits, MATH's level, a JSONL field); when the E-step accepts
+  `threshold` of the hardest level's samples, the next level joins; easier levels are
+  thinned to `mastered_share`. `control: true` also runs the loop on the whole pool.
+- `rest_em.filter`: `kind: majority` accepts the samples that give their problem's
+  majority answer (with a length / format filter) instead of the verifier, for a task
+  without one; the grader audits how many kept samples were truly right.
+configs/arithmetic-curriculum.yaml; docs/curriculum.md has the measurements.
+
 Rejection-sampling fine-tuning (RFT, Yuan et al. 2023) is one pass of this loop with
 `iterations: 1`, `start_from: init` and `mix_human: true`: configs/arithmetic-rft.yaml.
 """
@@ -53,10 +64,20 @@ from typing import Any, Literal
 from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, read_json
-from selftrain.config import Generation, SelectConfig, TaskRun, TrainConfig, _Section
+from selftrain.artifacts import RunDir, fingerprint, read_json
+from selftrain.config import (
+    CurriculumConfig,
+    FilterConfig,
+    Generation,
+    SelectConfig,
+    TaskRun,
+    TrainConfig,
+    _Section,
+)
+from selftrain.errors import ConfigError
 from selftrain.methods import Method
 from selftrain.report import PALETTE, escape, line_chart, page, pct, pct_cells
+from selftrain.verifiers.consistency import MajorityVote
 
 
 class RestEMSection(_Section):
@@ -76,8 +97,13 @@ class RestEMSection(_Section):
     the task's prompt template, as in the paper)."""
     e_step: Generation = Generation()
     """Step 1: K samples per pool problem, and how they are sampled."""
+    filter: FilterConfig = FilterConfig()
+    """Step 2: what accepts a sample: the task's verifier (the paper) or majority voting."""
     select: SelectConfig = SelectConfig()
     """Step 3: which correct samples are kept."""
+    curriculum: CurriculumConfig | None = None
+    """Easy to hard (Lee et al. 2025): the E-step's pool grows a level at a time; None: the
+    whole pool every iteration (the paper)."""
     m_step: TrainConfig = TrainConfig()
     """Step 4: fine-tuning in each iteration."""
 
@@ -93,7 +119,6 @@ class RestEMConfig(TaskRun):
 def run(ctx: stages.RunContext) -> None:
     """ReST-EM, steps numbered as in the docstring."""
     sec = ctx.cfg.rest_em
-    verifier = ctx.task.verifier()
 
     # step 0: the initial model, and SFT on the human data -> the base policy p_0
     init = stages.start_model(ctx)
@@ -106,23 +131,57 @@ def run(ctx: stages.RunContext) -> None:
         matched = sec.m_step.model_copy(update={"steps": sec.m_step.steps * sec.iterations})
         stages.evaluate(ctx, "compute-matched", stages.sft(ctx, "compute-matched", base, human, matched))
 
-    policy = base
     pool = stages.decontaminate_problems(ctx, "pool", ctx.pool)  # no pool problem overlaps a test item
+    self_train(ctx, "", init, base, human, pool, sec.curriculum)
+    if sec.curriculum is not None and sec.curriculum.control:
+        self_train(ctx, FLAT, init, base, human, pool, None)  # the control: every level from the start
+
+
+def self_train(ctx: stages.RunContext, prefix: str, init: stages.Artifact, base: stages.Artifact,
+               human: stages.Rows, pool: list, curriculum: CurriculumConfig | None) -> None:
+    """Steps 1-5, `iterations` times; with a curriculum (Lee et al. 2025), each E-step
+    samples the levels up to the hardest reached, and the next level joins once the
+    E-step solves enough of the hardest."""
+    sec = ctx.cfg.rest_em
+    accept, accept_fp, audit = acceptance(ctx, sec.filter)
+    hardest = stages.first_level(ctx, ctx.human, curriculum) if curriculum else None
+    policy = base
     for t in range(1, sec.iterations + 1):
-        it = f"iter-{t:02d}"
+        it = f"{prefix}iter-{t:02d}"
+        problems = stages.curriculum_pool(ctx, it, pool, hardest, curriculum) if curriculum else pool
         # step 1 (E-step): K samples per pool problem from the current policy
-        samples = stages.generate(ctx, it, policy, pool, sec.e_step)
-        # step 2 (E-step): the binary verifier scores every sample
-        scores = stages.score(ctx, it, samples, pool, verifier)
+        samples = stages.generate(ctx, it, policy, problems, sec.e_step)
+        # step 2 (E-step): the binary verifier (or, without one, majority voting) scores every sample
+        scores = stages.score(ctx, it, samples, problems, accept, accept_fp)
         # step 3 (E-step): correct samples only, at most N per problem, no duplicates, none
         # overlapping an evaluation set (not in the paper: decontamination)
-        kept = stages.select(ctx, it, scores, pool, sec.select)
+        kept = stages.select(ctx, it, scores, problems, sec.select, audit=audit)
         kept = stages.decontaminate(ctx, it, kept, ("prompt", "completion"))
+        if curriculum:  # the next level joins when the hardest is solved often enough
+            hardest = stages.next_level(ctx, it, scores, problems, hardest, curriculum, pool)
         # step 4 (M-step): fine-tune on the kept samples, from the base (paper) or previous model
         start = {"base": base, "previous": policy, "init": init}[sec.start_from]
         policy = stages.sft(ctx, it, start, kept + human if sec.mix_human else kept, sec.m_step)
         # step 5: evaluate the new policy on the held-out test set
         stages.evaluate(ctx, it, policy)
+
+
+FLAT = "flat-"
+"""Group prefix of the curriculum's control: the same loop on the whole pool."""
+
+
+def acceptance(ctx: stages.RunContext, cfg: FilterConfig) -> tuple[Any, str | None, Any]:
+    """What accepts E-step samples (the task's verifier, or majority voting), its
+    fingerprint for the score stage (None: the task's own), and the grader that audits the
+    kept samples when it is not the verifier."""
+    if cfg.kind == "verifier":
+        return ctx.task.verifier(), None, None
+    read = getattr(ctx.grader, "extract", None)
+    if read is None:
+        raise ConfigError(f"rest_em.filter: majority voting reads final answers, which the task {ctx.task.name!r}'s grader "
+                          f"({type(ctx.grader).__name__}) does not do")
+    vote = MajorityVote(read, cfg.min_agreement, cfg.length_tolerance)
+    return vote, fingerprint(ctx.grading_fp, cfg.model_dump()), ctx.grader
 
 
 BASELINES = {"sft": "SFT on human data", "compute-matched": "SFT on human data, compute-matched"}
@@ -145,18 +204,24 @@ def collect(run: RunDir, cfg: RestEMConfig) -> dict[str, Any]:
         if run.path(group, "eval.json").exists():
             rows.append({"group": group, "label": label, "kind": "baseline", "train_steps_total": steps[group],
                          "test": read_json(run.path(group, "eval.json")), "seconds": _seconds(run, group)})
-    for t in range(1, k + 1):
-        group = f"iter-{t:02d}"
-        if not run.path(group, "eval.json").exists():
-            continue
-        score, select, train = (run.record(f"{group}/{s}") for s in ("score", "select", "train"))
-        total = {"previous": sft_steps + t * its, "base": sft_steps + its, "init": its}[sec.start_from]
-        rows.append({"group": group, "label": f"ReST-EM iteration {t}", "kind": "rest-em", "iteration": t,
-                     "train_steps_total": total,
-                     "estep": {**(score.info if score else {}), **(select.info if select else {})},
-                     "train": train.info if train else {}, "test": read_json(run.path(group, "eval.json")),
-                     "seconds": _seconds(run, group)})
+    loops = [("", "rest-em", "ReST-EM" + (" + curriculum" if sec.curriculum else ""))]
+    if sec.curriculum is not None and sec.curriculum.control:
+        loops.append((FLAT, "flat", "ReST-EM (no curriculum)"))
+    for prefix, kind, name in loops:
+        for t in range(1, k + 1):
+            group = f"{prefix}iter-{t:02d}"
+            if not run.path(group, "eval.json").exists():
+                continue
+            score, select, train, schedule = (run.record(f"{group}/{s}") for s in ("score", "select", "train", "curriculum"))
+            total = {"previous": sft_steps + t * its, "base": sft_steps + its, "init": its}[sec.start_from]
+            rows.append({"group": group, "label": f"{name} iteration {t}", "kind": kind, "iteration": t,
+                         "train_steps_total": total,
+                         "estep": {**(score.info if score else {}), **(select.info if select else {})},
+                         **({"curriculum": schedule.info} if schedule else {}),
+                         "train": train.info if train else {}, "test": read_json(run.path(group, "eval.json")),
+                         "seconds": _seconds(run, group)})
     return {"name": cfg.name, "method": cfg.method, "seed": cfg.seed, "start_from": sec.start_from, "rows": rows,
+            "filter": sec.filter.kind,
             "stage_seconds_total": round(sum(sum(r["seconds"].values()) for r in rows) + sum(_seconds(run, "init").values()), 1)}
 
 
@@ -170,6 +235,7 @@ def render(metrics: dict[str, Any]) -> str:
     rows = metrics["rows"]
     base = {r["group"]: r for r in rows if r["kind"] == "baseline"}
     its = [r for r in rows if r["kind"] == "rest-em"]
+    flat = [r for r in rows if r["kind"] == "flat"]
     buckets = sorted({b for r in rows for b in r["test"]["by_bucket"]}, key=lambda b: (len(b), b))
     k_names = sorted(
         {m for r in rows for m in r["test"] if re.fullmatch(r"(pass|maj)@\d+", m)},
@@ -177,7 +243,8 @@ def render(metrics: dict[str, Any]) -> str:
     )
 
     head = ["", "train steps", "accuracy %"] + [f"{b}-digit %" if b.isdigit() else f"{b} %" for b in buckets]
-    head += [f"{m} %" for m in k_names] + ["samples", "correct", "kept", "seconds"]
+    audited = any("truly_right" in r.get("estep", {}) for r in rows)
+    head += [f"{m} %" for m in k_names] + ["samples", "accepted", "kept"] + (["kept truly right %"] if audited else []) + ["seconds"]
     body = []
     for r in rows:
         e = r.get("estep", {})
@@ -185,6 +252,8 @@ def render(metrics: dict[str, Any]) -> str:
         cells += [pct(r["test"]["by_bucket"].get(b)) for b in buckets]
         cells += [pct(r["test"].get(m)) for m in k_names]
         cells += [str(e.get("samples", "")), str(e.get("correct", "")), str(e.get("kept", ""))]
+        if audited:
+            cells.append(pct(e["truly_right"] / e["kept"]) if e.get("kept") else "")
         cells.append(f"{sum(r['seconds'].values()):.0f}")
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     table = (
@@ -208,8 +277,19 @@ def render(metrics: dict[str, Any]) -> str:
         cm = base["compute-matched"]["test"]["by_bucket"] if "compute-matched" in base else {}
         hl = [(f"{name}, compute-matched", cm[b], color) for (name, _, color), b in zip(series, buckets) if b in cm]
         charts.append(line_chart("Test accuracy by bucket (dashed: compute-matched baseline)", xs, series, hl))
+        if flat:
+            series = [(f"{b}-digit" if b.isdigit() else b, [sft_test["by_bucket"].get(b)] + [r["test"]["by_bucket"].get(b) for r in flat],
+                       PALETTE[i % len(PALETTE)]) for i, b in enumerate(buckets)]
+            charts.append(line_chart("Control: no curriculum, the whole pool (by bucket)", [0] + [r["iteration"] for r in flat], series))
         series = [(m, [sft_test.get(m)] + [r["test"].get(m) for r in its], PALETTE[i % len(PALETTE)]) for i, m in enumerate(k_names)]
         charts.append(line_chart("pass@k and maj@k on the test set", xs, series))
+    schedule = [r for r in its if "curriculum" in r]
+    if schedule:
+        levels = sorted({int(level) for r in schedule for level in r["curriculum"]["solve_rate"]})
+        series = [(f"level {level}", [r["curriculum"]["solve_rate"].get(str(level)) for r in schedule], PALETTE[i % len(PALETTE)])
+                  for i, level in enumerate(levels)]
+        charts.append(line_chart("E-step solve rate by level (the curriculum's signal)", [r["iteration"] for r in schedule], series,
+                                 x_label="iteration"))
 
     estep = ""
     if its:
@@ -220,6 +300,13 @@ def render(metrics: dict[str, Any]) -> str:
             for r in its
         )
         estep = f"<h2>E-step</h2><ul>{lines}</ul>"
+    if schedule:
+        items = "".join(
+            f"<li>iteration {r['iteration']}: levels up to {r['curriculum']['hardest']} ({r['curriculum']['problems']} problems), "
+            f"solve rate at level {r['curriculum']['hardest']}: {pct(r['curriculum']['solve_rate'].get(str(r['curriculum']['hardest'])))}% "
+            f"&rarr; {'level ' + str(r['curriculum']['next']) + ' joins' if r['curriculum']['next'] > r['curriculum']['hardest'] else 'no new level'}</li>"
+            for r in schedule)
+        estep += f"<h2>Level schedule</h2><ul>{items}</ul>"
     title = f"selftrain: {escape(str(metrics['name']))} (seed {metrics['seed']})"
     return page(title, f"""<p>Method {escape(str(metrics['method']))}, each iteration fine-tuned from <b>{escape(str(metrics['start_from']))}</b>.
 Accuracy is greedy decoding on the held-out test set; pass@k (unbiased) and maj@k from k samples per test problem.

@@ -4,6 +4,7 @@ with a fingerprint of its inputs, so a method's loop is a few calls and holds no
 bookkeeping of its own."""
 
 from selftrain.stages.context import Artifact, Rows, RunContext, open_run
+from selftrain.stages.curriculum import curriculum_pool, first_level, next_level
 from selftrain.stages.decontaminate import decontaminate, decontaminate_problems
 from selftrain.stages.evaluate import evaluate, evaluate_model, summarize_samples
 from selftrain.stages.generate import generate, load_samples, sample_shards
@@ -17,5 +18,5 @@ __all__ = [
     "Artifact", "Rows", "RunContext", "open_run", "decontaminate", "decontaminate_problems", "evaluate", "evaluate_model", "summarize_samples", "generate",
     "load_samples", "sample_shards", "pairs", "load_scores", "score", "score_samples", "select", "build_tiny",
     "chat_rows", "dpo", "human_rows", "prompt_rows", "sft", "start_model", "evaluate_judge", "judge", "judge_accuracy",
-    "load_problems", "write_prompts",
+    "load_problems", "write_prompts", "curriculum_pool", "first_level", "next_level",
 ]

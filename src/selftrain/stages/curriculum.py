@@ -1,0 +1,84 @@
+"""The curriculum stages (Lee et al. 2025): which pool problems an iteration samples, and
+whether the next level joins after its E-step. The schedule is a stage record, so a
+resumed run takes up the same schedule and the report can draw it."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from selftrain.artifacts import fingerprint
+from selftrain.config import CurriculumConfig
+from selftrain.errors import ConfigError
+from selftrain.records import Problem
+from selftrain.stages.context import Artifact, RunContext
+from selftrain.stages.generate import load_samples
+from selftrain.stages.score import load_scores
+
+
+def levels(ctx: RunContext, problems: Sequence[Problem], what: str) -> dict[str, int]:
+    """Each problem's level (`Task.level`), by id; a clear error when the task has none."""
+    out = {}
+    for p in problems:
+        level = ctx.task.level(p)
+        if level is None:
+            raise ConfigError(f"rest_em.curriculum: {what} problem {p.id!r} has no level; the task "
+                              f"{ctx.task.name!r} must give one (a JSONL task: `fields.level`)")
+        out[p.id] = level
+    return out
+
+
+def first_level(ctx: RunContext, human: Sequence[Problem], cfg: CurriculumConfig) -> int:
+    """The hardest level at the start: `cfg.start`, else the human data's hardest."""
+    if cfg.start is not None:
+        return cfg.start
+    if not human:
+        raise ConfigError("rest_em.curriculum: the task has no human data to start from; set curriculum.start")
+    return max(levels(ctx, human, "human").values())
+
+
+def curriculum_pool(ctx: RunContext, group: str, pool: Sequence[Problem], hardest: int,
+                    cfg: CurriculumConfig) -> list[Problem]:
+    """The pool problems of levels up to `hardest`: all of the hardest level, a seeded
+    `mastered_share` of each easier one (drawn afresh each iteration)."""
+    level_of = levels(ctx, pool, "pool")
+    rng = random.Random(ctx.seed("curriculum", group))
+    by_level: dict[int, list[Problem]] = defaultdict(list)
+    for p in pool:
+        if level_of[p.id] <= hardest:
+            by_level[level_of[p.id]].append(p)
+    out: list[Problem] = []
+    for level in sorted(by_level):
+        problems = by_level[level]
+        if level < hardest and cfg.mastered_share < 1:
+            problems = rng.sample(problems, max(1, round(cfg.mastered_share * len(problems))))
+        out += problems
+    return out
+
+
+def next_level(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Problem], hardest: int,
+               cfg: CurriculumConfig, pool: Sequence[Problem]) -> int:
+    """The E-step's solve rate (accepted samples / samples) per level -> RUN/<group>'s
+    `curriculum` record; the hardest level after this iteration: one more when its rate
+    reached `cfg.threshold` and the pool has that level (and `cfg.max_level` allows it)."""
+    fp = fingerprint("curriculum", scores.fp, cfg.model_dump(exclude={"control"}), hardest)
+
+    def work() -> dict[str, Any]:
+        level_of = levels(ctx, problems, "pool")
+        accepted: dict[int, int] = defaultdict(int)
+        seen: dict[int, int] = defaultdict(int)
+        samples = load_samples(scores.path.with_name("samples.jsonl"))
+        for sample, score in zip(samples, load_scores(scores.path)):
+            level = level_of[sample.problem_id]
+            seen[level] += 1
+            accepted[level] += score.accepted
+        rates = {level: accepted[level] / seen[level] for level in sorted(seen)}
+        available = set(levels(ctx, pool, "pool").values())
+        ceiling = min(max(available), cfg.max_level) if cfg.max_level is not None else max(available)
+        step = rates.get(hardest, 0.0) >= cfg.threshold and hardest + 1 in available and hardest + 1 <= ceiling
+        return {"hardest": hardest, "solve_rate": {str(k): round(v, 4) for k, v in rates.items()},
+                "problems": len(problems), "next": hardest + 1 if step else hardest}
+
+    return int(ctx.stage(f"{group}/curriculum", fp, work).info["next"])
