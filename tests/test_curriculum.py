@@ -19,7 +19,8 @@ from selftrain.config import ArithmeticConfig, CurriculumConfig
 from selftrain.errors import ConfigError
 from selftrain.methods import parse_config
 from selftrain.records import Problem
-from selftrain.tasks.arithmetic import ArithmeticTask
+from selftrain.tasks.arithmetic import ArithmeticTask, reversed_answer
+from selftrain.verifiers.exact import ExactAnswerVerifier
 from selftrain.verifiers.consistency import MajorityVote
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -49,12 +50,15 @@ def test_reversed_layout_writes_every_number_units_first_and_grades_the_reversed
 
 
 def test_majority_vote_length_filter_and_the_reason_it_gives():
-    read = ArithmeticTask(ArithmeticConfig(layout="reversed")).grader().extract
+    read = ExactAnswerVerifier(marker="A:", normalize=reversed_answer).extract  # any length: the length filter decides
     vote = MajorityVote(read, min_agreement=0.5, length_tolerance=0.0)
     p = Problem(id="x", prompt="7430+5800=", answer="432")
-    scores = vote([p] * 5, ["A:23400", "A:23400", "A:234000", "A:33400", "oops"])
-    assert [s.value for s in scores] == [1.0, 1.0, 0.0, 0.0, 0.0]
-    assert "length filter" in scores[2].reason and "minority" in scores[3].reason and "format" in scores[4].reason
+    scores = vote([p] * 6, ["A:23400", "A:23400", "A:23400", "A:234000", "A:33400", "oops"])
+    assert [s.value for s in scores] == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert "length filter" in scores[3].reason and "minority" in scores[4].reason and "format" in scores[5].reason
+    assert "(4 of 6)" in scores[0].reason  # the long answer votes, then the length filter drops it
+    strict = ArithmeticTask(ArithmeticConfig(layout="reversed")).grader().extract  # the task's: 5 digits exactly
+    assert (strict("A:23400"), strict("A:234000")) == ("432", None)
     q = Problem(id="y", prompt="1000+1000=", answer="2")
     both = vote([p, q, p, q, q], ["A:23400", "A:20000", "A:23400", "A:30000", "A:20000"])  # problems judged apart
     assert [s.value for s in both] == [1.0, 1.0, 1.0, 0.0, 1.0]
