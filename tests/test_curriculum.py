@@ -20,8 +20,8 @@ from selftrain.errors import ConfigError
 from selftrain.methods import parse_config
 from selftrain.records import Problem
 from selftrain.tasks.arithmetic import ArithmeticTask, reversed_answer
-from selftrain.verifiers.exact import ExactAnswerVerifier
 from selftrain.verifiers.consistency import MajorityVote
+from selftrain.verifiers.exact import ExactAnswerVerifier
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 
