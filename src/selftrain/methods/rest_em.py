@@ -283,30 +283,19 @@ def render(metrics: dict[str, Any]) -> str:
             charts.append(line_chart("Control: no curriculum, the whole pool (by bucket)", [0] + [r["iteration"] for r in flat], series))
         series = [(m, [sft_test.get(m)] + [r["test"].get(m) for r in its], PALETTE[i % len(PALETTE)]) for i, m in enumerate(k_names)]
         charts.append(line_chart("pass@k and maj@k on the test set", xs, series))
-    schedule = [r for r in its if "curriculum" in r]
-    if schedule:
-        levels = sorted({int(level) for r in schedule for level in r["curriculum"]["solve_rate"]})
-        series = [(f"level {level}", [r["curriculum"]["solve_rate"].get(str(level)) for r in schedule], PALETTE[i % len(PALETTE)])
-                  for i, level in enumerate(levels)]
-        charts.append(line_chart("E-step solve rate by level (the curriculum's signal)", [r["iteration"] for r in schedule], series,
-                                 x_label="iteration"))
+    schedule_chart, schedule_list = _schedule([r for r in its if "curriculum" in r])
+    charts += schedule_chart
 
     estep = ""
     if its:
         lines = "".join(
-            f"<li>iteration {r['iteration']}: {r['estep'].get('correct', '?')} of {r['estep'].get('samples', '?')} samples correct, "
+            f"<li>iteration {r['iteration']}: {r['estep'].get('correct', '?')} of {r['estep'].get('samples', '?')} samples accepted, "
             f"{r['estep'].get('problems_solved', '?')} problems solved, {r['estep'].get('kept', '?')} kept "
             f"(by bucket: {escape(', '.join(f'{b}: {n}' for b, n in r['estep'].get('kept_by_bucket', {}).items()))})</li>"
             for r in its
         )
         estep = f"<h2>E-step</h2><ul>{lines}</ul>"
-    if schedule:
-        items = "".join(
-            f"<li>iteration {r['iteration']}: levels up to {r['curriculum']['hardest']} ({r['curriculum']['problems']} problems), "
-            f"solve rate at level {r['curriculum']['hardest']}: {pct(r['curriculum']['solve_rate'].get(str(r['curriculum']['hardest'])))}% "
-            f"&rarr; {'level ' + str(r['curriculum']['next']) + ' joins' if r['curriculum']['next'] > r['curriculum']['hardest'] else 'no new level'}</li>"
-            for r in schedule)
-        estep += f"<h2>Level schedule</h2><ul>{items}</ul>"
+    estep += schedule_list
     title = f"selftrain: {escape(str(metrics['name']))} (seed {metrics['seed']})"
     return page(title, f"""<p>Method {escape(str(metrics['method']))}, each iteration fine-tuned from <b>{escape(str(metrics['start_from']))}</b>.
 Accuracy is greedy decoding on the held-out test set; pass@k (unbiased) and maj@k from k samples per test problem.
@@ -314,6 +303,23 @@ Stage seconds in all: {metrics['stage_seconds_total']}.</p>
 {table}
 <div class="charts">{''.join(charts)}</div>
 {estep}""")
+
+
+def _schedule(schedule: list[dict[str, Any]]) -> tuple[list[str], str]:
+    """The curriculum's part of the page: the E-step's solve rate by level, and the schedule."""
+    if not schedule:
+        return [], ""
+    levels = sorted({int(level) for r in schedule for level in r["curriculum"]["solve_rate"]})
+    series = [(f"level {level}", [r["curriculum"]["solve_rate"].get(str(level)) for r in schedule], PALETTE[i % len(PALETTE)])
+              for i, level in enumerate(levels)]
+    chart = line_chart("E-step solve rate by level (the curriculum's signal)", [r["iteration"] for r in schedule], series,
+                       x_label="iteration")
+    items = "".join(
+        f"<li>iteration {r['iteration']}: levels up to {r['curriculum']['hardest']} ({r['curriculum']['problems']} problems), "
+        f"solve rate at level {r['curriculum']['hardest']}: {pct(r['curriculum']['solve_rate'].get(str(r['curriculum']['hardest'])))}% "
+        f"&rarr; {'level ' + str(r['curriculum']['next']) + ' joins' if r['curriculum']['next'] > r['curriculum']['hardest'] else 'no new level'}</li>"
+        for r in schedule)
+    return [chart], f"<h2>Level schedule</h2><ul>{items}</ul>"
 
 
 MOVED = {"sampling.batch_size": "model.sampler.batch_size", "sampling": "rest_em.e_step", "select": "rest_em.select",
