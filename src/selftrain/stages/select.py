@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,18 +37,13 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
 
         write_jsonl(folder / "selected.jsonl", (row(s) for s in kept))
         buckets = {p.id: p.bucket for p in problems}
-        by_bucket: dict[str, int] = {}
-        for s in kept:
-            by_bucket[buckets[s.problem_id]] = by_bucket.get(buckets[s.problem_id], 0) + 1
+        by_bucket = Counter(buckets[s.problem_id] for s in kept)
         info: dict[str, Any] = {"kept": len(kept), "kept_by_bucket": dict(sorted(by_bucket.items()))}
         if audit is not None:
             by_id = {p.id: p for p in problems}
             right = [sc.accepted for sc in audit([by_id[s.problem_id] for s in kept], [s.completion for s in kept])]
             info["truly_right"] = sum(right)
-            info["truly_right_by_bucket"] = {}
-            for s, ok in zip(kept, right):
-                b = buckets[s.problem_id]
-                info["truly_right_by_bucket"][b] = info["truly_right_by_bucket"].get(b, 0) + ok
+            info["truly_right_by_bucket"] = dict(sorted(Counter(buckets[s.problem_id] for s, ok in zip(kept, right) if ok).items()))
         return info
 
     ctx.stage(f"{group}/select", fp, work)
