@@ -75,9 +75,8 @@ def next_level(ctx: RunContext, group: str, scores: Artifact, problems: Sequence
             seen[level] += 1
             accepted[level] += score.accepted
         rates = {level: accepted[level] / seen[level] for level in sorted(seen)}
-        available = set(levels(ctx, pool, "pool").values())
-        ceiling = min(max(available), cfg.max_level) if cfg.max_level is not None else max(available)
-        step = rates.get(hardest, 0.0) >= cfg.threshold and hardest + 1 in available and hardest + 1 <= ceiling
+        allowed = hardest + 1 in levels(ctx, pool, "pool").values() and (cfg.max_level is None or hardest + 1 <= cfg.max_level)
+        step = allowed and rates.get(hardest, 0.0) >= cfg.threshold
         return {"hardest": hardest, "solve_rate": {str(k): round(v, 4) for k, v in rates.items()},
                 "problems": len(problems), "next": hardest + 1 if step else hardest}
 
