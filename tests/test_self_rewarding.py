@@ -32,7 +32,7 @@ def _tiny_cfg() -> dict:
     sec = d["self_rewarding"]
     sec["sft"].update(steps=80, batch_size=16)
     sec["dpo"].update(steps=4, batch_size=4, logging_steps=2, max_epochs=None)
-    sec["prompts"]["n"] = 10
+    sec["prompts"]["n"] = 20
     sec["judge"].update(eval_pairs=10, samples=2)
     # M0 long enough that some responses get a column right: the grader then orders them into pairs
     # every untied pair (the shipped filter, chosen 5 and rejected <= 3, leaves a judge this tiny none)
@@ -134,8 +134,8 @@ def test_runs_resumes_and_reports_both_curves(tmp_path):
     assert [r["label"] for r in controls["grader"]] == ["M1", "M2", "M3"] == [r["label"] for r in controls["sft"]]
     scores = [json.loads(line) for line in (out / "grader-iter-01" / "scores.jsonl").open()]
     assert scores and all(sc["reason"].startswith("grader: ") for sc in scores)
-    pairs = controls["grader"][1]["pairs"]
-    assert pairs["pairs"] > 0 and pairs["rejected_truly_wrong"] == 1.0
+    made = [r["pairs"] for r in controls["grader"][1:] if r["pairs"]["pairs"]]  # a tiny model's iteration may tie every prompt
+    assert made and all(pairs["rejected_truly_wrong"] == 1.0 for pairs in made)
     for got, want in zip(controls["sft"][1:], metrics["rows"][1:]):
         assert got["train"]["steps"] == want["train"]["steps"] > 0
     assert "compute-matched" in page
