@@ -43,7 +43,6 @@ from typing import Any
 from selftrain import stages
 from selftrain.artifacts import fingerprint, read_json, read_jsonl
 from selftrain.config import TrainConfig
-from selftrain.instructions import PromptFilter
 from selftrain.methods import self_rewarding as sr
 from selftrain.records import Problem, Sample, Score
 from selftrain.samplers.base import SamplingParams
@@ -53,12 +52,12 @@ DATA_SEED = 999
 """The development problem set (the demo's is 1234)."""
 
 
-def config(seed: int, human: int, eft: int, m1_lr: float | None = None, prompts: int | None = None, k: int | None = None,
-           always_digits: bool = False) -> sr.SelfRewardingConfig:
+def config(seed: int, human: int, eft: int, m1_lr: float | None = None, prompts: int | None = None,
+           k: int | None = None) -> sr.SelfRewardingConfig:
     demo = sr.demo_config(seed)
     sec = demo.self_rewarding
     task: dict[str, Any] = {"seed": DATA_SEED}
-    if human != 1000 or always_digits:
+    if human != 1000:
         task.update(human_size=human, human_digits={1: .1, 2: .3, 3: .5, 4: .1})
     update: dict[str, Any] = {"controls": [], "eft_size": eft}
     if m1_lr is not None:
@@ -75,20 +74,9 @@ def one_iteration(ctx: stages.RunContext, it: str, policy: stages.Artifact, grad
                   ) -> tuple[list[Problem], list[Sample], list[Score], stages.Artifact]:
     """Steps 1-3 of the miniature: prompts written by `policy`, 4 responses each, judged by
     `policy` (or by the exact check with `grader`)."""
-    sec, task = ctx.cfg.self_rewarding, ctx.task
-    pool = [p.prompt for p in ctx.human + ctx.pool]
-    keep = PromptFilter(pool, novelty_threshold=None, forbidden=[p.prompt for p in ctx.test],
-                        check=lambda text: sr.well_formed(text, task.width, task.cfg.operations), min_chars=1)
-    written = stages.write_prompts(ctx, it, policy, pool, sec.prompts.n, sec.prompts.shots,
-                                   SamplingParams(temperature=sec.prompts.temperature, max_new_tokens=2 * task.width + 4),
-                                   keep, sr.problem_from_prompt)
-    new = stages.load_problems(written)
-    responses = stages.generate(ctx, it, policy, new, sec.responses, name="responses")
-    if grader:
-        scores = stages.score(ctx, it, responses, new, sr.GraderAsJudge(task.width), verifier_fp="exact-check")
-    else:
-        scores = stages.judge(ctx, it, policy, new, responses, sr.judge_template(task.width), sec.judge.samples,
-                              sec.judge.params())
+    new = sr.write_problems(ctx, it, policy)
+    responses = stages.generate(ctx, it, policy, new, ctx.cfg.self_rewarding.responses, name="responses")
+    scores = sr.judge_responses(ctx, it, policy, new, responses, "grader" if grader else "self")
     return new, stages.load_samples(responses.path), stages.load_scores(scores.path), scores
 
 
@@ -199,7 +187,7 @@ def second_check(ctx: stages.RunContext, m1: stages.Artifact, new: list[Problem]
 
 
 def loop(args: argparse.Namespace) -> None:
-    cfg = config(args.seed, 300, 300, prompts=args.prompts, k=args.k, always_digits=True)
+    cfg = config(args.seed, 300, 300, prompts=args.prompts, k=args.k)
     out = args.out or Path(f"runs/own-data-loop-s{args.seed}-n{args.prompts}-k{args.k}{'-acc' if args.accumulate else ''}")
     update = TrainConfig(steps=60, batch_size=64, learning_rate=5e-4, warmup_steps=10)
     with stages.open_run(cfg, out) as ctx:

@@ -243,26 +243,16 @@ def build_m1(ctx: stages.RunContext) -> tuple[stages.Artifact, stages.Rows, stag
 def iterate(ctx: stages.RunContext, prefix: str, m1: stages.Artifact, held_out: stages.Artifact,
             pair_judge: Literal["self", "grader"]) -> None:
     """Iterations 1..T from M1; groups `<prefix>iter-NN`."""
-    sec, task = ctx.cfg.self_rewarding, ctx.task
-    pool = [p.prompt for p in ctx.human + ctx.pool]
+    sec = ctx.cfg.self_rewarding
     policy = m1
     for t in range(1, sec.iterations + 1):
         it = f"{prefix}iter-{t:02d}"
         # 1. self-instruction creation: well-formed problems, never a test problem
-        keep = PromptFilter(pool, novelty_threshold=None, forbidden=[p.prompt for p in ctx.test],
-                            check=lambda text: well_formed(text, task.width, task.cfg.operations), min_chars=1)
-        written = stages.write_prompts(ctx, it, policy, pool, sec.prompts.n, sec.prompts.shots,
-                                       SamplingParams(temperature=sec.prompts.temperature, max_new_tokens=2 * task.width + 4),
-                                       keep, problem_from_prompt)
-        new = stages.load_problems(written)
+        new = write_problems(ctx, it, policy)
         # 2. N responses per new prompt
         responses = stages.generate(ctx, it, policy, new, sec.responses, name="responses")
         # 3. M_t judges every response (3 judgements, averaged); the control: the exact check does
-        if pair_judge == "grader":
-            scores = stages.score(ctx, it, responses, new, GraderAsJudge(task.width))
-        else:
-            scores = stages.judge(ctx, it, policy, new, responses, judge_template(task.width), sec.judge.samples,
-                                  sec.judge.params())
+        scores = judge_responses(ctx, it, policy, new, responses, pair_judge)
         # 4. best against worst, ties dropped (and pairs overlapping an evaluation set: decontamination)
         pairs = stages.pairs(ctx, it, scores, sec.min_chosen_score, check=lambda made, new=new: truly_better(made, new),
                              max_rejected=sec.max_rejected_score)
@@ -271,6 +261,30 @@ def iterate(ctx: stages.RunContext, prefix: str, m1: stages.Artifact, held_out: 
         policy = stages.dpo(ctx, it, policy, pairs, sec.dpo)
         # 6. evaluate M_{t+1}: answer accuracy, and its judge's pairwise accuracy
         evaluate_both(ctx, it, policy, held_out)
+
+
+def write_problems(ctx: stages.RunContext, group: str, policy: stages.Artifact) -> list[Problem]:
+    """Step 1 of the miniature: `policy` writes `prompts.n` new problems, shown `prompts.shots`
+    pool prompts at a time; a problem is kept when well-formed, in range, new and never a test
+    problem."""
+    sec, task = ctx.cfg.self_rewarding, ctx.task
+    pool = [p.prompt for p in ctx.human + ctx.pool]
+    keep = PromptFilter(pool, novelty_threshold=None, forbidden=[p.prompt for p in ctx.test],
+                        check=lambda text: well_formed(text, task.width, task.cfg.operations), min_chars=1)
+    written = stages.write_prompts(ctx, group, policy, pool, sec.prompts.n, sec.prompts.shots,
+                                   SamplingParams(temperature=sec.prompts.temperature, max_new_tokens=2 * task.width + 4),
+                                   keep, problem_from_prompt)
+    return stages.load_problems(written)
+
+
+def judge_responses(ctx: stages.RunContext, group: str, policy: stages.Artifact, problems: list[Problem],
+                    responses: stages.Artifact, pair_judge: Literal["self", "grader"]) -> stages.Artifact:
+    """Step 3 of the miniature: `policy` judges every response (`judge.samples` checks,
+    averaged); with `pair_judge: grader`, the exact check in its place."""
+    sec, width = ctx.cfg.self_rewarding, ctx.task.width
+    if pair_judge == "grader":
+        return stages.score(ctx, group, responses, problems, GraderAsJudge(width))
+    return stages.judge(ctx, group, policy, problems, responses, judge_template(width), sec.judge.samples, sec.judge.params())
 
 
 def sft_control(ctx: stages.RunContext, m1: stages.Artifact, rows: stages.Rows, held_out: stages.Artifact) -> None:
