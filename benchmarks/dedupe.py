@@ -4,7 +4,7 @@
 
 Builds `--rows` distinct rows from real text (three random sentences of GSM8K questions
 each), then plants 5% exact duplicates (case and spacing changed) and 5% near-duplicates
-(one word dropped, or two neighbouring words swapped), and runs `selftrain.dedupe` on all
+(one word dropped, or two neighbouring words swapped), and runs `selftrain.data.dedupe` on all
 of them. Prints rows/s for exact-only and for exact + near (MinHash LSH, threshold 0.8),
 the peak memory of the process, and the recall of the planted duplicates; on a sample of
 planted near-duplicate pairs, their exact Jaccard similarity (word 3-grams) says how many
@@ -22,7 +22,7 @@ import resource
 import time
 from pathlib import Path
 
-from selftrain.dedupe import find_duplicates, shingles
+from selftrain.data.dedupe import find_duplicates, shingles
 
 
 def jaccard(a: str, b: str) -> float:

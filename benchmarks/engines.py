@@ -110,9 +110,9 @@ def main() -> None:
 def ray_workers(folder: Path, prompts: list[str], params, tokenizer) -> None:
     import ray
 
-    from selftrain.cluster import RaySampler
     from selftrain.config import RayConfig, SamplerConfig
     from selftrain.records import Problem
+    from selftrain.samplers.ray import RaySampler
     from selftrain.stages.generate import sample_shards
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -168,7 +168,7 @@ def main() -> None:
     if args.worker:
         return _worker_main(args.cache, [int(x) for x in args.starts.split(",") if x])
 
-    from selftrain.novelty import NoveltyFilter
+    from selftrain.data.novelty import NoveltyFilter
 
     texts = load_texts(args.n)
     if args.partial:

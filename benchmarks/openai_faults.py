@@ -48,7 +48,7 @@ def main() -> None:
     from selftrain.config import TinyModelConfig
     from selftrain.samplers.hf import HFSampler
     from selftrain.samplers.openai import ApiRequest, OpenAISampler
-    from selftrain.serve import Faults, ModelServer, request_key
+    from selftrain.samplers.serve import Faults, ModelServer, request_key
     from selftrain.training.tiny import save_tiny
 
     work = Path(tempfile.mkdtemp(prefix="openai-faults-"))

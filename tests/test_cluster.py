@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
+from contextlib import ExitStack
 
 import pytest
 import yaml
 from engines import trained_tiny
 
+from selftrain import faults
 from selftrain.config import RayConfig, SamplerConfig
 from selftrain.samplers.base import SamplingParams
 from selftrain.stages.generate import sample_shards
@@ -53,7 +53,7 @@ def local_samples(model, tmp_path_factory):
 
 
 def _pool(cluster, folder):
-    from selftrain.cluster import RaySampler
+    from selftrain.samplers.ray import RaySampler
 
     return RaySampler(cluster, SamplerConfig(), str(folder))
 
@@ -75,27 +75,22 @@ def test_a_worker_killed_mid_e_step_loses_nothing_and_counts_nothing_twice(model
     pool = _pool(cluster, folder)
     out = tmp_path / "samples.jsonl"
     victim = pool.pids()[0]
-    killed = threading.Event()
+    killed = []
 
-    def kill_when_a_shard_is_journaled():
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            journals = list(tmp_path.glob("samples.jsonl.*.journal"))
-            if journals and '"_shard"' in journals[0].read_text():
-                os.kill(victim, signal.SIGKILL)
-                killed.set()
-                return
-            time.sleep(0.05)
+    def kill_the_victim():
+        if not killed:
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
 
-    watcher = threading.Thread(target=kill_when_a_shard_is_journaled)
-    watcher.start()
-    try:
-        spread = sample_shards(pool, task.pool(), 4, PARAMS, out, seed=3, shard_size=16)
+    try:  # once the first shard is journaled (whichever finishes first), with the others sent or still to send
+        with ExitStack() as points:
+            for j in range(-(-4 * len(task.pool()) // 16)):
+                points.enter_context(faults.on(f"{tmp_path.name}/samples.jsonl:shard{j}", kill_the_victim))
+            spread = sample_shards(pool, task.pool(), 4, PARAMS, out, seed=3, shard_size=16)
         survivors = pool.pids()
     finally:
-        watcher.join()
         pool.close()
-    assert killed.is_set(), "the E-step ended before a worker could be killed"
+    assert killed == [victim]
     assert victim not in survivors  # the worker was restarted as a new process
     keys = [(s.problem_id, s.index) for s in spread]
     assert len(keys) == len(set(keys)) == 4 * len(task.pool())

@@ -49,12 +49,12 @@ def test_old_layout_names_each_moved_field_and_its_new_place():
 
 
 def test_the_variant_of_self_rewarding_is_chosen_by_the_config():
-    with pytest.raises(ConfigError, match="variant: chat"):
+    with pytest.raises(ConfigError, match="set self_rewarding.chat"):
         parse_config({"method": "self-rewarding", "model": {"name_or_path": "some/model"}})
     with pytest.raises(ConfigError, match="needs a chat model"):
-        parse_config({"method": "self-rewarding", "self_rewarding": {"variant": "chat"}})
-    chat = parse_config({"method": "self-rewarding", "model": {"name_or_path": "m"}, "self_rewarding": {"variant": "chat"}})
-    assert chat.self_rewarding.variant == "chat"
+        parse_config({"method": "self-rewarding", "self_rewarding": {"chat": {}}})
+    chat = parse_config({"method": "self-rewarding", "model": {"name_or_path": "m"}, "self_rewarding": {"chat": {}}})
+    assert chat.self_rewarding.variant == "chat" and chat.self_rewarding.miniature is None
 
 
 def test_a_backend_without_a_needed_ability_is_refused_before_any_work():
@@ -65,7 +65,7 @@ def test_a_backend_without_a_needed_ability_is_refused_before_any_work():
         parse_config({"method": "distill", "distill": {"teacher": {"model": "m", "backend": "nope"}}})
     with pytest.raises(ConfigError, match="continue a started answer"):
         parse_config({"method": "self-rewarding", "model": {"name_or_path": "m", "sampler": {"backend": "openai", "chat": True}},
-                      "self_rewarding": {"variant": "chat", "judge": {"finish": True}}})
+                      "self_rewarding": {"chat": {"finish": True}}})
 
 
 def test_cli_rejects_invalid_config_before_any_work(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from selftrain import stages
 from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
-from selftrain.decontamination import EvalIndex, EvalItem, words
+from selftrain.data.decontamination import EvalIndex, EvalItem, words
 from selftrain.methods import parse_config
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -76,23 +76,22 @@ def test_planted_gsm8k_copies_are_found_and_nothing_else(tmp_path):
 def test_a_method_drops_contaminated_rows_and_says_so(tmp_path):
     """Self-Instruct through a scripted teacher whose instances copy a test problem: the
     copies are listed in contaminated.jsonl and never reach data.jsonl."""
-    from test_self_instruct import SEEDS, ScriptedTeacher  # the FAKE teacher of those tests
+    from fakes import ScriptedSampler
+    from test_self_instruct import SEEDS, teacher  # the FAKE teacher's rule of those tests
 
     from selftrain.runs import run_method
-    from selftrain.serve import ModelServer
+    from selftrain.samplers.serve import ModelServer
 
     leak = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
     evals = tmp_path / "evals"
     (evals / "gsm8k").mkdir(parents=True)
     (evals / "gsm8k" / "test.jsonl").write_text(json.dumps({"question": leak, "answer": "#### 72"}) + "\n")
 
-    class Leaky(ScriptedTeacher):
-        def generate(self, prompts, params, seed):
-            out = super().generate(prompts, params, seed)
-            return [o.replace("Input:", f"Input: {leak.replace('48', '50')}\nInput:", 1) if "Example 1" in p else o
-                    for p, o in zip(prompts, out)]
+    def leaky(prompt, seed, model):
+        out = teacher(prompt, seed)
+        return out.replace("Input:", f"Input: {leak.replace('48', '50')}\nInput:", 1) if "Example 1" in prompt else out
 
-    with ModelServer(Leaky()) as server:
+    with ModelServer(ScriptedSampler(leaky)) as server:
         cfg = parse_config({"name": "si", "method": "self-instruct",
                             "decontaminate": {"against": ["gsm8k"], "data": str(evals)},
                             "self_instruct": {"teacher": {"backend": "openai", "base_url": server.url, "model": "leaky"},

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from selftrain.dedupe import find_duplicates, shingles
+from selftrain.data.dedupe import find_duplicates, shingles
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "self_instruct_seed_tasks.jsonl"
 

@@ -2,7 +2,7 @@
 localhost) writes the data of round 1, the round-1 student is the teacher of round 2, the
 data carry lineage, and a rerun redoes nothing.
 
-The API teacher is `Oracle`, a FAKE (no model): it writes the task's own worked solution
+The API teacher is `ScriptedSampler(oracle)`, a FAKE (no model): it writes the task's own worked solution
 for each prompt, so that the verifier keeps its data; a tiny model trained for a few steps
 in a test solves nothing."""
 
@@ -11,23 +11,19 @@ from __future__ import annotations
 import json
 import re
 
+from fakes import ScriptedSampler
+
 from selftrain.methods import parse_config
 from selftrain.runs import run_method
-from selftrain.serve import ModelServer
+from selftrain.samplers.serve import ModelServer
 from selftrain.tasks.arithmetic import aligned_solution
 
 
-class Oracle:
-    """FAKE teacher: the worked solution of `0347+0085=`-style prompts."""
-
-    tokenizer = None
-
-    def generate(self, prompts, params, seed):
-        out = []
-        for p in prompts:
-            a, b = re.match(r"(\d+)\+(\d+)=", p.strip()).groups()
-            out.append(aligned_solution(int(a), int(b), len(a)))
-        return out
+def oracle(prompt: str, seed: int = 0, model: str = "") -> str:
+    """The FAKE teacher's rule (tests/fakes.py's ScriptedSampler plays it): the worked
+    solution of a `0347+0085=`-style prompt."""
+    a, b = re.match(r"(\d+)\+(\d+)=", prompt.strip()).groups()
+    return aligned_solution(int(a), int(b), len(a))
 
 
 def test_distill_rounds_and_lineage(tiny_cfg_dict, tmp_path):
@@ -35,7 +31,7 @@ def test_distill_rounds_and_lineage(tiny_cfg_dict, tmp_path):
 
     rest_em = tiny_cfg_dict["rest_em"]
     d = {k: v for k, v in tiny_cfg_dict.items() if k != "rest_em"}
-    with ModelServer(Oracle()) as server:
+    with ModelServer(ScriptedSampler(oracle)) as server:
         d.update(name="distill-test", method="distill",
                  distill={"rounds": 2, "student_sft": rest_em["sft"], "generate": rest_em["e_step"],
                           "teacher": {"backend": "openai", "base_url": server.url, "model": "oracle", "chat": False}})

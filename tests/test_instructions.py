@@ -3,23 +3,12 @@
 import re
 
 import pytest
+from fakes import ScriptedSampler
 
-from selftrain.instructions import PromptFilter, create_prompts, fewshot_prompt
 from selftrain.samplers.base import SamplingParams
+from selftrain.stages.prompts import PromptFilter, create_prompts, fewshot_prompt
 
 POOL = [f"Write a haiku about {w}." for w in ["rain", "snow", "wind", "fire", "earth", "stone", "moss", "tide", "dawn"]]
-
-
-class Scripted:
-    """A named fake sampler: replies in order, records the requests (tests the filters)."""
-
-    def __init__(self, replies):
-        self.replies, self.requests = list(replies), []
-
-    def generate(self, prompts, params, seed):
-        self.requests.extend(prompts)
-        out, self.replies = self.replies[: len(prompts)], self.replies[len(prompts) :]
-        return out + [""] * (len(prompts) - len(out))
 
 
 def test_requests_show_eight_pool_prompts_and_filters_say_why():
@@ -32,12 +21,12 @@ def test_requests_show_eight_pool_prompts_and_filters_say_why():
         " Explain how tides work.",  # duplicate of a new one
         " Describe a dragon to a child.",
     ]
-    sampler = Scripted(replies)
+    sampler = ScriptedSampler(replies=replies)
     keep = PromptFilter(POOL, check=lambda p: not re.search(r"\d", p))
     kept, counts = create_prompts(sampler, POOL, 2, SamplingParams(temperature=1.0), seed=0, keep_filter=keep, max_rounds=3)
     assert kept == ["Explain how tides work.", "Describe a dragon to a child."]
     assert counts["duplicate"] == 2 and counts["near-duplicate"] == 1 and counts["length"] == 2 and counts["malformed"] == 1
-    first = sampler.requests[0]
+    first = sampler.prompts[0]
     assert first.count("\nTask ") == 9 and first.endswith("\nTask 9:")
     assert sum(p in first for p in POOL) == 8
 
@@ -46,5 +35,5 @@ def test_forbidden_prompts_are_never_made_and_small_pools_fail_clearly():
     keep = PromptFilter(POOL, forbidden=["What is the capital of France?"])
     assert not keep.accept("What is the capital of France?")
     with pytest.raises(ValueError, match="8 are shown"):
-        create_prompts(Scripted([]), POOL[:3], 1, SamplingParams(), seed=0)
+        create_prompts(ScriptedSampler(), POOL[:3], 1, SamplingParams(), seed=0)
     assert fewshot_prompt(["a"], header="H\n") == "H\nTask 1: a\nTask 2:"

@@ -4,6 +4,7 @@ paper's prompt word for word, averaging, and the pairwise variant's both-orders 
 import re
 
 import pytest
+from fakes import ScriptedSampler
 
 from selftrain.errors import ConfigError
 from selftrain.records import Problem
@@ -62,26 +63,8 @@ def test_the_prompt_is_the_papers():
     assert ADDITIVE_5_POINT.count("point") >= 5 and text.count("- ") >= 7
 
 
-class Scripted:
-    """A named fake sampler (no model can be made to say these exact words): it answers
-    each prompt with the next scripted output. The judge's own logic is what is tested."""
-
-    def __init__(self, outputs):
-        self.outputs = list(outputs)
-        self.prompts = []
-
-    def generate(self, prompts, params, seed):
-        self.prompts.extend(prompts)
-        out, self.outputs = self.outputs[: len(prompts)], self.outputs[len(prompts) :]
-        return out
-
-    def continue_texts(self, prompts, starts, params, seed):
-        """A raw-text sampler continues a started answer by completing prompt + start."""
-        return self.generate([p + s for p, s in zip(prompts, starts)], params, seed)
-
-
 def test_scores_average_the_readable_judgements():
-    sampler = Scripted(["Score: 4", "Score: 2", "no score", "nothing", "Score: 9", "blah"])
+    sampler = ScriptedSampler(replies=["Score: 4", "Score: 2", "no score", "nothing", "Score: 9", "blah"])
     judge = LLMJudge(sampler, samples=3, params=SamplingParams(temperature=0.7))
     p = Problem("p", "What is 2+2?", "4")
     first, second = judge([p, p], ["4", "5"])
@@ -91,14 +74,14 @@ def test_scores_average_the_readable_judgements():
 
 
 def test_finish_hands_a_scoreless_judgement_back_with_score_appended():
-    sampler = Scripted(["Good answer. Score: 4", "It is fine.", " 3", ])
+    sampler = ScriptedSampler(replies=["Good answer. Score: 4", "It is fine.", " 3", ])
     judge = LLMJudge(sampler, samples=1, finish=True)
     p = Problem("p", "What is 2+2?", "4")
     outputs = judge.judgements([p, p], ["4", "5"])
     assert outputs == [["Good answer. Score: 4"], ["It is fine.\nScore: 3"]]
     assert sampler.prompts[2] == TEMPLATE.format("What is 2+2?", "5") + "It is fine.\nScore:"  # raw text: prompt + start
     assert [s.value for s in judge.scores(outputs)] == [4.0, 3.0] and judge.finished == 1
-    unfinished = LLMJudge(Scripted(["It is fine."]), samples=1)
+    unfinished = LLMJudge(ScriptedSampler(replies=["It is fine."]), samples=1)
     assert unfinished([p], ["5"])[0].value is None
 
 
@@ -112,7 +95,7 @@ def test_finish_refuses_a_sampler_that_can_neither_continue_nor_choose():
 
 
 def test_pairwise_counts_a_win_only_when_both_orders_agree():
-    sampler = Scripted(["Winner: A", "Winner: B", "Winner: B", "Winner: A", "Winner: A", "Winner: A", "Winner: B", "??"])
+    sampler = ScriptedSampler(replies=["Winner: A", "Winner: B", "Winner: B", "Winner: A", "Winner: A", "Winner: A", "Winner: B", "??"])
     judge = LLMJudge(sampler)
     p = Problem("p", "q", "")
     assert judge.pairwise([p] * 4, ["x"] * 4, ["y"] * 4) == [0, 1, None, None]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from selftrain.novelty import NoveltyFilter, filter_novel, lcs_length, rouge_l, rouge_tokens
+from selftrain.data.novelty import NoveltyFilter, filter_novel, lcs_length, rouge_l, rouge_tokens
 
 SEED_TASKS = Path(__file__).resolve().parent / "fixtures" / "self_instruct_seed_tasks.jsonl"
 

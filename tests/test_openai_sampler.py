@@ -1,4 +1,4 @@
-"""The OpenAI-compatible path against a real HTTP server on localhost (`selftrain.serve`),
+"""The OpenAI-compatible path against a real HTTP server on localhost (`selftrain.samplers.serve`),
 backed by a real (tiny) transformers model with a chat template, with faults injected."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from selftrain.errors import ConfigError
 from selftrain.samplers.base import Failed, SamplingParams, generate_or_fail
 from selftrain.samplers.openai import ApiRequest, OpenAISampler, SamplerFailed
-from selftrain.serve import FAULT_KINDS, Faults, ModelServer, request_key
+from selftrain.samplers.serve import FAULT_KINDS, Faults, ModelServer, request_key
 
 PARAMS = SamplingParams(temperature=1.0, max_new_tokens=6)
 
@@ -139,19 +138,15 @@ def test_rerun_after_kill_sends_only_missing_requests(hf, tmp_path):
     cache = tmp_path / "cache.sqlite"
     prompts = [f"row {i}" for i in range(120)]
     with ModelServer(hf, faults=Faults(rate=0.2, kinds=("500", "429"), retry_after=0.05)) as server:
-        proc = subprocess.Popen([sys.executable, "-c", _CLIENT, server.url, str(cache)], env={**os.environ})
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if cache.exists() and _count(cache) >= 40:
-                break
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        # the client kills itself with SIGKILL right after caching its 40th answer (selftrain.faults)
+        proc = subprocess.run([sys.executable, "-c", _CLIENT, server.url, str(cache)], timeout=120,
+                              env={**os.environ, "SELFTRAIN_KILL_AT": "openai:answer40"})
+        assert proc.returncode == -signal.SIGKILL
         first = {_user_text(b) for _, b in server.arrivals}
         n_arrivals = len(server.arrivals)
     client = OpenAISampler(server.url, "tiny", cache=cache, progress=False)
     answered = {p for p in prompts if client.cache.get(client.key(ApiRequest(p, PARAMS, 0))) is not None}
-    assert 40 <= len(answered) < len(prompts) and answered <= first
+    assert len(answered) == 40 == _count(cache) and answered <= first
     with ModelServer(hf) as server:
         client = OpenAISampler(server.url, "tiny", cache=cache, progress=False)
         texts = client.generate(prompts, PARAMS, seed=0)

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from selftrain.artifacts import read_rows
 from selftrain.config import GSM8KConfig, HumanEvalConfig, JsonlConfig, Math500Config
 from selftrain.errors import ConfigError, TaskDataError
 from selftrain.methods import parse_config
-from selftrain.tasks.real import GSM8KTask, HumanEvalTask, JsonlTask, Math500Task, read_rows
+from selftrain.tasks.real import GSM8KTask, HumanEvalTask, JsonlTask, Math500Task
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"

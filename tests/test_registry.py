@@ -12,7 +12,7 @@ from selftrain import stages
 from selftrain.artifacts import fingerprint, write_json
 from selftrain.config import RunBase, _Section
 from selftrain.errors import ConfigError
-from selftrain.methods import Method, get_method, parse_config, register
+from selftrain.methods import Method, get_method, parse_config, register, unregister
 from selftrain.report import kv_table, page
 from selftrain.runs import run_method, summary
 
@@ -43,6 +43,15 @@ def test_a_method_registered_from_outside_runs_end_to_end(tmp_path):
     with pytest.raises(ConfigError, match="unknown method 'toy'"):
         get_method("toy")
     register(TOY)
+    try:
+        _runs_end_to_end(tmp_path)
+    finally:
+        unregister("toy")
+    with pytest.raises(ConfigError, match="unknown method 'toy'"):  # nothing leaks into the next test
+        get_method("toy")
+
+
+def _runs_end_to_end(tmp_path):
     cfg = parse_config({"method": "toy", "name": "t", "toy": {"count": 4}})
     assert isinstance(cfg, ToyConfig)
     metrics = run_method(cfg, tmp_path / "run")

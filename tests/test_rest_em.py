@@ -44,19 +44,6 @@ def _killed_at(cfg_path: Path, out: Path, point: str) -> None:
     assert proc.returncode == -signal.SIGKILL, f"not killed at {point}: {proc.stderr[-2000:]}"
 
 
-def _killed_after(cfg_path: Path, out: Path, seconds: float) -> None:
-    """Run, and kill -9 from outside after some seconds, whatever stage that hits."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "selftrain.cli", "run", str(cfg_path), "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
-    )
-    try:
-        proc.wait(seconds)  # finishing first is allowed: then there was nothing left to kill
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-
 def test_full_run_then_rerun_skips_everything(tmp_path, tiny_cfg_dict):
     cfg = _write_cfg(tmp_path, tiny_cfg_dict)
     out = tmp_path / "run"
@@ -90,8 +77,9 @@ def test_killed_runs_resume_to_the_uninterrupted_metrics(tmp_path, tiny_cfg_dict
     _killed_at(cfg, out, "iter-01/samples.jsonl:shard1")
     assert len(list((out / "iter-01").glob("samples.jsonl.*.journal"))) == 1
     assert not (out / "iter-01" / "samples.jsonl").exists()
-    # kill 3: from outside, at whatever point the resumed run has reached
-    _killed_after(cfg, out, 4.5)
+    # kill 3: in the last M-step, once iteration 1 and the E-step of iteration 2 are done
+    _killed_at(cfg, out, "iter-02/train:step2")
+    assert (out / "iter-01" / "eval.json").exists() and not (out / "iter-02" / "model").exists()
     resumed = _run(cfg, out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert re.search(r"skip\s+compute-matched/train", resumed.stdout), resumed.stdout

@@ -14,7 +14,8 @@ import sys
 import time
 
 import pytest
-from test_distill import Oracle  # the FAKE teacher of the distillation tests
+from fakes import ScriptedSampler
+from test_distill import oracle  # the FAKE teacher's rule of the distillation tests
 
 from selftrain.artifacts import read_jsonl
 from selftrain.methods import parse_config
@@ -26,12 +27,9 @@ pytestmark = pytest.mark.slow
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
 
-class Hostile(Oracle):
-    """FAKE teacher: the oracle's worked solutions, some opened with hostile HTML."""
-
-    def generate(self, prompts, params, seed):
-        return [(HOSTILE + " " if p.strip().split("+")[0].endswith("7") else "") + o
-                for p, o in zip(prompts, super().generate(prompts, params, seed))]
+def hostile(prompt: str, seed: int, model: str) -> str:
+    """The FAKE teacher's rule: the oracle's worked solutions, some opened with hostile HTML."""
+    return (HOSTILE + " " if prompt.strip().split("+")[0].endswith("7") else "") + oracle(prompt)
 
 
 def _free_port() -> int:
@@ -58,14 +56,14 @@ def _states(page):
 def test_review_in_a_browser_survives_a_killed_server_and_steers_the_rerun(tmp_path, tiny_cfg_dict):
     from playwright.sync_api import expect, sync_playwright
 
-    from selftrain.serve import ModelServer
+    from selftrain.samplers.serve import ModelServer
 
     rest_em = tiny_cfg_dict.pop("rest_em")
     tiny_cfg_dict["model"]["tiny"]["max_length"] = 192  # room for the hostile row
     d = {**tiny_cfg_dict, "name": "review-test", "method": "distill",
          "distill": {"rounds": 1, "student_sft": rest_em["sft"], "generate": {**rest_em["e_step"], "k": 1}}}
     run = tmp_path / "run"
-    with ModelServer(Hostile()) as server:
+    with ModelServer(ScriptedSampler(hostile)) as server:
         d["distill"]["teacher"] = {"backend": "openai", "base_url": server.url, "model": "oracle", "chat": False}
         cfg = parse_config(d)
         run_method(cfg, run)

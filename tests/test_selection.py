@@ -1,5 +1,5 @@
 from selftrain.records import Sample, Score
-from selftrain.selection import select_correct
+from selftrain.stages.select import select_correct
 
 OK, BAD, NONE = Score(1.0, "ok"), Score(0.0, "wrong"), Score(None, "could not judge")
 

@@ -1,7 +1,7 @@
 """Self-Instruct: the prompt and the filters on real-looking teacher outputs, and the whole
 method through the OpenAI-compatible path (a real HTTP server on localhost, faults injected).
 
-The teacher behind the server here is `ScriptedTeacher`, a FAKE: it writes plausible
+The teacher behind the server here is `ScriptedSampler(teacher)`, a FAKE: it writes plausible
 instructions, labels and instances by rule. A real model that writes usable instructions
 (SmolLM2-135M-Instruct, the one available offline) needs minutes for a few dozen rows on
 this CPU; that run is in docs/synthetic-data.md, not in CI.
@@ -14,6 +14,9 @@ import json
 import re
 from pathlib import Path
 
+from fakes import ScriptedSampler
+
+from selftrain.data import SELF_INSTRUCT_SEED_TASKS
 from selftrain.methods import parse_config
 from selftrain.methods.self_instruct import (
     encode_prompt,
@@ -25,9 +28,9 @@ from selftrain.methods.self_instruct import (
     parse_instructions,
 )
 from selftrain.runs import run_method
-from selftrain.serve import Faults, ModelServer
+from selftrain.samplers.serve import Faults, ModelServer
 
-SEEDS = Path(__file__).resolve().parent / "fixtures" / "self_instruct_seed_tasks.jsonl"
+SEEDS = SELF_INSTRUCT_SEED_TASKS
 
 TOPICS = ["volcanoes", "tax returns", "chess openings", "sourdough bread", "jet lag", "tide pools", "bird songs",
           "password managers", "the French revolution", "compound interest", "houseplants", "marathon training",
@@ -40,35 +43,29 @@ FORMS = ["Explain {t} to a ten-year-old in three sentences.", "List five common 
          "Suggest a catchy title for a blog post on {t}."]
 
 
-class ScriptedTeacher:
-    """FAKE teacher (rules, no model): answers each kind of Self-Instruct request plausibly."""
+def _instruction(h: int) -> str:
+    form = FORMS[h % len(FORMS)]
+    if form.startswith("Classify"):
+        return form.format(t=TOPICS[(h >> 4) % len(TOPICS)])
+    return f"{form.format(t=TOPICS[(h >> 4) % len(TOPICS)])[:-1]} for {AUDIENCES[(h >> 9) % len(AUDIENCES)]}, " \
+           f"mentioning {TOPICS[(h >> 14) % len(TOPICS)]}."
 
-    tokenizer = None
 
-    def generate(self, prompts, params, seed):
-        return [self._answer(p, seed) for p in prompts]
-
-    @staticmethod
-    def _instruction(h: int) -> str:
-        form = FORMS[h % len(FORMS)]
-        if form.startswith("Classify"):
-            return form.format(t=TOPICS[(h >> 4) % len(TOPICS)])
-        return f"{form.format(t=TOPICS[(h >> 4) % len(TOPICS)])[:-1]} for {AUDIENCES[(h >> 9) % len(AUDIENCES)]}, " \
-               f"mentioning {TOPICS[(h >> 14) % len(TOPICS)]}."
-
-    def _answer(self, prompt: str, seed: int) -> str:
-        prompt = prompt.strip()  # the server's plain chat format ends each message with a newline
-        h = int(hashlib.sha256(f"{prompt}{seed}".encode()).hexdigest(), 16)
-        if prompt.startswith("Come up with a series of tasks"):
-            items = [self._instruction(h >> (24 * i)) for i in range(3)]
-            items += ["Draw a picture of a cat.", "Hi.", "Write a program that sorts numbers."]
-            return "Here are more tasks:\n" + "\n".join(f"{9 + i}. {x}" for i, x in enumerate(items))
-        task = prompt.rsplit("Task: ", 1)[-1]
-        if "Is it classification?" in prompt.rsplit("Task: ", 1)[-1]:
-            return " Yes" if "Classify" in task else " No"
-        if prompt.endswith("Class label:"):
-            return " Positive\nInput: I loved every minute.\nClass label: Negative\nInput: A waste of time."
-        return f"Input: \nOutput: An answer to: {task.splitlines()[0]}\nExample 2\nOutput: An answer to: {task.splitlines()[0]}"
+def teacher(prompt: str, seed: int, model: str = "") -> str:
+    """The FAKE teacher's rule (tests/fakes.py's ScriptedSampler plays it): answers each kind
+    of Self-Instruct request plausibly."""
+    prompt = prompt.strip()  # the server's plain chat format ends each message with a newline
+    h = int(hashlib.sha256(f"{prompt}{seed}".encode()).hexdigest(), 16)
+    if prompt.startswith("Come up with a series of tasks"):
+        items = [_instruction(h >> (24 * i)) for i in range(3)]
+        items += ["Draw a picture of a cat.", "Hi.", "Write a program that sorts numbers."]
+        return "Here are more tasks:\n" + "\n".join(f"{9 + i}. {x}" for i, x in enumerate(items))
+    task = prompt.rsplit("Task: ", 1)[-1]
+    if "Is it classification?" in prompt.rsplit("Task: ", 1)[-1]:
+        return " Yes" if "Classify" in task else " No"
+    if prompt.endswith("Class label:"):
+        return " Positive\nInput: I loved every minute.\nClass label: Negative\nInput: A waste of time."
+    return f"Input: \nOutput: An answer to: {task.splitlines()[0]}\nExample 2\nOutput: An answer to: {task.splitlines()[0]}"
 
 
 def test_bootstrap_prompt_and_parse_on_real_looking_outputs():
@@ -118,7 +115,7 @@ def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatc
 
     out = tmp_path / "run"
     faults = Faults(rate=0.25, kinds=("429", "500", "truncated", "drop"), retry_after=0.05)
-    with ModelServer(ScriptedTeacher(), faults=faults) as server:
+    with ModelServer(ScriptedSampler(teacher), faults=faults) as server:
         metrics = run_method(_cfg(server.url, tmp_path), out)
         bodies = [b for _, b in server.arrivals]
     boot = metrics["instructions"]
@@ -126,7 +123,9 @@ def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatc
     assert boot["filtered"]["keyword"] >= 1 and boot["filtered"]["program"] >= 1 and boot["filtered"]["length"] >= 1
     assert boot["filtered"]["near-duplicate"] >= 1  # the fake repeats its forms: ROUGE-L catches it
 
-    kept = [json.loads(x)["instruction"] for x in (out / "instructions.jsonl").read_text().splitlines()]
+    kept = [json.loads(x)["instruction"] for f in sorted((out / "bootstrap").glob("round-*-kept.jsonl"))
+            for x in f.read_text().splitlines()]
+    assert len(kept) == 12 and boot["rounds"] == len(list((out / "bootstrap").glob("round-??.jsonl")))
     seeds = [s["instruction"] for s in load_seed_tasks(SEEDS)]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     for i, a in enumerate(kept):  # the brute-force check: < 0.7 to every seed and every earlier one
@@ -155,7 +154,7 @@ def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatc
     assert "**Written by:** scripted" in card and "Self-Instruct seed tasks" in card
 
     # a rerun skips every stage and sends nothing
-    with ModelServer(ScriptedTeacher()) as server:
+    with ModelServer(ScriptedSampler(teacher)) as server:
         again = run_method(_cfg(server.url, tmp_path), out)
         assert server.arrivals == []
     assert again["rows"] == metrics["rows"]

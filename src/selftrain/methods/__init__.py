@@ -3,16 +3,16 @@
 A `Method` names its run config (a `RunBase` subclass with `method: Literal[<name>]` and
 the method's own section), its run function (the paper's algorithm box over the shared
 stages), its report (collect the metrics from the run folder, render the page), its
-terminal summary, what it needs of its samplers, and where fields of the old one-config-
-for-all layout moved. The CLI and the report look methods up here; adding a method is
-adding a module and registering it (`register`), or listing it in `BUILTIN`.
+terminal summary, and what it needs of its samplers (where fields of earlier layouts moved:
+`methods.compat`). The CLI and the report look methods up here; adding a method is adding
+a module and registering it (`register`, `unregister`), or listing it in `BUILTIN`.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -20,6 +20,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from selftrain.config import RunBase, SamplerConfig, format_validation_error, read_yaml
 from selftrain.errors import ConfigError
+from selftrain.methods.compat import moved_fields
 
 DEFAULT_METHOD = "rest-em"
 
@@ -47,9 +48,6 @@ class Method:
     """summary(metrics) -> the lines printed at the end of a run."""
     needs: Callable[[Any], list[tuple[str, SamplerConfig, set[str]]]] = lambda cfg: []
     """needs(cfg) -> (where, sampler settings, abilities) for each sampler the method uses."""
-    moved: dict[str, str] = field(default_factory=dict)
-    """Old config field (dotted prefix) -> its new place, for a clear error on old configs
-    (old sections the method's config lacks are reported as removed without being listed)."""
     demo: Callable[[int], RunBase] | None = None
     """demo(seed) -> the config `selftrain demo --method <name>` runs (offline, CPU)."""
 
@@ -61,6 +59,11 @@ def register(method: Method) -> Method:
     """Make a method available to configs (`method: <name>`), the CLI and the report."""
     _REGISTRY[method.name] = method
     return method
+
+
+def unregister(name: str) -> None:
+    """Take a method out of the registry again (a test's toy method, say)."""
+    _REGISTRY.pop(name, None)
 
 
 def get_method(name: str) -> Method:
@@ -75,36 +78,10 @@ def all_methods() -> list[Method]:
     return [get_method(n) for n in sorted(set(BUILTIN) | set(_REGISTRY))]
 
 
-def _leaves(data: Any, prefix: str = "") -> list[str]:
-    if not isinstance(data, dict) or not data:
-        return [prefix]
-    return [leaf for k, v in data.items() for leaf in _leaves(v, f"{prefix}.{k}" if prefix else str(k))]
-
-
-OLD_SECTIONS = ("sampling", "select", "sft", "train", "teacher", "task", "model", "eval", "rest_em", "self_rewarding",
-                "distill", "self_instruct", "grounded_qa")
-"""The top-level sections of the one-config-for-all layout before per-method configs."""
-
-
-def moved_fields(method: Method, data: dict[str, Any]) -> list[str]:
-    """'old -> new' for each field of `data` written in the old layout: moved as the method
-    says, or removed (an old section the method's config does not have)."""
-    removed = {k: "" for k in OLD_SECTIONS if k not in method.config.model_fields}
-    moves = {**removed, **method.moved}
-    out = []
-    for leaf in _leaves(data):
-        matches = [old for old in moves if leaf == old or leaf.startswith(old + ".")]
-        if matches:
-            old = max(matches, key=len)
-            new = moves[old]
-            out.append(f"{leaf} -> {new + leaf[len(old):] if new else '(removed: ' + method.name + ' does not use it)'}")
-    return out
-
-
 def parse_config(data: dict[str, Any], source: str = "<dict>"):
     """The run config of the method `data` names (the demo's, ReST-EM, when none)."""
     method = get_method(data.get("method", DEFAULT_METHOD))
-    moved = moved_fields(method, data)
+    moved = moved_fields(method.name, set(method.config.model_fields), data)
     if moved:
         raise ConfigError(f"{source} is written in the old config layout; these fields moved:\n  " + "\n  ".join(moved))
     union = Annotated[Union[tuple(m.config for m in all_methods())], Field(discriminator="method")]  # noqa: UP007

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, fingerprint, read_json
+from selftrain.artifacts import RunDir, read_json
 from selftrain.config import Generation, SelectConfig, TaskRun, TeacherConfig, TinyModelConfig, TrainConfig, _Section
 from selftrain.methods import Method
 from selftrain.report import escape, page, pct, table
@@ -62,24 +62,24 @@ class DistillConfig(TaskRun):
     distill: DistillSection = DistillSection()
 
 
-def run(ctx: stages.RunContext) -> None:
+def run(ctx: stages.RunContext[DistillConfig]) -> None:
     """Distillation, steps numbered as in the docstring."""
     sec = ctx.cfg.distill
     verifier, human = ctx.task.verifier(), stages.human_rows(ctx)
 
     # step 0: the teacher, and the student on human data only (the baseline)
     if sec.teacher.model:
-        teacher, teacher_sampler = stages.Artifact(sec.teacher.model, fingerprint("external", sec.teacher.model_dump())), sec.teacher
+        teacher, teacher_sampler = stages.external_model(sec.teacher.model, sec.teacher.model_dump()), sec.teacher
     else:
         t_init = stages.build_tiny(ctx, "teacher-init", sec.teacher_tiny, ctx.seed("teacher-init"))
         teacher, teacher_sampler = stages.sft(ctx, "teacher", t_init, human, sec.teacher_sft, sec.teacher_tiny.max_length), None
-        stages.evaluate(ctx, "teacher", teacher)
+        stages.evaluate(ctx, "teacher", teacher, ctx.cfg.eval)
     s_init = stages.build_tiny(ctx, "student-init", ctx.cfg.model.tiny, ctx.seed("student-init"))
-    stages.evaluate(ctx, "student-human", stages.sft(ctx, "student-human", s_init, human, sec.student_sft))
+    stages.evaluate(ctx, "student-human", stages.sft(ctx, "student-human", s_init, human, sec.student_sft), ctx.cfg.eval)
 
     pool = stages.decontaminate_problems(ctx, "pool", ctx.pool)  # no pool problem overlaps a test item
     for r in range(1, sec.rounds + 1):
-        group = f"round-{r:02d}"
+        group = stages.group("round", r)
         # step 1: the teacher samples K solutions for every pool problem
         samples = stages.generate(ctx, group, teacher, pool, sec.generate, sampler=teacher_sampler)
         # step 2: the verifier scores them; step 3: correct only, capped, deduplicated, decontaminated
@@ -90,15 +90,18 @@ def run(ctx: stages.RunContext) -> None:
         # step 4: the student, from its initialisation, on human + kept data
         student = stages.sft(ctx, group, s_init, kept + human if sec.mix_human else kept, sec.student_sft)
         # step 5: evaluate; the student may write the next round's data
-        stages.evaluate(ctx, group, student)
+        stages.evaluate(ctx, group, student, ctx.cfg.eval)
         if sec.student_becomes_teacher:
             teacher, teacher_sampler = student, None
+
+
+# --- report ---------------------------------------------------------------------------
 
 
 def collect(run: RunDir, cfg: DistillConfig) -> dict[str, Any]:
     rows = []
     groups = [("teacher", "teacher (SFT on human data)"), ("student-human", "student, human data only")]
-    groups += [(f"round-{r:02d}", f"student distilled, round {r}") for r in range(1, cfg.distill.rounds + 1)]
+    groups += [(stages.group("round", r), f"student distilled, round {r}") for r in range(1, cfg.distill.rounds + 1)]
     for group, label in groups:
         path = run.path(group, "eval.json")
         if not path.exists():
@@ -132,7 +135,4 @@ def _needs(cfg: DistillConfig) -> list[tuple[str, Any, set[str]]]:
     return needs
 
 
-MOVED = {"sampling.batch_size": "model.sampler.batch_size", "sampling": "distill.generate", "select": "distill.select",
-         "sft": "distill.student_sft", "teacher": "distill.teacher"}
-
-METHOD = Method("distill", DistillConfig, run, collect, render, summary, needs=_needs, moved=MOVED)
+METHOD = Method("distill", DistillConfig, run, collect, render, summary, needs=_needs)

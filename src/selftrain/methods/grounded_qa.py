@@ -15,17 +15,16 @@ alone are kept.
          whether the question is answerable from the chunk alone and the answer supported;
          `judge_samples` judgements are averaged and the pair kept at >= `keep_threshold`
     4. write `RUN/data.jsonl` (question, answer, the source chunk, its file and character
-       span, lineage with the judge's score) and `RUN/rejected.jsonl` (every dropped pair
-       and why)
+       span, lineage with the judge's score); every dropped pair is kept with its reason
+       (`RUN/candidates.rejected.jsonl`: the cheap checks; `RUN/pairs.rejected.jsonl`: the
+       judge), for human review
 
 Run it:  `selftrain run configs/grounded-qa.yaml`
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,14 +32,24 @@ from typing import Any, Literal
 from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, fingerprint, read_jsonl, write_jsonl
-from selftrain.config import RunBase, TeacherConfig, _Section
+from selftrain.artifacts import RunDir, read_jsonl
+from selftrain.config import RunBase, Sampling, TeacherConfig, _Section
+from selftrain.data.novelty import rouge_tokens
 from selftrain.errors import TaskDataError
 from selftrain.methods import Method
-from selftrain.novelty import rouge_tokens
+from selftrain.records import Problem
 from selftrain.report import escape, kv_table, page
-from selftrain.samplers.base import Failed, Sampler, SamplingParams, generate_or_fail
-from selftrain.verifiers.judge import TEMPLATES
+
+
+class GroundedJudging(Sampling):
+    """Step 3's judge: the teacher with the `grounded` judge template (greedy by default)."""
+
+    temperature: float = Field(0.0, ge=0.0)
+    max_new_tokens: int = Field(96, ge=1)
+    samples: int = Field(1, ge=1)
+    """Judgements per pair, averaged."""
+    keep_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """A pair is kept when the mean judge score (0 or 1 each) reaches this."""
 
 
 class GroundedQASection(_Section):
@@ -53,16 +62,11 @@ class GroundedQASection(_Section):
     chunk_chars: int = Field(1200, ge=100)
     max_chunks: int | None = Field(None, ge=1)
     pairs_per_chunk: int = Field(3, ge=1)
-    temperature: float = Field(0.7, ge=0.0)
-    top_p: float = Field(0.9, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1)
+    write: Sampling = Sampling(temperature=0.7, top_p=0.9, max_new_tokens=256)
+    """Step 2: how the teacher writes the pairs."""
     min_support: float = Field(0.5, ge=0.0, le=1.0)
     """Least fraction of the answer's content words that must appear in the chunk."""
-    judge_samples: int = Field(1, ge=1)
-    judge_temperature: float = Field(0.0, ge=0.0)
-    judge_max_new_tokens: int = Field(96, ge=1)
-    keep_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    """A pair is kept when the mean judge score (0 or 1 each) reaches this."""
+    judge: GroundedJudging = GroundedJudging()
 
 
 class GroundedQAConfig(RunBase):
@@ -71,20 +75,27 @@ class GroundedQAConfig(RunBase):
     grounded_qa: GroundedQASection = GroundedQASection()
 
 
-def run(ctx: stages.RunContext) -> None:
+def run(ctx: stages.RunContext[GroundedQAConfig]) -> None:
     """Grounded QA, steps numbered as in the docstring."""
     sec = ctx.cfg.grounded_qa
     # step 1: chunk the documents
     chunks = chunk_documents(sec.documents, sec.chunk_chars, tuple(sec.patterns))[: sec.max_chunks]
-    teacher = ctx.sampler(sec.teacher.model, sec.teacher)
     # step 2: the teacher writes question-answer pairs per chunk
-    written = write_pairs(ctx, teacher, chunks)
-    # steps 3-4: filter (format, duplicates, support, the judge), then decontaminate
-    # -> RUN/data.jsonl, RUN/rejected.jsonl, RUN/contaminated.jsonl
-    judged = judge_pairs(ctx, teacher, written)
-    stages.decontaminate(ctx, "", judged, ("question", "answer"))
+    requests = [{"prompt": WRITE_PROMPT.format(source=c.path, n=sec.pairs_per_chunk, chunk=c.passage()), "chunk": asdict(c)}
+                for c in chunks]
+    written = stages.ask(ctx, "", "written", sec.teacher, requests, sec.write.params(), ctx.cfg.seed)
+    # step 3: the cheap checks first (format, duplicates, support), then the judge on what is left
+    candidates = stages.filter_rows(ctx, "", "candidates", [written], cheap_checks,
+                                    {"pairs_per_chunk": sec.pairs_per_chunk, "min_support": sec.min_support})
+    problems = [Problem(r["problem_id"], r["prompt"], "") for r in read_jsonl(candidates.path)]
+    teacher = stages.external_model(sec.teacher.model, sec.teacher.model_dump())
+    scores = stages.judge(ctx, "", teacher, problems, candidates, "grounded", sec.judge.samples, sec.judge.params(),
+                          sampler=sec.teacher)
+    # step 4: pairs the judge finds grounded, then none overlapping an evaluation set -> RUN/data.jsonl
+    pairs = stages.filter_rows(ctx, "", "pairs", [candidates, scores], grounded_pairs,
+                               {"keep_threshold": sec.judge.keep_threshold, "teacher": sec.teacher.model})
+    stages.decontaminate(ctx, "", pairs, ("question", "answer"))
 
-log = logging.getLogger(__name__)
 
 WRITE_PROMPT = """Read the passage below, taken from the document "{source}". Write {n} different questions that a reader could ask and that the passage alone answers, each followed by its answer taken from the passage. Use this format:
 Q: <question>
@@ -154,16 +165,34 @@ def chunk_documents(folder: str | Path, chunk_chars: int = 1200, patterns: tuple
     return chunks
 
 
+_Q = r"Q(?:uestion)?"
+_A = r"A(?:nswer)?"
+_LABEL = r"(?:^|\n)[\s\d.)*-]*(?:\*\*)?({q}|{a})\s*\d*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*"
+"""A line's label: optional numbering or bullets, optional bold, `Q`/`Question` or `A`/`Answer`,
+an optional number, a colon (ASCII or full-width), optional closing bold."""
+LABELS = re.compile(_LABEL.format(q=_Q, a=_A))
+
+
 def parse_pairs(text: str) -> list[tuple[str, str]]:
-    """Q/A pairs from the teacher's output (numbering and bold markers allowed).
+    """Q/A pairs from the teacher's output: each question label followed by an answer label;
+    the question runs to the answer's label, the answer to the next label or a blank line
+    (numbering, bullets and bold markers allowed).
 
     >>> parse_pairs("1. Q: What is X?\\nA: A tool.\\n\\n**Q:** Who?\\n**A:** Ann")
     [('What is X?', 'A tool.'), ('Who?', 'Ann')]
+    >>> parse_pairs("Question 2: How long?\\nAnswer 2: Four\\nminutes.\\nQ: No answer here?")
+    [('How long?', 'Four minutes.')]
     """
+    labels = list(LABELS.finditer(text))
+    ends = [m.start() for m in labels[1:]] + [len(text)]
     pairs = []
-    pattern = r"(?:^|\n)[\s\d.)*-]*(?:\*\*)?Q(?:uestion)?\s*\d*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*\n[\s*-]*(?:\*\*)?A(?:nswer)?\s*\d*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)(?=\n[\s\d.)*-]*(?:\*\*)?Q(?:uestion)?\s*\d*(?:\*\*)?\s*[:：]|\n\s*\n|$)"
-    for q, a in re.findall(pattern, text, re.S):
-        pairs.append((" ".join(q.split()), " ".join(a.split())))
+    for i, (q, a) in enumerate(zip(labels, labels[1:])):
+        if not (q.group(1).startswith("Q") and a.group(1).startswith("A")):
+            continue
+        question = " ".join(text[q.end():a.start()].split())
+        answer = " ".join(re.split(r"\n\s*\n", text[a.end():ends[i + 1]], maxsplit=1)[0].split())
+        if question and answer:
+            pairs.append((question, answer))
     return pairs
 
 
@@ -183,126 +212,93 @@ def support(answer: str, chunk: str) -> float:
     return sum(w in present for w in words) / len(words)
 
 
-def write_pairs(ctx: stages.RunContext, teacher: Sampler, chunks: list[Chunk]) -> stages.Artifact:
-    """The teacher's raw pairs per chunk -> RUN/written.jsonl."""
-    sec, out = ctx.cfg.grounded_qa, ctx.path("written.jsonl")
-
-    def write() -> dict[str, Any]:
-        prompts = [WRITE_PROMPT.format(source=c.path, n=sec.pairs_per_chunk, chunk=c.passage()) for c in chunks]
-        params = SamplingParams(temperature=sec.temperature, top_p=sec.top_p, max_new_tokens=sec.max_new_tokens)
-        outputs = generate_or_fail(teacher, prompts, params, ctx.cfg.seed)
-        rows, failed = [], 0
-        for c, o in zip(chunks, outputs):
-            if isinstance(o, Failed):
-                failed += 1
-                rows.append({"chunk": asdict(c), "raw": None, "error": o.error})
-            else:
-                rows.append({"chunk": asdict(c), "raw": o})
-        write_jsonl(out, rows)
-        return {"chunks": len(chunks), "requests_failed": failed}
-
-    fp = fingerprint([asdict(c) for c in chunks], sec.model_dump(), ctx.cfg.seed)
-    ctx.stage("write", fp, write)
-    return stages.Artifact(out, fp)
-
-
-def judge_pairs(ctx: stages.RunContext, teacher: Sampler, written: stages.Artifact) -> stages.Artifact:
-    """Pairs filtered, cheapest check first -> RUN/judged.jsonl and RUN/rejected.jsonl."""
-    sec, template = ctx.cfg.grounded_qa, TEMPLATES["grounded"]
-
-    def judge() -> dict[str, Any]:
-        candidates, rejected, counts = [], [], Counter()
-        seen: set[str] = set()
-        for w in read_jsonl(written.path):
-            chunk = Chunk(**w["chunk"])
-            if w["raw"] is None:
+def cheap_checks(written: list[dict[str, Any]], pairs_per_chunk: int, min_support: float) -> stages.Filtered:
+    """Step 3's cheap checks over the teacher's raw output, in order: a pair parsed at all,
+    format (a question ending in "?" and an answer), a duplicate question, support (the share
+    of the answer's content words found in the chunk). What passes is written as one sample
+    per pair for the judge: the passage and question its prompt, the answer its completion."""
+    kept, rejected, counts = [], [], {"parsed": 0, "format": 0, "duplicate": 0, "support": 0}
+    seen: set[str] = set()
+    for w in written:
+        if "completion" not in w:
+            continue
+        chunk = Chunk(**w["chunk"])
+        pairs = parse_pairs(w["completion"])[:pairs_per_chunk]
+        counts["parsed"] += len(pairs)
+        if not pairs:
+            rejected.append({"chunk_id": chunk.id, "question": None, "answer": None, "reason": "no Q/A pair in the output",
+                             "raw": w["completion"][:500]})
+        for q, a in pairs:
+            reason = None
+            if not q.endswith("?") or not a:
+                reason = "format"
+            elif q.lower() in seen:
+                reason = "duplicate question"
+            elif (supported := support(a, chunk.passage())) < min_support:
+                reason = f"support {supported:.2f} < {min_support}"
+            if reason:
+                counts[reason.split(" ")[0]] += 1
+                rejected.append({"chunk_id": chunk.id, "question": q, "answer": a, "reason": reason})
                 continue
-            pairs = parse_pairs(w["raw"])[: sec.pairs_per_chunk]
-            counts["parsed"] += len(pairs)
-            if not pairs:
-                rejected.append({"chunk_id": chunk.id, "question": None, "answer": None, "reason": "no Q/A pair in the output",
-                                 "raw": w["raw"][:500]})
-            for q, a in pairs:
-                reason = None
-                if not q.endswith("?") or not a:
-                    reason = "format"
-                elif q.lower() in seen:
-                    reason = "duplicate question"
-                elif (supported := support(a, chunk.passage())) < sec.min_support:
-                    reason = f"support {supported:.2f} < {sec.min_support}"
-                if reason:
-                    counts[reason.split(" ")[0]] += 1
-                    rejected.append({"chunk_id": chunk.id, "question": q, "answer": a, "reason": reason})
-                    continue
-                seen.add(q.lower())
-                candidates.append((chunk, q, a))
-        prompts = [template.format(f"Passage:\n{c.passage()}\n\nQuestion: {q}", a)
-                   for c, q, a in candidates for _ in range(sec.judge_samples)]
-        params = SamplingParams(temperature=sec.judge_temperature, max_new_tokens=sec.judge_max_new_tokens)
-        outputs = generate_or_fail(teacher, prompts, params, ctx.cfg.seed + 1)
-        rows = []
-        for i, (c, q, a) in enumerate(candidates):
-            judged = outputs[i * sec.judge_samples:(i + 1) * sec.judge_samples]
-            scores = [template.parse(o)[0] for o in judged if not isinstance(o, Failed)]
-            scores = [s for s in scores if s is not None]
-            score = sum(scores) / len(scores) if scores else None
-            if score is None or score < sec.keep_threshold:
-                why = "judge: no readable verdict" if score is None else f"judge: score {score:.2f} < {sec.keep_threshold}"
-                counts["judge"] += 1
-                rejected.append({"chunk_id": c.id, "question": q, "answer": a, "reason": why,
-                                 "judgement": next((o for o in judged if isinstance(o, str)), None)})
-                continue
-            rows.append({
-                "question": q, "answer": a, "chunk": c.passage(),
-                "source": {"path": c.path, "chunk_id": c.id, "start": c.start, "end": c.end},
-                "lineage": {"method": "grounded-qa", "iteration": 0, "model": sec.teacher.model,
-                            "prompt_id": c.id, "score": score},
-            })
-        write_jsonl(ctx.path("judged.jsonl"), rows)
-        write_jsonl(ctx.path("rejected.jsonl"), rejected)
-        return {"kept": len(rows), "rejected": dict(counts), "judged": len(candidates)}
+            seen.add(q.lower())
+            kept.append({"problem_id": f"{chunk.id}/{len(kept)}", "index": 0, "prompt": f"Passage:\n{chunk.passage()}\n\nQuestion: {q}",
+                         "completion": a, "question": q, "answer": a, "chunk": asdict(chunk)})
+    return stages.Filtered(kept, rejected, {"parsed": counts.pop("parsed"), "filtered": {k: v for k, v in counts.items() if v}})
 
-    fp = fingerprint(written.fp, sec.judge_samples, sec.keep_threshold, sec.min_support, sec.judge_temperature,
-                     sec.judge_max_new_tokens)
-    ctx.stage("judge", fp, judge)
-    return stages.Artifact(ctx.path("judged.jsonl"), fp)
+
+def grounded_pairs(candidates: list[dict[str, Any]], scores: list[dict[str, Any]], keep_threshold: float,
+                   teacher: str) -> stages.Filtered:
+    """Step 4: the pairs whose mean judge score reaches `keep_threshold`, as training rows."""
+    rows, rejected = [], []
+    for c, s in zip(candidates, scores):
+        score = s["value"]
+        if score is None or score < keep_threshold:
+            why = "judge: no readable verdict" if score is None else f"judge: score {score:.2f} < {keep_threshold}"
+            rejected.append({"chunk_id": c["chunk"]["id"], "question": c["question"], "answer": c["answer"], "reason": why})
+            continue
+        chunk = Chunk(**c["chunk"])
+        rows.append({
+            "question": c["question"], "answer": c["answer"], "chunk": chunk.passage(),
+            "source": {"path": chunk.path, "chunk_id": chunk.id, "start": chunk.start, "end": chunk.end},
+            "lineage": {"method": "grounded-qa", "iteration": 0, "model": teacher, "prompt_id": chunk.id, "score": score},
+        })
+    return stages.Filtered(rows, rejected)
+
+
+# --- report ---------------------------------------------------------------------------
 
 
 def collect(run: RunDir, cfg: GroundedQAConfig) -> dict[str, Any]:
-    write, judge = run.record("write"), run.record("judge")
+    records = {n: run.record(n) for n in ("written", "candidates", "judge", "pairs")}
+    info = {n: r.info if r else {} for n, r in records.items()}
+    dropped = {**info["candidates"].get("filtered", {}), **({"judge": info["pairs"]["dropped"]} if info["pairs"].get("dropped") else {})}
     data = read_jsonl(run.path("data.jsonl")) if run.path("data.jsonl").exists() else []
-    failed_file = run.path("failed-requests.jsonl")
     return {
         "method": "grounded-qa", "name": cfg.name, "seed": cfg.seed, "teacher": cfg.grounded_qa.teacher.model,
-        "write": write.info if write else {}, "judge": judge.info if judge else {}, "rows": len(data),
-        "seconds": {n: r.seconds for n, r in (("write", write), ("judge", judge)) if r},
-        "failed_requests": len(failed_file.read_text().splitlines()) if failed_file.exists() else 0,
+        "chunks": info["written"].get("requests"), "parsed": info["candidates"].get("parsed"),
+        "judged": info["judge"].get("judged"), "dropped": dropped, "rows": len(data),
+        "seconds": {n: r.seconds for n, r in records.items() if r},
+        "failed_requests": info["written"].get("failed", 0) + info["judge"].get("failed", 0),
         "examples": data[:8],
     }
 
 
 def render(metrics: dict[str, Any]) -> str:
-    j = metrics["judge"]
-    rows = [("teacher (and judge)", metrics["teacher"]), ("chunks", metrics["write"].get("chunks")),
-            ("pairs parsed", j.get("rejected", {}).get("parsed")), ("pairs judged", j.get("judged")),
-            ("pairs kept", metrics["rows"]),
-            *[(f"dropped: {k}", v) for k, v in j.get("rejected", {}).items() if k != "parsed"],
+    rows = [("teacher (and judge)", metrics["teacher"]), ("chunks", metrics["chunks"]), ("pairs parsed", metrics["parsed"]),
+            ("pairs judged", metrics["judged"]), ("pairs kept", metrics["rows"]),
+            *[(f"dropped: {k}", v) for k, v in metrics["dropped"].items()],
             ("requests failed after every retry", metrics["failed_requests"])]
-    table = kv_table(rows)
     examples = "".join(f"<li><b>{escape(e['question'])}</b> {escape(e['answer'])}<br><small>{escape(e['source']['chunk_id'])}, "
                        f"judge {e['lineage']['score']}</small></li>" for e in metrics["examples"])
     return page(f"selftrain: {escape(metrics['name'])}",
-                 f"<p>Grounded QA: pairs written per chunk and kept when the judge finds them answerable from the "
-                 f"chunk alone; every dropped pair is in rejected.jsonl with its reason.</p>{table}"
-                 f"<h2>First rows of data.jsonl</h2><ol>{examples}</ol>")
+                f"<p>Grounded QA: pairs written per chunk and kept when the judge finds them answerable from the "
+                f"chunk alone; every dropped pair is in candidates.rejected.jsonl or pairs.rejected.jsonl with its "
+                f"reason.</p>{kv_table(rows)}<h2>First rows of data.jsonl</h2><ol>{examples}</ol>")
 
 
 def summary(metrics: dict[str, Any]) -> list[str]:
-    return [f"pairs kept {metrics['rows']} of {metrics['judge'].get('rejected', {}).get('parsed')} written, "
-            f"failed requests {metrics['failed_requests']}"]
+    return [f"pairs kept {metrics['rows']} of {metrics['parsed']} written, failed requests {metrics['failed_requests']}"]
 
-
-MOVED = {"teacher": "grounded_qa.teacher"}
 
 METHOD = Method("grounded-qa", GroundedQAConfig, run, collect, render, summary,
-                needs=lambda cfg: [("grounded_qa.teacher", cfg.grounded_qa.teacher, set())], moved=MOVED)
+                needs=lambda cfg: [("grounded_qa.teacher", cfg.grounded_qa.teacher, set())])

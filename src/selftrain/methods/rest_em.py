@@ -64,7 +64,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, fingerprint, read_json
+from selftrain.artifacts import RunDir, read_json
 from selftrain.config import (
     CurriculumConfig,
     FilterConfig,
@@ -76,7 +76,7 @@ from selftrain.config import (
 )
 from selftrain.errors import ConfigError
 from selftrain.methods import Method
-from selftrain.report import PALETTE, escape, line_chart, page, pct, pct_cells
+from selftrain.report import PALETTE, escape, line_chart, page, pct, pct_cells, table
 from selftrain.verifiers.consistency import MajorityVote
 
 
@@ -116,7 +116,7 @@ class RestEMConfig(TaskRun):
     rest_em: RestEMSection = RestEMSection()
 
 
-def run(ctx: stages.RunContext) -> None:
+def run(ctx: stages.RunContext[RestEMConfig]) -> None:
     """ReST-EM, steps numbered as in the docstring."""
     sec = ctx.cfg.rest_em
 
@@ -124,12 +124,12 @@ def run(ctx: stages.RunContext) -> None:
     init = stages.start_model(ctx)
     human = stages.human_rows(ctx)  # a task without worked solutions gives none: SFT keeps the start model
     base = stages.sft(ctx, "sft", init, human, sec.sft) if sec.sft else init
-    stages.evaluate(ctx, "sft", base)
+    stages.evaluate(ctx, "sft", base, ctx.cfg.eval)
 
     # baseline: SFT on human data for as many more steps as all ReST-EM iterations together
     if sec.compute_matched_baseline:
         matched = sec.m_step.model_copy(update={"steps": sec.m_step.steps * sec.iterations})
-        stages.evaluate(ctx, "compute-matched", stages.sft(ctx, "compute-matched", base, human, matched))
+        stages.evaluate(ctx, "compute-matched", stages.sft(ctx, "compute-matched", base, human, matched), ctx.cfg.eval)
 
     pool = stages.decontaminate_problems(ctx, "pool", ctx.pool)  # no pool problem overlaps a test item
     self_train(ctx, "", init, base, human, pool, sec.curriculum)
@@ -137,22 +137,22 @@ def run(ctx: stages.RunContext) -> None:
         self_train(ctx, FLAT, init, base, human, pool, None)  # the control: every level from the start
 
 
-def self_train(ctx: stages.RunContext, prefix: str, init: stages.Artifact, base: stages.Artifact,
+def self_train(ctx: stages.RunContext[RestEMConfig], prefix: str, init: stages.Artifact, base: stages.Artifact,
                human: stages.Rows, pool: list, curriculum: CurriculumConfig | None) -> None:
     """Steps 1-5, `iterations` times; with a curriculum (Lee et al. 2025), each E-step
     samples the levels up to the hardest reached, and the next level joins once the
     E-step solves enough of the hardest."""
     sec = ctx.cfg.rest_em
-    accept, accept_fp, audit = acceptance(ctx, sec.filter)
+    accept, audit = acceptance(ctx, sec.filter)
     hardest = stages.first_level(ctx, ctx.human, curriculum) if curriculum else None
     policy = base
     for t in range(1, sec.iterations + 1):
-        it = f"{prefix}iter-{t:02d}"
+        it = stages.group("iter", t, prefix)
         problems = stages.curriculum_pool(ctx, it, pool, hardest, curriculum) if curriculum else pool
         # step 1 (E-step): K samples per pool problem from the current policy
         samples = stages.generate(ctx, it, policy, problems, sec.e_step)
         # step 2 (E-step): the binary verifier (or, without one, majority voting) scores every sample
-        scores = stages.score(ctx, it, samples, problems, accept, accept_fp)
+        scores = stages.score(ctx, it, samples, problems, accept)
         # step 3 (E-step): correct samples only, at most N per problem, no duplicates, none
         # overlapping an evaluation set (not in the paper: decontamination)
         kept = stages.select(ctx, it, scores, problems, sec.select, audit=audit)
@@ -163,25 +163,23 @@ def self_train(ctx: stages.RunContext, prefix: str, init: stages.Artifact, base:
         start = {"base": base, "previous": policy, "init": init}[sec.start_from]
         policy = stages.sft(ctx, it, start, kept + human if sec.mix_human else kept, sec.m_step)
         # step 5: evaluate the new policy on the held-out test set
-        stages.evaluate(ctx, it, policy)
+        stages.evaluate(ctx, it, policy, ctx.cfg.eval)
 
 
 FLAT = "flat-"
 """Group prefix of the curriculum's control: the same loop on the whole pool."""
 
 
-def acceptance(ctx: stages.RunContext, cfg: FilterConfig) -> tuple[Any, str | None, Any]:
-    """What accepts E-step samples (the task's verifier, or majority voting), its
-    fingerprint for the score stage (None: the task's own), and the grader that audits the
-    kept samples when it is not the verifier."""
+def acceptance(ctx: stages.RunContext[RestEMConfig], cfg: FilterConfig) -> tuple[Any, Any]:
+    """What accepts E-step samples (the task's verifier, or majority voting), and the grader
+    that audits the kept samples when it is not the verifier."""
     if cfg.kind == "verifier":
-        return ctx.task.verifier(), None, None
+        return ctx.task.verifier(), None
     read = getattr(ctx.grader, "extract", None)
     if read is None:
         raise ConfigError(f"rest_em.filter: majority voting reads final answers, which the task {ctx.task.name!r}'s grader "
                           f"({type(ctx.grader).__name__}) does not do")
-    vote = MajorityVote(read, cfg.min_agreement, cfg.length_tolerance)
-    return vote, fingerprint(ctx.grading_fp, cfg.model_dump()), ctx.grader
+    return MajorityVote(read, cfg.min_agreement, cfg.length_tolerance), ctx.grader
 
 
 BASELINES = {"sft": "SFT on human data", "compute-matched": "SFT on human data, compute-matched"}
@@ -209,7 +207,7 @@ def collect(run: RunDir, cfg: RestEMConfig) -> dict[str, Any]:
         loops.append((FLAT, "flat", "ReST-EM (no curriculum)"))
     for prefix, kind, name in loops:
         for t in range(1, k + 1):
-            group = f"{prefix}iter-{t:02d}"
+            group = stages.group("iter", t, prefix)
             if not run.path(group, "eval.json").exists():
                 continue
             score, select, train, schedule = (run.record(f"{group}/{s}") for s in ("score", "select", "train", "curriculum"))
@@ -233,76 +231,81 @@ def summary(metrics: dict[str, Any]) -> list[str]:
 def render(metrics: dict[str, Any]) -> str:
     """The ReST-EM page: the table, accuracy by iteration against both baselines, per bucket."""
     rows = metrics["rows"]
-    base = {r["group"]: r for r in rows if r["kind"] == "baseline"}
-    its = [r for r in rows if r["kind"] == "rest-em"]
-    flat = [r for r in rows if r["kind"] == "flat"]
     buckets = sorted({b for r in rows for b in r["test"]["by_bucket"]}, key=lambda b: (len(b), b))
     k_names = sorted(
         {m for r in rows for m in r["test"] if re.fullmatch(r"(pass|maj)@\d+", m)},
         key=lambda m: (m.startswith("maj"), int(m.split("@")[1])),
     )
+    its = [r for r in rows if r["kind"] == "rest-em"]
+    schedule_chart, schedule_list = _schedule([r for r in its if "curriculum" in r])
+    title = f"selftrain: {escape(str(metrics['name']))} (seed {metrics['seed']})"
+    return page(title, f"""<p>Method {escape(str(metrics['method']))}, each iteration fine-tuned from <b>{escape(str(metrics['start_from']))}</b>.
+Accuracy is greedy decoding on the held-out test set; pass@k (unbiased) and maj@k from k samples per test problem.
+Stage seconds in all: {metrics['stage_seconds_total']}.</p>
+{_table(rows, buckets, k_names)}
+<div class="charts">{''.join(_charts(rows, buckets, k_names) + schedule_chart)}</div>
+{_estep(its)}{schedule_list}""")
 
+
+def _table(rows: list[dict[str, Any]], buckets: list[str], k_names: list[str]) -> str:
+    """One line per model: train steps, accuracy (all, by bucket), pass@k, maj@k, the E-step's counts."""
     head = ["", "train steps", "accuracy %"] + [f"{b}-digit %" if b.isdigit() else f"{b} %" for b in buckets]
     audited = any("truly_right" in r.get("estep", {}) for r in rows)
     head += [f"{m} %" for m in k_names] + ["samples", "accepted", "kept"] + (["kept truly right %"] if audited else []) + ["seconds"]
     body = []
     for r in rows:
         e = r.get("estep", {})
-        cells = [escape(r["label"]), str(r["train_steps_total"]), pct(r["test"]["accuracy"])]
+        cells = [r["label"], r["train_steps_total"], pct(r["test"]["accuracy"])]
         cells += [pct(r["test"]["by_bucket"].get(b)) for b in buckets]
         cells += [pct(r["test"].get(m)) for m in k_names]
-        cells += [str(e.get("samples", "")), str(e.get("correct", "")), str(e.get("kept", ""))]
+        cells += [e.get("samples", ""), e.get("correct", ""), e.get("kept", "")]
         if audited:
             cells.append(pct(e["truly_right"] / e["kept"]) if e.get("kept") else "")
-        cells.append(f"{sum(r['seconds'].values()):.0f}")
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    table = (
-        "<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
-        + "".join(body) + "</tbody></table>"
+        body.append(cells + [f"{sum(r['seconds'].values()):.0f}"])
+    return table(head, body)
+
+
+def _charts(rows: list[dict[str, Any]], buckets: list[str], k_names: list[str]) -> list[str]:
+    """Accuracy by iteration against both baselines, by bucket, the control's, pass@k and maj@k."""
+    base = {r["group"]: r for r in rows if r["kind"] == "baseline"}
+    its = [r for r in rows if r["kind"] == "rest-em"]
+    flat = [r for r in rows if r["kind"] == "flat"]
+    if "sft" not in base:
+        return []
+    xs = [0] + [r["iteration"] for r in its]
+    sft_test = base["sft"]["test"]
+
+    def by_bucket(loop: list[dict[str, Any]]) -> list[tuple[str, list, str]]:
+        return [(f"{b}-digit" if b.isdigit() else b, [sft_test["by_bucket"].get(b)] + [r["test"]["by_bucket"].get(b) for r in loop],
+                 PALETTE[i % len(PALETTE)]) for i, b in enumerate(buckets)]
+
+    short = {"sft": "SFT on human data", "compute-matched": "compute-matched SFT"}
+    hl = [(short[g], base[g]["test"]["accuracy"], "#555" if g == "sft" else "#d62728") for g in base]
+    charts = [line_chart("Test accuracy (greedy)", xs, [("ReST-EM", [sft_test["accuracy"]] + [r["test"]["accuracy"] for r in its],
+                                                         "#1f77b4")], hl)]
+    series = by_bucket(its)
+    cm = base["compute-matched"]["test"]["by_bucket"] if "compute-matched" in base else {}
+    hl = [(f"{name}, compute-matched", cm[b], color) for (name, _, color), b in zip(series, buckets) if b in cm]
+    charts.append(line_chart("Test accuracy by bucket (dashed: compute-matched baseline)", xs, series, hl))
+    if flat:
+        charts.append(line_chart("Control: no curriculum, the whole pool (by bucket)", [0] + [r["iteration"] for r in flat],
+                                 by_bucket(flat)))
+    series = [(m, [sft_test.get(m)] + [r["test"].get(m) for r in its], PALETTE[i % len(PALETTE)]) for i, m in enumerate(k_names)]
+    charts.append(line_chart("pass@k and maj@k on the test set", xs, series))
+    return charts
+
+
+def _estep(its: list[dict[str, Any]]) -> str:
+    """The E-step of each iteration in words."""
+    if not its:
+        return ""
+    lines = "".join(
+        f"<li>iteration {r['iteration']}: {r['estep'].get('correct', '?')} of {r['estep'].get('samples', '?')} samples accepted, "
+        f"{r['estep'].get('problems_solved', '?')} problems solved, {r['estep'].get('kept', '?')} kept "
+        f"(by bucket: {escape(', '.join(f'{b}: {n}' for b, n in r['estep'].get('kept_by_bucket', {}).items()))})</li>"
+        for r in its
     )
-
-    charts = []
-    if "sft" in base:
-        xs = [0] + [r["iteration"] for r in its]
-        sft_test = base["sft"]["test"]
-        short = {"sft": "SFT on human data", "compute-matched": "compute-matched SFT"}
-        hl = [(short[g], base[g]["test"]["accuracy"], "#555" if g == "sft" else "#d62728") for g in base]
-        charts.append(
-            line_chart("Test accuracy (greedy)", xs, [("ReST-EM", [sft_test["accuracy"]] + [r["test"]["accuracy"] for r in its], "#1f77b4")], hl)
-        )
-        series = [
-            (f"{b}-digit" if b.isdigit() else b, [sft_test["by_bucket"].get(b)] + [r["test"]["by_bucket"].get(b) for r in its], PALETTE[i % len(PALETTE)])
-            for i, b in enumerate(buckets)
-        ]
-        cm = base["compute-matched"]["test"]["by_bucket"] if "compute-matched" in base else {}
-        hl = [(f"{name}, compute-matched", cm[b], color) for (name, _, color), b in zip(series, buckets) if b in cm]
-        charts.append(line_chart("Test accuracy by bucket (dashed: compute-matched baseline)", xs, series, hl))
-        if flat:
-            series = [(f"{b}-digit" if b.isdigit() else b, [sft_test["by_bucket"].get(b)] + [r["test"]["by_bucket"].get(b) for r in flat],
-                       PALETTE[i % len(PALETTE)]) for i, b in enumerate(buckets)]
-            charts.append(line_chart("Control: no curriculum, the whole pool (by bucket)", [0] + [r["iteration"] for r in flat], series))
-        series = [(m, [sft_test.get(m)] + [r["test"].get(m) for r in its], PALETTE[i % len(PALETTE)]) for i, m in enumerate(k_names)]
-        charts.append(line_chart("pass@k and maj@k on the test set", xs, series))
-    schedule_chart, schedule_list = _schedule([r for r in its if "curriculum" in r])
-    charts += schedule_chart
-
-    estep = ""
-    if its:
-        lines = "".join(
-            f"<li>iteration {r['iteration']}: {r['estep'].get('correct', '?')} of {r['estep'].get('samples', '?')} samples accepted, "
-            f"{r['estep'].get('problems_solved', '?')} problems solved, {r['estep'].get('kept', '?')} kept "
-            f"(by bucket: {escape(', '.join(f'{b}: {n}' for b, n in r['estep'].get('kept_by_bucket', {}).items()))})</li>"
-            for r in its
-        )
-        estep = f"<h2>E-step</h2><ul>{lines}</ul>"
-    estep += schedule_list
-    title = f"selftrain: {escape(str(metrics['name']))} (seed {metrics['seed']})"
-    return page(title, f"""<p>Method {escape(str(metrics['method']))}, each iteration fine-tuned from <b>{escape(str(metrics['start_from']))}</b>.
-Accuracy is greedy decoding on the held-out test set; pass@k (unbiased) and maj@k from k samples per test problem.
-Stage seconds in all: {metrics['stage_seconds_total']}.</p>
-{table}
-<div class="charts">{''.join(charts)}</div>
-{estep}""")
+    return f"<h2>E-step</h2><ul>{lines}</ul>"
 
 
 def _schedule(schedule: list[dict[str, Any]]) -> tuple[list[str], str]:
@@ -322,9 +325,5 @@ def _schedule(schedule: list[dict[str, Any]]) -> tuple[list[str], str]:
     return [chart], f"<h2>Level schedule</h2><ul>{items}</ul>"
 
 
-MOVED = {"sampling.batch_size": "model.sampler.batch_size", "sampling": "rest_em.e_step", "select": "rest_em.select",
-         "sft": "rest_em.sft", "train": "rest_em.m_step"}
-
 METHOD = Method("rest-em", RestEMConfig, run, collect, render, summary,
-                needs=lambda cfg: [("model.sampler", cfg.model.sampler, {"local"})], moved=MOVED,
-                demo=lambda seed: RestEMConfig(seed=seed))
+                needs=lambda cfg: [("model.sampler", cfg.model.sampler, {"local"})], demo=lambda seed: RestEMConfig(seed=seed))

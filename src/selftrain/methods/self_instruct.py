@@ -9,7 +9,7 @@ Self-Generated Instructions* (arXiv 2212.10560).
            cannot act on (image, graph, picture, file, map, draw, plot, go to); not
            "Write a program"; not starting with punctuation or a non-ASCII character
         3. kept only if its ROUGE-L to every instruction in the pool is < 0.7
-           (`selftrain.novelty`: exactly rouge-score's verdicts, pruned by token overlap)
+           (`selftrain.data.novelty`: exactly rouge-score's verdicts, pruned by token overlap)
     4. classification or not: the teacher answers "Is it classification?" few-shot
     5. instances: output-first for classification tasks (a class label, then an input for
        it), input-first for the others (an input, then its output)
@@ -21,9 +21,10 @@ OpenAI-compatible endpoint, `self_instruct.teacher`).
 
 Writes `RUN/data.jsonl`: one row per instance (instruction, input, output,
 is_classification) with its lineage (method, round, teacher model, request id), which
-`datasets.load_dataset("json", data_files=...)` loads; `RUN/instructions.jsonl` (the new
-instructions and their most similar pool instruction); `RUN/failed-requests.jsonl` for an
-API teacher's rows that failed every retry; `RUN/metrics.json` and `RUN/report.html`.
+`datasets.load_dataset("json", data_files=...)` loads; each round's requests and answers
+(`RUN/bootstrap/round-NN.jsonl`) and the instructions it added (`round-NN-kept.jsonl`,
+the dropped ones with their reason beside it); a request an API teacher failed after every
+retry stays in its stage's file with its error, and is counted in the report.
 
 Deviations from the paper and its code:
 - The few-shot prompts of steps 4 and 5 are built from the seed tasks themselves (their
@@ -35,12 +36,11 @@ Deviations from the paper and its code:
   drops the request); there are no stop sequences.
 - Each round's requests use the pool as it was at the round's start, so a round's requests
   can be sent in parallel (the original sends 5 at a time, the same way).
+- Classification is asked greedily with 4 new tokens, instances greedily.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import random
 import re
 import string
@@ -51,13 +51,33 @@ from typing import Any, Literal
 from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, atomic_write_text, derive_seed, fingerprint, read_jsonl, write_jsonl
-from selftrain.config import RunBase, TeacherConfig, _Section
+from selftrain.artifacts import RunDir, derive_seed, read_jsonl, read_rows
+from selftrain.config import RunBase, Sampling, TeacherConfig, _Section
+from selftrain.data import SELF_INSTRUCT_SEED_TASKS
+from selftrain.data.novelty import NoveltyFilter
 from selftrain.methods import Method
-from selftrain.novelty import NoveltyFilter
+from selftrain.records import SamplingParams
 from selftrain.report import escape, kv_table, page
-from selftrain.samplers.base import Failed, Sampler, SamplingParams, generate_or_fail
-from selftrain.tasks.real import read_rows
+
+
+class InstructionFilter(_Section):
+    """Steps 2-3: what a new instruction must pass."""
+
+    min_words: int = Field(4, ge=1)
+    max_words: int = Field(150, ge=1)
+    novelty_threshold: float = Field(0.7, gt=0.0, le=1.0)
+    """Kept only if its ROUGE-L to every instruction in the pool is below this."""
+
+
+class InstanceWriting(Sampling):
+    """Steps 5-6: the instances written for each instruction (greedy by default)."""
+
+    temperature: float = Field(0.0, ge=0.0)
+    max_new_tokens: int = Field(256, ge=1)
+    per_task: int = Field(3, ge=1)
+    """At most this many instances kept per instruction."""
+    shots: int = Field(3, ge=1)
+    """Seed tasks of the same kind shown per request."""
 
 
 class SelfInstructSection(_Section):
@@ -65,23 +85,23 @@ class SelfInstructSection(_Section):
 
     teacher: TeacherConfig = TeacherConfig()
     """The model that writes the instructions and instances."""
-    seed_tasks: str = "../shared/data/self_instruct/seed_tasks.jsonl"
+    seed_tasks: str | None = None
+    """JSON lines of seed tasks (instruction, instances, is_classification); None: the 175 of
+    the paper, shipped with selftrain (`selftrain.data.SELF_INSTRUCT_SEED_TASKS`)."""
     num_instructions: int = Field(100, ge=1)
     requests_per_round: int = Field(8, ge=1)
     max_rounds: int = Field(50, ge=1)
     shots: int = Field(8, ge=2)
     machine_shots: int = Field(2, ge=0)
     """Of the `shots` in-context instructions, how many come from those generated so far."""
-    temperature: float = Field(0.7, ge=0.0)
-    top_p: float = Field(0.5, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1)
-    min_words: int = Field(4, ge=1)
-    max_words: int = Field(150, ge=1)
-    novelty_threshold: float = Field(0.7, gt=0.0, le=1.0)
-    instances_per_task: int = Field(3, ge=1)
-    instance_max_new_tokens: int = Field(256, ge=1)
+    bootstrap: Sampling = Sampling(temperature=0.7, top_p=0.5, max_new_tokens=256)
+    """Step 1: how the teacher continues the list."""
+    filter: InstructionFilter = InstructionFilter()
+    """Steps 2-3."""
     classify_shots: int = Field(12, ge=2)
-    instance_shots: int = Field(3, ge=1)
+    """Step 4: seed tasks shown (half classification, half not)."""
+    instances: InstanceWriting = InstanceWriting()
+    """Steps 5-6."""
 
 
 class SelfInstructConfig(RunBase):
@@ -90,21 +110,36 @@ class SelfInstructConfig(RunBase):
     self_instruct: SelfInstructSection = SelfInstructSection()
 
 
-def run(ctx: stages.RunContext) -> None:
+def run(ctx: stages.RunContext[SelfInstructConfig]) -> None:
     """Self-Instruct, steps numbered as in the docstring."""
     sec = ctx.cfg.self_instruct
-    seeds = load_seed_tasks(sec.seed_tasks)
-    teacher = ctx.sampler(sec.teacher.model, sec.teacher)
-    # steps 1-3: rounds of requests, each new instruction filtered and kept only if novel
-    instructions = bootstrap(ctx, teacher, seeds)
-    # step 4: classification or not
-    classified = classify(ctx, teacher, seeds, instructions)
-    # steps 5-6: instances (output-first for classification), filtered
-    instances = make_instances(ctx, teacher, seeds, classified)
-    # and none overlapping an evaluation set (decontamination) -> RUN/data.jsonl
-    stages.decontaminate(ctx, "", instances, ("instruction", "input", "output"))
+    seeds = load_seed_tasks(sec.seed_tasks or SELF_INSTRUCT_SEED_TASKS)
+    human = [t["instruction"] for t in seeds]
+    kept: list[dict[str, Any]] = []
+    for r in range(sec.max_rounds):
+        if len(kept) >= sec.num_instructions:
+            break
+        # step 1: 8 in-context instructions per request (6 human, 2 made so far), numbered; the teacher continues
+        requests = bootstrap_requests(r, human, [k["instruction"] for k in kept], sec, ctx.cfg.seed)
+        answers = stages.ask(ctx, "bootstrap", f"round-{r:02d}", sec.teacher, requests, sec.bootstrap.params(),
+                             derive_seed(ctx.cfg.seed, "self-instruct-teacher", r))
+        # steps 2-3: the heuristics, then ROUGE-L novelty against the pool so far
+        new = stages.filter_rows(ctx, "bootstrap", f"round-{r:02d}-kept", [answers], new_instructions, {
+            "pool": human + [k["instruction"] for k in kept], "round": r, "wanted": sec.num_instructions - len(kept),
+            "continues_list": not sec.teacher.chat, **sec.filter.model_dump()})
+        kept += read_jsonl(new.path)
+    # step 4: classification or not, asked few-shot
+    asked = stages.ask(ctx, "", "classify", sec.teacher, classify_requests(kept, seeds, sec.classify_shots, ctx.seed("classify")),
+                       SamplingParams(temperature=0.0, max_new_tokens=4), ctx.cfg.seed)
+    # step 5: instances, output-first for classification tasks, input-first for the others
+    tasks = [{**row, "is_classification": bool(parse_yes_no(row.get("completion", "")))} for row in read_jsonl(asked.path)]
+    written = stages.ask(ctx, "", "instances", sec.teacher, instance_requests(tasks, seeds, sec.instances.shots, ctx.seed("instances")),
+                         sec.instances.params(), ctx.cfg.seed)
+    # step 6: instances filtered, one row each with its lineage; then none overlapping an evaluation set -> RUN/data.jsonl
+    rows = stages.filter_rows(ctx, "", "instances-kept", [written], instance_rows,
+                              {"per_task": sec.instances.per_task, "teacher": sec.teacher.model})
+    stages.decontaminate(ctx, "", rows, ("instruction", "input", "output"))
 
-log = logging.getLogger(__name__)
 
 BLOCKED_WORDS = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps",
                  "draw", "plot", "go to")
@@ -254,154 +289,118 @@ def filter_instances(instances: list[dict[str, str]]) -> tuple[list[dict[str, st
     return kept, rejected
 
 
-def bootstrap(ctx: stages.RunContext, teacher: Sampler, seeds: list[dict[str, Any]]) -> stages.Artifact:
-    """New instructions -> RUN/instructions.jsonl."""
-    sec = ctx.cfg.self_instruct
-    fp = fingerprint([t["instruction"] for t in seeds], sec.model_dump(), ctx.cfg.seed)
-    ctx.stage("instructions", fp, lambda: bootstrap_instructions(ctx.cfg, ctx.run, teacher, seeds))
-    return stages.Artifact(ctx.path("instructions.jsonl"), fp)
+def bootstrap_requests(r: int, human: list[str], machine: list[str], sec: SelfInstructSection, seed: int) -> list[dict[str, Any]]:
+    """Round `r`'s requests: `shots` instructions each, `machine_shots` of them from those
+    generated so far (none at first), shuffled and numbered."""
+    rng = random.Random(derive_seed(seed, "self-instruct", r))
+    out = []
+    for i in range(sec.requests_per_round):
+        shown = rng.sample(machine, min(sec.machine_shots, len(machine)))
+        shown += rng.sample(human, sec.shots - len(shown))
+        rng.shuffle(shown)
+        out.append({"prompt": encode_prompt(shown), "request": f"r{r}-{i}"})
+    return out
 
 
-def bootstrap_instructions(cfg: SelfInstructConfig, run: RunDir, teacher: Sampler, seeds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rounds of requests until enough instructions are kept; each finished round is saved
-    (`bootstrap/round-NNNN.json`), so a killed run resumes at the next round."""
-    sc = cfg.self_instruct
-    human = [t["instruction"] for t in seeds]
-    novelty = NoveltyFilter(human, sc.novelty_threshold)
-    kept: list[dict[str, Any]] = []
-    counts: Counter = Counter()
-    failed: list[dict[str, Any]] = []
-    params = SamplingParams(temperature=sc.temperature, top_p=sc.top_p, max_new_tokens=sc.max_new_tokens)
-    continues = not sc.teacher.chat
-    rounds = 0
-    for r in range(sc.max_rounds):
-        if len(kept) >= sc.num_instructions:
-            break
-        rounds += 1
-        path = run.path("bootstrap", f"round-{r:04d}.json")
-        if path.exists():  # done before a restart: replay its result into the pool
-            saved = json.loads(path.read_text())
-        else:
-            rng = random.Random(derive_seed(cfg.seed, "self-instruct", r))
-            machine = [k["instruction"] for k in kept]
-            prompts = []
-            for _ in range(sc.requests_per_round):
-                shown = rng.sample(machine, min(sc.machine_shots, len(machine)))
-                shown += rng.sample(human, sc.shots - len(shown))
-                rng.shuffle(shown)
-                prompts.append(encode_prompt(shown))
-            results = generate_or_fail(teacher, prompts, params, derive_seed(cfg.seed, "self-instruct-teacher", r))
-            saved = {"round": r, "completions": [None if isinstance(x, Failed) else x for x in results],
-                     "failed": [{"request": f"r{r}-{i}", "error": x.error, "attempts": x.attempts}
-                                for i, x in enumerate(results) if isinstance(x, Failed)]}
-            atomic_write_text(path, json.dumps(saved))
-        failed += saved["failed"]
-        for i, completion in enumerate(saved["completions"]):
-            if completion is None:
-                continue
-            for text in parse_instructions(completion, continues):
-                counts["parsed"] += 1
-                reason = instruction_rejection(text, sc.min_words, sc.max_words)
-                if reason is None:
-                    score, similar = novelty.most_similar(text)
-                    if similar is not None:
-                        reason = "near-duplicate"
-                    else:
-                        novelty.add(text)
-                if reason:
-                    counts[reason] += 1
-                    continue
-                if len(kept) < sc.num_instructions:
-                    kept.append({"instruction": text, "round": r, "request": f"r{r}-{i}"})
-        log.info("round %d: %d instructions kept of %d wanted", r, len(kept), sc.num_instructions)
-    write_jsonl(run.path("instructions.jsonl"), kept)
-    return {"kept": len(kept), "rounds": rounds, "requests_failed": len(failed),
-            "filtered": dict(counts), "failed": failed}
+def new_instructions(answers: list[dict[str, Any]], pool: list[str], round: int, wanted: int, continues_list: bool,
+                     min_words: int, max_words: int, novelty_threshold: float) -> stages.Filtered:
+    """Steps 2-3 over one round's answers: each parsed instruction passes the heuristics and is
+    kept only if its ROUGE-L to every instruction of the pool (and every one kept before it)
+    is below the threshold; at most `wanted` are kept."""
+    novelty = NoveltyFilter(pool, novelty_threshold)
+    kept, rejected, counts = [], [], Counter()
+    for answer in answers:
+        if "completion" not in answer:
+            continue
+        for text in parse_instructions(answer["completion"], continues_list):
+            counts["parsed"] += 1
+            reason = instruction_rejection(text, min_words, max_words)
+            if reason is None:
+                score, similar = novelty.most_similar(text)
+                if similar is not None:
+                    reason = "near-duplicate"
+                else:
+                    novelty.add(text)
+            if reason:
+                counts[reason] += 1
+                rejected.append({"instruction": text, "request": answer["request"], "reason": reason})
+            elif len(kept) < wanted:
+                kept.append({"instruction": text, "round": round, "request": answer["request"]})
+    return stages.Filtered(kept, rejected, {"parsed": counts.pop("parsed", 0), "filtered": dict(counts)})
 
 
-def classify(ctx: stages.RunContext, teacher: Sampler, seeds: list[dict[str, Any]], instructions: stages.Artifact) -> stages.Artifact:
-    """Each instruction: a classification task or not, asked few-shot -> RUN/classified.jsonl."""
-    sec, out = ctx.cfg.self_instruct, ctx.path("classified.jsonl")
-
-    def work() -> dict[str, Any]:
-        rows = read_jsonl(instructions.path)
-        rng = random.Random(ctx.seed("classify"))
-        clf = [t for t in seeds if t["is_classification"]]
-        other = [t for t in seeds if not t["is_classification"]]
-        half = sec.classify_shots // 2
-        prompts = []
-        for row in rows:
-            shots = rng.sample(clf, min(half, len(clf))) + rng.sample(other, sec.classify_shots - min(half, len(clf)))
-            rng.shuffle(shots)
-            prompts.append(classify_prompt(shots, row["instruction"]))
-        answers = generate_or_fail(teacher, prompts, SamplingParams(temperature=0.0, max_new_tokens=4), ctx.cfg.seed)
-        out_rows, unread = [], 0
-        for row, a in zip(rows, answers):
-            verdict = None if isinstance(a, Failed) else parse_yes_no(a)
-            unread += verdict is None
-            out_rows.append({**row, "is_classification": bool(verdict), "classification_read": verdict is not None})
-        write_jsonl(out, out_rows)
-        return {"classification": sum(r["is_classification"] for r in out_rows), "unread": unread}
-
-    fp = fingerprint(instructions.fp, sec.classify_shots)
-    ctx.stage("classify", fp, work)
-    return stages.Artifact(out, fp)
+def classify_requests(kept: list[dict[str, Any]], seeds: list[dict[str, Any]], shots: int, seed: int) -> list[dict[str, Any]]:
+    """Step 4's requests: `shots` seed tasks shown, half of them classification tasks."""
+    rng = random.Random(seed)
+    clf = [t for t in seeds if t["is_classification"]]
+    other = [t for t in seeds if not t["is_classification"]]
+    half = shots // 2
+    out = []
+    for row in kept:
+        shown = rng.sample(clf, min(half, len(clf))) + rng.sample(other, shots - min(half, len(clf)))
+        rng.shuffle(shown)
+        out.append({**row, "prompt": classify_prompt(shown, row["instruction"])})
+    return out
 
 
-def make_instances(ctx: stages.RunContext, teacher: Sampler, seeds: list[dict[str, Any]], classified: stages.Artifact) -> stages.Artifact:
-    """Instances for each instruction, filtered -> RUN/instances.jsonl, one row per instance with lineage."""
-    sec, out = ctx.cfg.self_instruct, ctx.path("instances.jsonl")
+def instance_requests(tasks: list[dict[str, Any]], seeds: list[dict[str, Any]], shots: int, seed: int) -> list[dict[str, Any]]:
+    """Step 5's requests: seed tasks of the same kind shown, output-first for classification."""
+    rng = random.Random(seed)
+    by_kind = {k: [t for t in seeds if t["is_classification"] == k and t["instances"]] for k in (True, False)}
+    return [{"instruction": t["instruction"], "round": t["round"], "request": t["request"],
+             "is_classification": t["is_classification"],
+             "prompt": instance_prompt(rng.sample(by_kind[t["is_classification"]], shots), t["instruction"], t["is_classification"])}
+            for t in tasks]
 
-    def work() -> dict[str, Any]:
-        tasks = read_jsonl(classified.path)
-        rng = random.Random(ctx.seed("instances"))
-        by_kind = {k: [t for t in seeds if t["is_classification"] == k and t["instances"]] for k in (True, False)}
-        prompts = [instance_prompt(rng.sample(by_kind[row["is_classification"]], sec.instance_shots),
-                                   row["instruction"], row["is_classification"]) for row in tasks]
-        params = SamplingParams(temperature=0.0, max_new_tokens=sec.instance_max_new_tokens)
-        answers = generate_or_fail(teacher, prompts, params, ctx.cfg.seed)
-        rows, rejected, failed = [], Counter(), 0
-        for row, a in zip(tasks, answers):
-            if isinstance(a, Failed):
-                failed += 1
-                continue
-            kept, why = filter_instances(parse_instances(a, row["is_classification"])[: sec.instances_per_task])
-            rejected.update(why)
-            for n, inst in enumerate(kept):
-                rows.append({
-                    "instruction": row["instruction"], "input": inst["input"], "output": inst["output"],
-                    "is_classification": row["is_classification"],
-                    "lineage": {"method": "self-instruct", "iteration": row["round"], "model": sec.teacher.model,
-                                "prompt_id": row["request"], "instance": n, "score": None},
-                })
-        write_jsonl(out, rows)
-        return {"rows": len(rows), "tasks_with_rows": len({r["instruction"] for r in rows}),
-                "rejected": dict(rejected), "requests_failed": failed}
 
-    fp = fingerprint(classified.fp, sec.instances_per_task, sec.instance_shots, sec.instance_max_new_tokens)
-    ctx.stage("instances", fp, work)
-    return stages.Artifact(out, fp)
+def instance_rows(written: list[dict[str, Any]], per_task: int, teacher: str) -> stages.Filtered:
+    """Step 6: each answer's instances parsed and filtered, one row per instance with lineage."""
+    rows, counts, failed = [], Counter(), 0
+    for task in written:
+        if "completion" not in task:
+            failed += 1
+            continue
+        kept, why = filter_instances(parse_instances(task["completion"], task["is_classification"])[:per_task])
+        counts.update(why)
+        for n, inst in enumerate(kept):
+            rows.append({
+                "instruction": task["instruction"], "input": inst["input"], "output": inst["output"],
+                "is_classification": task["is_classification"],
+                "lineage": {"method": "self-instruct", "iteration": task["round"], "model": teacher,
+                            "prompt_id": task["request"], "instance": n, "score": None},
+            })
+    return stages.Filtered(rows, [], {"tasks_with_rows": len({r["instruction"] for r in rows}), "rejected": dict(counts),
+                                      "requests_failed": failed})
+
+
+# --- report ---------------------------------------------------------------------------
 
 
 def collect(run: RunDir, cfg: SelfInstructConfig) -> dict[str, Any]:
-    boot, clf, inst = (run.record(n) for n in ("instructions", "classify", "instances"))
+    sec = cfg.self_instruct
+    rounds = [(run.record(f"bootstrap/round-{r:02d}"), run.record(f"bootstrap/round-{r:02d}-kept"))
+              for r in range(sec.max_rounds)]
+    rounds = [(a, k) for a, k in rounds if a is not None and k is not None]
+    filtered: Counter = Counter()
+    for _, k in rounds:
+        filtered.update(k.info.get("filtered", {}))
+    asks = [rec for rec in [a for a, _ in rounds] + [run.record("classify"), run.record("instances")] if rec is not None]
+    clf, inst = run.record("classify"), run.record("instances-kept")
+    classified = [r for r in read_jsonl(run.path("classify.jsonl"))] if run.path("classify.jsonl").exists() else []
     data = read_jsonl(run.path("data.jsonl")) if run.path("data.jsonl").exists() else []
-    api = {}
-    if run.path("api-cache.sqlite").exists():
-        from selftrain.samplers.openai import ResponseCache
-
-        api["cached_answers"] = len(ResponseCache(run.path("api-cache.sqlite")))
-    failed_file = run.path("failed-requests.jsonl")
+    boot = {"kept": sum(k.info["kept"] for _, k in rounds), "rounds": len(rounds),
+            "filtered": {"parsed": sum(k.info.get("parsed", 0) for _, k in rounds), **dict(filtered)}}
     return {
-        "method": "self-instruct", "name": cfg.name, "seed": cfg.seed, "teacher": cfg.self_instruct.teacher.model,
-        "instructions": boot.info if boot else {}, "classify": clf.info if clf else {},
+        "method": "self-instruct", "name": cfg.name, "seed": cfg.seed, "teacher": sec.teacher.model,
+        "instructions": boot,
+        "classify": {"classification": sum(bool(parse_yes_no(r.get("completion", ""))) for r in classified),
+                     "unread": sum(parse_yes_no(r.get("completion", "")) is None for r in classified)} if clf else {},
         "instances": inst.info if inst else {}, "rows": len(data),
-        "seconds": {n: r.seconds for n, r in (("instructions", boot), ("classify", clf), ("instances", inst)) if r},
-        "failed_requests": len(failed_file.read_text().splitlines()) if failed_file.exists() else 0,
-        "examples": data[:5], **api,
+        "seconds": {"instructions": round(sum(a.seconds + k.seconds for a, k in rounds), 3),
+                    **{n: r.seconds for n, r in (("classify", clf), ("instances", inst)) if r}},
+        "failed_requests": sum(rec.info.get("failed", 0) for rec in asks),
+        "examples": data[:5],
     }
-
-
 def render(metrics: dict[str, Any]) -> str:
     boot = metrics["instructions"]
     rows = [("teacher", metrics["teacher"]), ("instructions kept", boot.get("kept")), ("rounds", boot.get("rounds")),
@@ -424,7 +423,5 @@ def summary(metrics: dict[str, Any]) -> list[str]:
             f"failed requests {metrics['failed_requests']}"]
 
 
-MOVED = {"teacher": "self_instruct.teacher"}
-
 METHOD = Method("self-instruct", SelfInstructConfig, run, collect, render, summary,
-                needs=lambda cfg: [("self_instruct.teacher", cfg.self_instruct.teacher, set())], moved=MOVED)
+                needs=lambda cfg: [("self_instruct.teacher", cfg.self_instruct.teacher, set())])

@@ -1,4 +1,5 @@
-"""One sampler factory for every role: the policy, a teacher, a judge, evaluation.
+"""One sampler factory for every role: the policy, a teacher, a judge, evaluation; the one
+place that knows Ray (`make_sampler(..., ray=)`, `run_verifier`).
 
 Backends are registered by name (`BACKENDS`); each declares the optional abilities it has
 under a given config (`samplers.base`: `Continues`, `ChoosesNext`, `FailsRows`, plus
@@ -9,12 +10,13 @@ backend lacks it, before any work, naming the ability and the backends that have
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from selftrain.config import SamplerConfig
+from selftrain.config import RayConfig, SamplerConfig
 from selftrain.errors import ConfigError
+from selftrain.records import Problem, Score
 from selftrain.samplers.base import Sampler, SamplingParams
 
 ABILITIES = {
@@ -87,9 +89,25 @@ def backend(name: str) -> Backend:
     return BACKENDS[name]
 
 
-def make_sampler(cfg: SamplerConfig, model: str | Path, run_dir: Path | None = None) -> Sampler:
-    """A sampler over `model` with the backend and settings of `cfg`."""
+def make_sampler(cfg: SamplerConfig, model: str | Path, run_dir: Path | None = None, ray: RayConfig | None = None) -> Sampler:
+    """A sampler over `model` with the backend and settings of `cfg`; with `ray` naming a
+    cluster (`ray.address`), a pool of Ray workers each holding that backend's sampler
+    (`samplers.ray`), for a backend that loads model folders (an endpoint needs no workers)."""
+    if ray is not None and ray.address and "local" in backend(cfg.backend).abilities(cfg):
+        from selftrain.samplers.ray import RaySampler
+
+        return RaySampler(ray, cfg, str(model))
     return backend(cfg.backend).make(cfg, str(model), run_dir)
+
+
+def run_verifier(verifier, problems: Sequence[Problem], completions: Sequence[str], ray: RayConfig | None = None) -> list[Score]:
+    """`verifier(problems, completions)`; with `ray` naming a cluster, in batches of Ray tasks
+    (not for a verifier that judges a problem's samples together: `whole_groups`)."""
+    if ray is not None and ray.address and not getattr(verifier, "whole_groups", False):
+        from selftrain.samplers.ray import verify
+
+        return verify(ray, verifier, problems, completions)
+    return verifier(problems, completions)
 
 
 def close(sampler: Sampler | None) -> None:
@@ -108,4 +126,5 @@ def check_needs(where: str, cfg: SamplerConfig, needs: set[str]) -> None:
                           f"{', '.join(able) or 'none'}")
 
 
-__all__ = ["Sampler", "SamplingParams", "Backend", "BACKENDS", "register_backend", "make_sampler", "check_needs", "close"]
+__all__ = ["Sampler", "SamplingParams", "Backend", "BACKENDS", "register_backend", "make_sampler", "run_verifier",
+           "check_needs", "close"]

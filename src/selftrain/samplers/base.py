@@ -6,33 +6,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from selftrain.records import SamplingParams
 
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 1.0
-    """0 means greedy decoding."""
-    top_p: float = 1.0
-    top_k: int = 0
-    """0 turns top-k filtering off."""
-    max_new_tokens: int = 64
-    stop: tuple[str, ...] = ()
-    """A completion ends before the first of these strings (which it does not include)."""
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0.0
-
-    def cut(self, text: str) -> str:
-        """`text` up to the first stop string.
-
-        >>> SamplingParams(stop=("\\n\\n", "Q:")).cut("A: 4\\nQ: 5")
-        'A: 4\\n'
-        """
-        for s in self.stop:
-            at = text.find(s)
-            if at >= 0:
-                text = text[:at]
-        return text
+__all__ = ["SamplingParams", "Sampler", "Failed", "Continues", "ChoosesNext", "FailsRows", "MapsShards", "Shard",
+           "map_shards", "generate_or_fail"]
 
 
 class Sampler(Protocol):

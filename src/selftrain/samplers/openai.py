@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selftrain import faults
 from selftrain.artifacts import atomic_write_text, fingerprint
 from selftrain.errors import ConfigError, SelftrainError
 from selftrain.samplers.base import Failed, SamplingParams
@@ -189,6 +190,8 @@ class OpenAISampler:
         self.stats = ApiStats()
         self.last_stats = ApiStats()
         self._rng = random.Random()
+        self._answered = 0
+        """Answers received and cached by this sampler (the fault point `openai:answer<n>`)."""
 
     # the Sampler interface
     def generate(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
@@ -316,6 +319,8 @@ class OpenAISampler:
                 return Failed(str(err), attempt + 1)
             else:
                 self.cache.put(key, text, finish, usage[0], usage[1])
+                self._answered += 1
+                faults.point(f"openai:answer{self._answered}")
                 stats.prompt_tokens += usage[0]
                 stats.completion_tokens += usage[1]
                 return text

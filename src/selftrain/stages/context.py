@@ -1,5 +1,6 @@
-"""One run context for what every method repeats: the run folder and its lock, torch
-threads, the config copy, the task and its splits, the samplers, the stage bookkeeping.
+"""The run context: what every method repeats, done once. It holds the run folder and its
+lock, torch threads, the config copy, the task and its splits, the samplers, and the stage
+bookkeeping; the stages use it, the method's loop passes it on.
 
 A stage's output is an `Artifact`: where it lies and a fingerprint of everything it
 depends on (its inputs' fingerprints and its own settings). Stage functions take and
@@ -10,17 +11,17 @@ setting redoes exactly its stage and what follows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from selftrain import ui
 from selftrain.artifacts import RunDir, StageRecord, atomic_write_text, derive_seed, fingerprint
 from selftrain.config import RunBase, SamplerConfig, TaskRun
-from selftrain.records import Problem
+from selftrain.records import Problem, Score
 
 
 @dataclass(frozen=True)
@@ -34,23 +35,43 @@ class Artifact:
 @dataclass(frozen=True)
 class Rows:
     """Training rows (prompt-completion dicts) loaded on demand, with a fingerprint;
-    `a + b` is a's rows, then b's."""
+    `a + b` is a's rows, then b's. `sources` names where they come from (a file of the run
+    folder, or `human`), for the training stage's record."""
 
     fp: str
     load: Callable[[], list[dict[str, Any]]]
     path: Path | None = None
     """The JSONL file the rows come from, when they come from one."""
+    sources: tuple[str, ...] = ()
 
     def __add__(self, other: Rows) -> Rows:
-        return Rows(fingerprint("rows", self.fp, other.fp), lambda: self.load() + other.load())
+        return Rows(fingerprint("rows", self.fp, other.fp), lambda: self.load() + other.load(),
+                    sources=self.sources + other.sources)
 
 
-class RunContext:
-    """What a method's run function gets: the config, the run folder, the task's splits,
-    samplers over model folders, and `stage` to run a step once."""
+def group(kind: str, t: int, prefix: str = "") -> str:
+    """The run subfolder of iteration (or round) `t` of a loop; a second loop in the same run
+    (a control) names its own with `prefix`. Methods name groups here, in `run` and in
+    `collect` alike.
 
-    def __init__(self, cfg: RunBase, run: RunDir):
-        self.cfg, self.run = cfg, run
+    >>> group("iter", 1), group("round", 12), group("iter", 3, "flat-")
+    ('iter-01', 'round-12', 'flat-iter-03')
+    """
+    return f"{prefix}{kind}-{t:02d}"
+
+
+C = TypeVar("C", bound=RunBase)
+
+
+class RunContext(Generic[C]):
+    """What a method's run function gets: its config (typed: `RunContext[RestEMConfig]`), the
+    run folder, the task's splits, samplers over model folders, and `stage` to run a step once.
+    Stages take the settings they use as arguments; the context gives them only what is the
+    run's as a whole: the task, the seed, the policy's sampler, the evaluation sets."""
+
+    def __init__(self, cfg: C, run: RunDir):
+        self.cfg: C = cfg
+        self.run = run
         self._sampler: tuple[str, Any] | None = None
 
     # the task and its splits, built on first use (the synthetic-data methods have none)
@@ -80,36 +101,32 @@ class RunContext:
         return fingerprint(self.task.name, [p.to_json() for split in (self.human, self.pool, self.test) for p in split])
 
     @cached_property
-    def grading_fp(self) -> str:
-        """The fingerprint of every setting of the task, its verifier's and grader's included."""
-        return fingerprint("task", self.cfg.task.model_dump())
-
-    @cached_property
-    def eval_items(self) -> list:
-        """What training data must not overlap: the run's own test split and the public
-        evaluation sets named in `decontaminate.against`."""
-        from selftrain.decontamination import EvalItem, load_eval_set
-
-        items = [EvalItem("test", p.id, p.prompt) for p in self.test] if isinstance(self.cfg, TaskRun) else []
-        for name in self.cfg.decontaminate.against:
-            items += load_eval_set(name, self.cfg.decontaminate.data)
-        return items
-
-    @cached_property
-    def eval_index(self):
-        from selftrain.decontamination import EvalIndex
-
-        return EvalIndex(self.eval_items, self.cfg.decontaminate.n)
-
-    @cached_property
     def grader(self):
+        """What evaluation counts as right: the task's grader."""
         return self.task.grader()
+
+    @property
+    def policy(self) -> SamplerConfig:
+        """How the policy and every checkpoint of the run are sampled (`model.sampler`)."""
+        return self.cfg.model.sampler
 
     @property
     def max_length(self) -> int | None:
         """Training's longest sequence: the tiny model's context; None for a named model."""
         model = self.cfg.model
         return model.tiny.max_length if model.name_or_path is None else None
+
+    @cached_property
+    def contamination(self):
+        """The evaluation items no training row may overlap (`decontaminate:`): the run's own
+        test split and the public sets named in `decontaminate.against`."""
+        from selftrain.data.decontamination import Contamination, EvalItem, load_eval_set
+
+        settings = self.cfg.decontaminate
+        items = [EvalItem("test", p.id, p.prompt) for p in self.test] if isinstance(self.cfg, TaskRun) else []
+        for name in settings.against:
+            items += load_eval_set(name, settings.data)
+        return Contamination(settings.enabled, settings.n, tuple(items))
 
     def path(self, *parts: str) -> Path:
         return self.run.path(*parts)
@@ -121,19 +138,14 @@ class RunContext:
     def sampler(self, model: Artifact | str | Path, cfg: SamplerConfig | None = None):
         """A sampler over a model folder (the policy's backend unless `cfg` names another);
         one model in memory at a time, loaded once while it is the one asked for."""
-        from selftrain.samplers import backend, make_sampler
+        from selftrain.samplers import make_sampler
 
-        cfg = cfg or self.cfg.model.sampler
+        cfg = cfg or self.policy
         path = model.path if isinstance(model, Artifact) else model
         key = fingerprint(str(path), cfg.model_dump())
         if self._sampler is None or self._sampler[0] != key:
             self.release_sampler()  # free the old model before loading the next
-            if self.cfg.ray.address and "local" in backend(cfg.backend).abilities(cfg):
-                from selftrain.cluster import RaySampler
-
-                self._sampler = (key, RaySampler(self.cfg.ray, cfg, str(path)))
-            else:
-                self._sampler = (key, make_sampler(cfg, path, self.run.root))
+            self._sampler = (key, make_sampler(cfg, path, self.run.root, ray=self.cfg.ray))
         return self._sampler[1]
 
     def release_sampler(self) -> None:
@@ -143,6 +155,14 @@ class RunContext:
         held, self._sampler = self._sampler, None
         if held is not None:
             close(held[1])
+
+    def verify(self, verifier, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
+        """`verifier(problems, completions)`, spread over the run's Ray cluster when it has one."""
+        from selftrain.samplers import run_verifier
+
+        if self.cfg.ray.address:
+            self.release_sampler()  # the sampler workers hold cluster resources the verifier's tasks need
+        return run_verifier(verifier, problems, completions, self.cfg.ray)
 
     def stage(self, name: str, fp: str, work: Callable[[], dict[str, Any]]) -> StageRecord:
         """Run `work` as stage `name` unless it already finished with fingerprint `fp`;
@@ -157,9 +177,16 @@ class RunContext:
         ui.say(f"  [green]done[/green] {name:<28} {record.seconds:6.1f} s  {counts}")
         return record
 
+    def relative(self, path: Path) -> str:
+        """A path as a record names it: inside the run folder relative to it, else as given."""
+        try:
+            return str(Path(path).resolve().relative_to(self.run.root.resolve()))
+        except ValueError:
+            return str(path)
+
 
 @contextmanager
-def open_run(cfg: RunBase, out: str | Path) -> Iterator[RunContext]:
+def open_run(cfg: C, out: str | Path) -> Iterator[RunContext[C]]:
     """Hold the run folder, set torch threads, write `config.yaml` and the logs folder, and
     give the method its context."""
     from selftrain.models import set_torch_threads

@@ -8,29 +8,29 @@ from collections.abc import Sequence
 from typing import Any
 
 from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
-from selftrain.decontamination import Match
+from selftrain.data.decontamination import Match
+from selftrain.data.review import apply_review, decisions, row_key
 from selftrain.records import Problem
-from selftrain.review import apply_review, decisions, row_key
 from selftrain.stages.context import Artifact, Rows, RunContext
 
 
 def decontaminate(ctx: RunContext, group: str, rows: Rows | Artifact, fields: Sequence[str]) -> Rows | Artifact:
     """The rows of `rows` (a JSONL file) none of whose `fields` overlaps an evaluation set
-    (`RunContext.eval_items`) -> RUN/<group>/data.jsonl, the training data (`selftrain.runs`
+    (`RunContext.contamination`) -> RUN/<group>/data.jsonl, the training data (`selftrain.runs`
     writes its dataset card beside it); the others, each with the test item it
     matches, -> RUN/<group>/contaminated.jsonl (group "": the run folder itself). Returns the
     clean rows, as what it was given."""
-    cfg, source = ctx.cfg.decontaminate, rows.path
+    guard, source = ctx.contamination, rows.path
     clean, dirty = ctx.path(group, "data.jsonl"), ctx.path(group, "contaminated.jsonl")
     taken = decisions(ctx.run.root)  # a person's review of this run, if any
     mine = dict(sorted((k, v) for k, v in taken.items() if k in {row_key(r) for r in read_jsonl(source)})) if taken else {}
-    fp = fingerprint("decontaminate", rows.fp, list(fields), cfg.model_dump(), _items(ctx), *([mine] if mine else []))
+    fp = fingerprint("decontaminate", rows.fp, list(fields), guard.fp, mine)
 
     def work() -> dict[str, Any]:
         kept, dropped, sources = [], [], Counter()
         for row in read_jsonl(source):
-            texts = [row[f] for f in fields if isinstance(row.get(f), str)] if cfg.enabled else []
-            match = next((m for t in texts if (m := ctx.eval_index.match(t))), None)
+            texts = [row[f] for f in fields if isinstance(row.get(f), str)]
+            match = next((m for t in texts if (m := guard.match(t))), None)
             if match is None:
                 kept.append(row)
             else:
@@ -45,31 +45,27 @@ def decontaminate(ctx: RunContext, group: str, rows: Rows | Artifact, fields: Se
     ctx.stage(f"{group}/decontaminate" if group else "decontaminate", fp, work)
     if isinstance(rows, Artifact):
         return Artifact(clean, fp)
-    return Rows(fp, lambda: [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_jsonl(clean)], clean)
+    return Rows(fp, lambda: [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_jsonl(clean)], clean,
+                (ctx.relative(clean),))
 
 
 def decontaminate_problems(ctx: RunContext, group: str, problems: Sequence[Problem]) -> list[Problem]:
     """The problems (a pool to sample on) whose prompts overlap no evaluation item; the others
     -> RUN/<group>/contaminated.jsonl, each with the test item it matches."""
-    cfg = ctx.cfg.decontaminate
-    if not cfg.enabled:
+    guard = ctx.contamination
+    if not guard.enabled:
         return list(problems)
     dirty = ctx.path(group, "contaminated.jsonl")
-    fp = fingerprint("decontaminate-problems", [p.to_json() for p in problems], cfg.model_dump(), _items(ctx))
+    fp = fingerprint("decontaminate-problems", [p.to_json() for p in problems], guard.fp)
 
     def work() -> dict[str, Any]:
-        found = [(p, m) for p in problems if (m := ctx.eval_index.match(p.prompt))]
+        found = [(p, m) for p in problems if (m := guard.match(p.prompt))]
         write_jsonl(dirty, ({"problem": p.to_json(), **_found(m)} for p, m in found))
         return {"checked": len(problems), "contaminated": len(found)}
 
     ctx.stage(f"{group}/decontaminate", fp, work)
     dropped = {r["problem"]["id"] for r in read_jsonl(dirty)}
     return [p for p in problems if p.id not in dropped]
-
-
-def _items(ctx: RunContext) -> list[tuple[str, str, str]]:
-    """The evaluation items, for a fingerprint."""
-    return [(i.source, i.id, i.text) for i in ctx.eval_items]
 
 
 def _found(match: Match) -> dict[str, Any]:

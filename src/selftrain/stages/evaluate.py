@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from selftrain.artifacts import derive_seed, fingerprint, write_json
+from selftrain.artifacts import derive_seed, describe, fingerprint, write_json
 from selftrain.config import EvalConfig
 from selftrain.metrics import accuracy_by_bucket, maj_at_k, mean, pass_at_k
-from selftrain.records import Problem, Sample, Score
-from selftrain.samplers.base import Sampler, SamplingParams
+from selftrain.records import Problem, Sample, SamplingParams, Score
+from selftrain.samplers.base import Sampler
 from selftrain.stages.context import Artifact, RunContext
 from selftrain.stages.generate import sample_shards
 from selftrain.stages.score import score_samples
@@ -81,11 +81,11 @@ def evaluate_model(
     return result
 
 
-def evaluate(ctx: RunContext, group: str, model: Artifact) -> Artifact:
-    """Greedy test accuracy, pass@k and maj@k of `model` (the task's grader) -> RUN/<group>/eval.json."""
-    fp = fingerprint("eval", model.fp, ctx.cfg.eval.model_dump(), ctx.cfg.model.sampler.model_dump(), ctx.data_fp,
-                     ctx.grading_fp, ctx.cfg.seed)
+def evaluate(ctx: RunContext, group: str, model: Artifact, cfg: EvalConfig) -> Artifact:
+    """Greedy test accuracy, pass@k and maj@k of `model` on the task's test split, graded by
+    the task's grader -> RUN/<group>/eval.json."""
+    seed = ctx.seed(f"{group}/evaluate")
+    fp = fingerprint("eval", model.fp, cfg.model_dump(), ctx.policy.model_dump(), ctx.data_fp, describe(ctx.grader), seed)
     ctx.stage(f"{group}/evaluate", fp, lambda: evaluate_model(
-        ctx.sampler(model), ctx.test, ctx.grader, ctx.cfg.eval, ctx.path(group), ctx.seed(f"{group}/evaluate"),
-        desc=f"{group} eval", key=fp))
+        ctx.sampler(model), ctx.test, ctx.grader, cfg, ctx.path(group), seed, desc=f"{group} eval", key=fp))
     return Artifact(ctx.path(group, "eval.json"), fp)

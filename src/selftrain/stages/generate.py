@@ -8,8 +8,8 @@ from pathlib import Path
 from selftrain import faults, ui
 from selftrain.artifacts import ShardJournal, derive_seed, fingerprint, read_jsonl, write_jsonl
 from selftrain.config import Generation, SamplerConfig
-from selftrain.records import Problem, Sample
-from selftrain.samplers.base import Sampler, SamplingParams, map_shards
+from selftrain.records import Problem, Sample, SamplingParams
+from selftrain.samplers.base import Sampler, map_shards
 from selftrain.stages.context import Artifact, RunContext
 
 
@@ -61,17 +61,20 @@ def load_samples(path: Path) -> list[Sample]:
 
 
 def generate(ctx: RunContext, group: str, model: Artifact, problems: Sequence[Problem], gen: Generation,
-             name: str = "generate", sampler: SamplerConfig | None = None) -> Artifact:
+             name: str = "generate", sampler: SamplerConfig | None = None, seed: int | None = None,
+             file: str = "samples.jsonl") -> Artifact:
     """`gen.k` samples per problem from `model` (with the policy's backend, or `sampler`)
-    -> RUN/<group>/samples.jsonl."""
-    out = ctx.path(group, "samples.jsonl")
-    settings = (sampler or ctx.cfg.model.sampler).model_dump()
-    fp = fingerprint(name, model.fp, gen.model_dump(), [p.to_json() for p in problems], settings, ctx.cfg.seed, group)
+    -> RUN/<group>/samples.jsonl (or `file`); `seed`: the stage's seed (default: derived from
+    its name)."""
+    out = ctx.path(group, file)
+    sampler = sampler or ctx.policy
+    seed = ctx.seed(f"{group}/{name}") if seed is None else seed
+    fp = fingerprint(name, model.fp, gen.model_dump(), [p.to_json() for p in problems], sampler.model_dump(), seed)
 
     def work() -> dict:
-        samples = sample_shards(ctx.sampler(model, sampler), problems, gen.k, gen.params(), out, ctx.seed(f"{group}/{name}"), gen.shard_size,
+        samples = sample_shards(ctx.sampler(model, sampler), problems, gen.k, gen.params(), out, seed, gen.shard_size,
                                 desc=f"{group} {name}", key=fp)
-        return {"samples": len(samples)}
+        return {"samples": len(samples), "model": ctx.relative(model.path)}
 
     ctx.stage(f"{group}/{name}", fp, work)
     return Artifact(out, fp)

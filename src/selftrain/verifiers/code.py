@@ -48,6 +48,11 @@ class CodeVerifier:
         self.sandbox = sandbox or Sandbox(limits)
         self.workers = workers
 
+    def describe(self) -> dict:
+        from dataclasses import asdict
+
+        return {"kind": "code", "limits": asdict(self.sandbox.limits)}
+
     def __call__(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
         if len(problems) != len(completions):
             raise ValueError(f"{len(problems)} problems but {len(completions)} completions")

@@ -48,6 +48,12 @@ class MajorityVote:
         self.min_agreement = min_agreement
         self.length_tolerance = length_tolerance
 
+    def describe(self) -> dict:
+        from selftrain.artifacts import describe
+
+        return {"kind": "majority", "answer_of": describe(self.answer_of), "min_agreement": self.min_agreement,
+                "length_tolerance": self.length_tolerance}
+
     def __call__(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
         if len(problems) != len(completions):
             raise ValueError(f"{len(problems)} problems but {len(completions)} completions")

@@ -20,6 +20,15 @@ def integer_answer(text: str) -> str | None:
     return str(int(text))
 
 
+def text_answer(text: str) -> str | None:
+    """An answer compared as text: stripped of surrounding space; None when empty.
+
+    >>> text_answer(" Paris "), text_answer("  ")
+    ('Paris', None)
+    """
+    return text.strip() or None
+
+
 class ExactAnswerVerifier:
     """Accepts a completion whose final answer, after the last `marker`, equals the reference.
 
@@ -38,6 +47,13 @@ class ExactAnswerVerifier:
         self.marker = marker
         self.normalize = normalize
         self.reference = reference or normalize
+
+    def describe(self) -> dict:
+        """Its settings, for a stage's fingerprint (`selftrain.artifacts.describe`)."""
+        from selftrain.artifacts import describe
+
+        return {"kind": "exact", "marker": self.marker, "normalize": describe(self.normalize),
+                "reference": describe(self.reference)}
 
     def extract(self, completion: str) -> str | None:
         """The normalized final answer, or None when there is none."""

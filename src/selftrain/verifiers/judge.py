@@ -10,12 +10,12 @@ and counts a win only when both orders agree.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from selftrain.errors import ConfigError
 from selftrain.records import Problem, Score
-from selftrain.samplers.base import Sampler, SamplingParams
+from selftrain.samplers.base import Failed, Sampler, SamplingParams, generate_or_fail
 
 ADDITIVE_5_POINT = """Review the user's question and the corresponding response using the additive 5-point scoring system described below. Points are accumulated based on the satisfaction of each criterion:
 - Add 1 point if the response is relevant and provides some information related to the user's inquiry, even if it is incomplete or contains some irrelevant content.
@@ -103,6 +103,17 @@ TEMPLATES = {
 question-answer pair against its source passage (grounded QA)."""
 
 
+def mean_of_readable(values: Iterable[float | None]) -> float | None:
+    """The mean of the scores that could be read (not None), or None when none could: the
+    one way a judge's several judgements of a response become its score.
+
+    >>> mean_of_readable([4.0, None, 5.0]), mean_of_readable([None, None])
+    (4.5, None)
+    """
+    read = [v for v in values if v is not None]
+    return sum(read) / len(read) if read else None
+
+
 def parse_winner(output: str) -> tuple[str | None, str]:
     """'A' or 'B' from a pairwise judgement (the last "Winner: X" wins), or None and why.
 
@@ -137,8 +148,14 @@ class LLMJudge:
         self.finished = 0
         """Judgements that ended without a score and were finished (counted over all calls)."""
 
-    def judgements(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[list[str]]:
-        """The raw judge outputs, `samples` per response.
+    def describe(self) -> dict:
+        """Its settings, for a stage's fingerprint."""
+        return {"kind": type(self).__name__, "template": self.template.name, "samples": self.samples,
+                "params": repr(self.params), "seed": self.seed, "finish": self.finish}
+
+    def judgements(self, problems: Sequence[Problem], responses: Sequence[str]) -> list[list[str | Failed]]:
+        """The raw judge outputs, `samples` per response; a request that a remote judge failed
+        after its retries is a `Failed` in its place (it reads as no score).
 
         With `finish`, a judgement that ends without any "Score:" is handed back to the judge
         with `Score:` appended (an assistant prefill), and the judge's most probable score
@@ -149,15 +166,15 @@ class LLMJudge:
         number finished is kept in `self.finished`.
         """
         prompts = [self.template.format(p.prompt, r) for p, r in zip(problems, responses) for _ in range(self.samples)]
-        outputs = self.sampler.generate(prompts, self.params, self.seed)
+        outputs = generate_or_fail(self.sampler, prompts, self.params, self.seed)
         if self.finish:
             outputs = self._finish(prompts, outputs)
         return [outputs[i * self.samples : (i + 1) * self.samples] for i in range(len(responses))]
 
-    def _finish(self, prompts: list[str], outputs: list[str]) -> list[str]:
+    def _finish(self, prompts: list[str], outputs: list[str | Failed]) -> list[str | Failed]:
         from selftrain.samplers.base import ChoosesNext, Continues
 
-        todo = [i for i, o in enumerate(outputs) if not _SCORE.search(o)]
+        todo = [i for i, o in enumerate(outputs) if isinstance(o, str) and not _SCORE.search(o)]
         if not todo:
             return outputs
         starts = [outputs[i].rstrip() + "\nScore:" for i in todo]
@@ -180,13 +197,15 @@ class LLMJudge:
         self.finished += len(todo)
         return outputs
 
-    def scores(self, judgements: Sequence[Sequence[str]]) -> list[Score]:
+    def scores(self, judgements: Sequence[Sequence[str | Failed]]) -> list[Score]:
+        """One Score per response: the mean of its readable judgements (None when none is)."""
         out = []
         for outputs in judgements:
-            parsed = [self.template.parse(o) for o in outputs]
-            read = [s for s, _ in parsed if s is not None]
-            if read:
-                out.append(Score(sum(read) / len(read), f"mean of {len(read)}/{len(outputs)} judgements"))
+            parsed = [self.template.parse(o) if isinstance(o, str) else (None, f"request failed: {o.error}") for o in outputs]
+            value = mean_of_readable(s for s, _ in parsed)
+            if value is not None:
+                read = sum(s is not None for s, _ in parsed)
+                out.append(Score(value, f"mean of {read}/{len(outputs)} judgements"))
             else:
                 out.append(Score(None, f"no readable score in {len(outputs)} judgements ({parsed[-1][1]})"))
         return out

@@ -313,6 +313,11 @@ class MathVerifyPool:
         return out  # type: ignore[return-value]
 
 
+VERSION = 1
+"""The version of the verifier's rules: raised when a change alters verdicts, so that runs
+scored by the old rules score again."""
+
+
 class MathVerifier:
     """Accepts a completion whose final answer is equivalent to the problem's reference;
     None ("could not judge", with the reason) where the two cannot be compared whole.
@@ -327,6 +332,10 @@ class MathVerifier:
         self.pool = MathVerifyPool(workers, timeout)
         self.units = tuple(units)
         self._cache: dict[tuple[str, str], tuple[bool | None, str]] = {}
+
+    def describe(self) -> dict:
+        """Its settings and the version of its rules, for a stage's fingerprint."""
+        return {"kind": "math", "version": VERSION, "timeout": self.pool.timeout, "units": list(self.units)}
 
     def close(self) -> None:
         self.pool.close()

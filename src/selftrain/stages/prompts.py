@@ -1,10 +1,11 @@
-"""Self-instruction creation: the model writes new prompts, few-shot from a pool of prompts.
+"""The prompts stage: the model writes new prompts, few-shot from a pool of prompts
+(self-instruction creation), and the filters they pass.
 
 Self-Rewarding (Yuan et al. 2024, section 2.3) shows the model 8 prompts drawn from the
 seed pool and takes the new prompt it writes next; Self-Instruct (Wang et al. 2022) does
 the same with 6 human and 2 generated instructions. What comes back is filtered: too short
 or too long, an exact duplicate, a near-duplicate of the pool or of an earlier new prompt
-(ROUGE-L >= 0.7, `selftrain.novelty`), or rejected by a task's own check.
+(ROUGE-L >= 0.7, `selftrain.data.novelty`), or rejected by a task's own check.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from selftrain.novelty import NoveltyFilter
-from selftrain.samplers.base import Sampler, SamplingParams
+from selftrain.artifacts import describe, fingerprint, read_jsonl, write_jsonl
+from selftrain.data.novelty import NoveltyFilter
+from selftrain.records import Problem, SamplingParams
+from selftrain.samplers.base import Sampler
+from selftrain.stages.context import Artifact, RunContext
 
 FEWSHOT_HEADER = "Come up with a series of tasks and questions. Only the task/question, no further text/explanation.\n\n"
 """The instruction of Self-Rewarding's prompt-generation prompt (its Figure 6); each example follows as `Task N: ...`."""
@@ -57,7 +62,8 @@ class PromptFilter:
     novelty_threshold: float | None = 0.7
     """ROUGE-L at or above which a prompt is a near-duplicate; None: exact duplicates only."""
     check: Callable[[str], bool] | None = None
-    """A task's own test of a well-formed prompt (e.g. the arithmetic format)."""
+    """A task's own test of a well-formed prompt (e.g. the arithmetic format); it stands in
+    fingerprints by its `describe()` (or, a plain function, its source)."""
     forbidden: Sequence[str] = ()
     """Prompts that must never be made (e.g. the test set's, against contamination)."""
     rejected: Counter = field(default_factory=Counter)
@@ -68,11 +74,7 @@ class PromptFilter:
 
     def describe(self) -> dict:
         """The filter's settings, for a stage's fingerprint."""
-        from selftrain.artifacts import fingerprint
-
-        pattern = getattr(getattr(self.check, "__self__", None), "pattern", None)  # a compiled regex's fullmatch
-        check = pattern or getattr(self.check, "__qualname__", None)
-        return {"chars": [self.min_chars, self.max_chars], "novelty": self.novelty_threshold, "check": check,
+        return {"chars": [self.min_chars, self.max_chars], "novelty": self.novelty_threshold, "check": describe(self.check),
                 "pool": fingerprint(list(self.pool)), "forbidden": fingerprint(list(self.forbidden))}
 
     def accept(self, prompt: str) -> bool:
@@ -126,3 +128,27 @@ def create_prompts(
             if keep_filter.accept(prompt) and len(kept) < n:
                 kept.append(prompt)
     return kept, {"requested": asked, "kept": len(kept), **dict(keep_filter.rejected)}
+
+
+def write_prompts(ctx: RunContext, group: str, model: Artifact, pool: Sequence[str], n: int, shots: int,
+                  params: SamplingParams, keep: PromptFilter, to_problem: Callable[[str, str], Problem],
+                  header: str = "", numbered: bool = False, sampler=None) -> Artifact:
+    """`n` new prompts written by `model`, few-shot from `pool` (`shots` shown per request)
+    and filtered by `keep` -> RUN/<group>/prompts.jsonl, one Problem each (`to_problem(text, id)`)."""
+    out = ctx.path(group, "prompts.jsonl")
+    seed = ctx.seed(f"{group}/prompts")
+    fp = fingerprint("prompts", model.fp, list(pool), n, shots, params, header, numbered, keep.describe(),
+                     describe(to_problem), seed)
+
+    def work() -> dict[str, Any]:
+        made, counts = create_prompts(ctx.sampler(model, sampler), pool, n, params, seed, shots=shots,
+                                      keep_filter=keep, header=header, numbered=numbered)
+        write_jsonl(out, (to_problem(p, f"{group}-{i}").to_json() for i, p in enumerate(made)))
+        return counts
+
+    ctx.stage(f"{group}/prompts", fp, work)
+    return Artifact(out, fp)
+
+
+def load_problems(prompts: Artifact) -> list[Problem]:
+    return [Problem.from_json(r) for r in read_jsonl(prompts.path)]

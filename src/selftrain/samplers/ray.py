@@ -1,4 +1,5 @@
-"""Ray: a run's generation shards on sampler actors and its verifier batches as tasks.
+"""The Ray backend: a run's generation shards on sampler actors and its verifier batches as
+tasks; `selftrain.samplers.make_sampler` chooses it when `ray.address` is set.
 
 The driver (the `selftrain run` process) keeps every journal and decides what is done:
 workers only sample or score what they are sent and return it. So a killed driver resumes

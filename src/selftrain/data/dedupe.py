@@ -3,7 +3,7 @@
 Exact duplicates: the same normalised text (lower case, punctuation and runs of spaces
 dropped), found by hash. Near-duplicates: MinHash signatures of word 3-gram shingles and
 locality-sensitive hashing (`datasketch`'s `MinHash.bulk` and `MinHashLSH`), so the cost
-grows with the rows, not with the pairs (the ROUGE-L novelty filter of `selftrain.novelty`
+grows with the rows, not with the pairs (the ROUGE-L novelty filter of `selftrain.data.novelty`
 is exact but compares pairs: right for Self-Instruct's thousands, not for millions). LSH
 proposes earlier kept rows at a lower similarity (`threshold - 0.2`), so that few true
 near-duplicates slip through its banding; a row is removed when one of them has an exact
@@ -108,8 +108,7 @@ def dedupe_file(path, out=None, fields: Sequence[str] | None = None, threshold: 
     removed ones, each with the row it duplicates, to `<out>.duplicates.jsonl`; the counts."""
     from pathlib import Path
 
-    from selftrain.artifacts import write_jsonl
-    from selftrain.tasks.real import read_rows
+    from selftrain.artifacts import read_rows, write_jsonl
 
     path = Path(path)
     rows = read_rows(path)

@@ -113,7 +113,7 @@ def collect_rows(run_dir: str | Path, max_rejected_per_file: int = 2000) -> list
                 rows.append(Row(row_key(r["row"]), group, str(dirty.relative_to(root)), "rejected",
                                 f"contaminated: overlaps {item['source']} item {item['id']}", text_fields(r["row"]),
                                 r["row"].get("lineage"), None))
-    for rejected in sorted(root.rglob("rejected.jsonl")):
+    for rejected in sorted(root.rglob("*rejected.jsonl")):
         group = str(rejected.parent.relative_to(root))
         for r in read_jsonl(rejected)[:max_rejected_per_file]:
             rows.append(Row(row_key(r), group, str(rejected.relative_to(root)), "rejected", str(r.get("reason", "")),

@@ -1,0 +1,131 @@
+"""The Self-Rewarding report: both abilities by iteration (the actor and the judge), as the
+paper's tables, with the miniature's controls beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from selftrain import stages
+from selftrain.artifacts import RunDir, read_json
+from selftrain.methods.self_rewarding.config import SelfRewardingConfig
+from selftrain.report import escape, line_chart, page, pct, table
+
+
+def _chat_eval(run: RunDir, group: str) -> dict[str, Any] | None:
+    """A chat model's step 6 from its stages' records (None until they are done)."""
+    own = run.record(f"{group}/self-judge")
+    if own is None:
+        return None
+    info: dict[str, Any] = {"self_judged": own.info["mean"], "self_unreadable": own.info["unreadable"],
+                            "self_finished": own.info["finished"], "m1_judged": own.info["mean"]}
+    fixed, vs = run.record(f"{group}/m1-judge"), run.record(f"{group}/pairwise")
+    if group != "m1":
+        if fixed is None or vs is None:
+            return None
+        info.update(m1_judged=fixed.info["mean"], vs_m1=vs.info)
+    return info
+
+
+def _rows(run: RunDir, cfg: SelfRewardingConfig, prefix: str = "") -> list[dict[str, Any]]:
+    """One row per model: M1, then each iteration of the loop whose groups start with `prefix`."""
+    chat = cfg.self_rewarding.chat is not None
+    rows = []
+    groups = ["m1"] + [stages.group("iter", t, prefix) for t in range(1, cfg.self_rewarding.iterations + 1)]
+    for i, group in enumerate(groups):
+        row: dict[str, Any] = {"group": group, "label": f"M{i + 1}"}
+        if chat:
+            found = _chat_eval(run, group)
+            if found is None:
+                continue
+            row.update(found)
+        else:
+            if not all(run.path(group, f).is_file() for f in ("eval.json", "judge_eval.json")):
+                continue
+            row.update({"test": read_json(run.path(group, "eval.json")), **read_json(run.path(group, "judge_eval.json"))})
+        for stage in ("prompts", "judge", "pairs", "train"):
+            rec = run.record(f"{group}/{stage}")
+            if rec is not None:
+                row[stage] = rec.info
+        rows.append(row)
+    return rows
+
+
+CONTROLS = {"grader": ("grader-", "grader-judged"), "sft": ("sft-", "compute-matched SFT")}
+
+
+def collect(run: RunDir, cfg: SelfRewardingConfig) -> dict[str, Any]:
+    """metrics.json for a Self-Rewarding run: one row per model, M1 then each iteration; and
+    the same for each control."""
+    mini = cfg.self_rewarding.miniature
+    extra: dict[str, Any] = {"chat": True, "model": cfg.model.name_or_path} if mini is None else {}
+    controls = {name: _rows(run, cfg, CONTROLS[name][0]) for name in (mini.controls if mini else [])}
+    if controls:
+        extra["controls"] = controls
+    return {"method": "self-rewarding", **extra, "name": cfg.name, "seed": cfg.seed, "rows": _rows(run, cfg)}
+
+
+def render(metrics: dict[str, Any]) -> str:
+    """Both abilities by iteration, as the paper's tables: the actor and the judge."""
+    title = f"selftrain: {escape(str(metrics['name']))} (seed {metrics['seed']})"
+    if metrics.get("chat"):
+        body = []
+        for r in metrics["rows"]:
+            vs, judged = r.get("vs_m1"), r.get("judge")
+            body.append([r["label"], r.get("self_judged"), r.get("m1_judged"),
+                         f"{vs['wins']} / {vs['losses']} / {vs['undecided']}" if vs else "",
+                         r.get("prompts", {}).get("kept", ""),
+                         f"{judged['judged']} ({judged['unreadable']} / {judged.get('finished', 0)})" if judged else "",
+                         r.get("pairs", {}).get("pairs", ""), r.get("train", {}).get("reward_margin", "")])
+        head = ["model", "self-judged score (0-5)", "M1-judged score (0-5)", "vs M1 (wins / losses / undecided)",
+                "new prompts", "judgements (unreadable / finished)", "pairs", "DPO reward margin"]
+        return page(title, f"<p>Self-Rewarding on {escape(str(metrics['model']))}: each model's greedy answers to held-out "
+                    "prompts, scored with the paper's additive 5-point prompt by the model itself and by M1, and judged "
+                    "head to head against M1's answers by M1 (a win counts when both orders agree).</p>" + table(head, body))
+    rows, controls = metrics["rows"], metrics.get("controls", {})
+    head = ["model", "answer accuracy %", "judge pairwise accuracy %", "judge ties %", "new prompts", "pairs",
+            "self-chosen truly right %"]
+
+    def line(label: str, r: dict[str, Any]) -> list[Any]:
+        return [label, pct(r["test"]["accuracy"]), pct(r["judge_accuracy"]), pct(r["judge_ties"]),
+                r.get("prompts", {}).get("kept", ""), r.get("pairs", {}).get("pairs", ""),
+                pct(r.get("pairs", {}).get("chosen_truly_right"))]
+
+    body = [line(r["label"], r) for r in rows]
+    for name, got in controls.items():
+        body += [line(f"{r['label']} ({CONTROLS[name][1]})", r) for r in got[1:]]
+    series = [("answer accuracy", [r["test"]["accuracy"] for r in rows], "#1f77b4"),
+              ("judge accuracy", [r["judge_accuracy"] for r in rows], "#d62728"),
+              ("self-chosen truly right", [rows[0]["test"]["accuracy"]] + [r.get("pairs", {}).get("chosen_truly_right", 0.0)
+                                                                            for r in rows[1:]], "#2ca02c")]
+    colours = {"grader": ("#9467bd", "#e377c2"), "sft": ("#8c564b", "#7f7f7f")}
+    for name, got in controls.items():
+        if len(got) == len(rows):
+            series.append((f"answer, {CONTROLS[name][1]}", [r["test"]["accuracy"] for r in got], colours[name][0]))
+            series.append((f"judge, {CONTROLS[name][1]}", [r["judge_accuracy"] for r in got], colours[name][1]))
+    chart = line_chart("Both abilities by model (M1 = SFT, then one per iteration)", list(range(1, len(rows) + 1)), series,
+                       x_label="model M1, M2, ...")
+    return page(title, f"""<p>Self-Rewarding: answer accuracy is greedy decoding on the held-out test set, graded exactly;
+judge accuracy is how often the model's own greedy judgement scores the right response of a
+held-out pair (one right, one wrong answer by M1 to a test problem) higher. "Self-chosen truly right":
+of the pairs the model built from its own judgements, how many chosen answers the grader finds right
+(the chart's first point of that line is M1's accuracy, for scale). Controls from the same M1: the
+same loop with the task's exact check making the pairs (a perfect judge), and SFT on M1's own data
+for the same steps (compute-matched).</p>
+{table(head, body)}
+<div class="charts">{chart}</div>""")
+
+
+def summary(metrics: dict[str, Any]) -> list[str]:
+    if metrics.get("chat"):
+        return [f"{r['label']:<4} self-judged {r.get('self_judged')}  M1-judged {r.get('m1_judged')}  vs M1 {r.get('vs_m1')}"
+                for r in metrics["rows"]]
+
+    def line(label: str, r: dict[str, Any]) -> str:
+        chosen = r.get("pairs", {}).get("chosen_truly_right")
+        return (f"{label:<32} answer accuracy {r['test']['accuracy'] * 100:5.1f}%   judge pairwise accuracy "
+                f"{r['judge_accuracy'] * 100:5.1f}%" + (f"   self-chosen truly right {chosen * 100:5.1f}%" if chosen is not None else ""))
+
+    out = [line(r["label"], r) for r in metrics["rows"]]
+    for name, got in metrics.get("controls", {}).items():
+        out += [line(f"{r['label']} ({CONTROLS[name][1]})", r) for r in got[1:]]
+    return out
