@@ -77,7 +77,7 @@ def test_dpo_with_lora_on_chat_rows_gives_a_plain_folder(tmp_path):
 
 
 def test_nll_only_loss_raises_the_chosen_likelihood_and_step_pairs_train_no_end(tiny_model_dir, tmp_path):
-    """`loss_type: sft` (the RFT control of benchmarks/dpo_arms.py) raises log p(chosen);
+    """`loss_type: sft` (the RFT control of experiments/dpo_arms.py) raises log p(chosen);
     `max_epochs` caps the steps; open-ended rows (step-level pairs) are trained without the
     end-of-sequence token TRL appends."""
     import datasets

@@ -121,7 +121,7 @@ def run(ctx: stages.RunContext[RestEMConfig]) -> None:
     sec = ctx.cfg.rest_em
 
     # step 0: the initial model, and SFT on the human data -> the base policy p_0
-    init = stages.start_model(ctx)
+    init = stages.start_model(ctx, ctx.cfg.model)
     human = stages.human_rows(ctx)  # a task without worked solutions gives none: SFT keeps the start model
     base = stages.sft(ctx, "sft", init, human, sec.sft) if sec.sft else init
     stages.evaluate(ctx, "sft", base, ctx.cfg.eval)

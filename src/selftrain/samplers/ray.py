@@ -53,10 +53,11 @@ class SamplerWorker:
 
     def __init__(self, sampler: dict, model: str, threads: int):
         from selftrain.models import set_torch_threads
-        from selftrain.samplers import make_sampler
+        from selftrain.samplers.registry import backend
 
         set_torch_threads(threads)
-        self.sampler = make_sampler(SamplerConfig.model_validate(sampler), model)
+        cfg = SamplerConfig.model_validate(sampler)
+        self.sampler = backend(cfg.backend).make(cfg, model, None)
 
     def shard(self, j: int, prompts: Sequence[str], params: SamplingParams, seed: int) -> tuple[int, list[str]]:
         return j, self.sampler.generate(prompts, params, seed)

@@ -131,6 +131,11 @@ class RunContext(Generic[C]):
     def path(self, *parts: str) -> Path:
         return self.run.path(*parts)
 
+    @property
+    def run_seed(self) -> int:
+        """The run's own seed (`seed:`); stages draw theirs from it (`seed`)."""
+        return self.cfg.seed
+
     def seed(self, *parts: Any) -> int:
         """A seed of its own for each stage, derived from the run's seed."""
         return derive_seed(self.cfg.seed, *parts)

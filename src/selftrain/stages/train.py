@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from selftrain.artifacts import describe, fingerprint, read_jsonl
-from selftrain.config import DPOConfig, TinyModelConfig, TrainConfig
+from selftrain.config import DPOConfig, ModelConfig, TinyModelConfig, TrainConfig
 from selftrain.records import Pair
 from selftrain.stages.context import Artifact, Rows, RunContext
 
@@ -38,12 +38,12 @@ def external_model(name_or_path: str, *settings: Any) -> Artifact:
     return Artifact(Path(name_or_path), fingerprint("named", name_or_path, *settings))
 
 
-def start_model(ctx: RunContext) -> Artifact:
-    """The model a run starts from: `model.name_or_path`, or the tiny model built in RUN/init."""
-    model = ctx.cfg.model
+def start_model(ctx: RunContext, model: ModelConfig) -> Artifact:
+    """The model a run starts from: `model.name_or_path`, or the tiny model built in RUN/init
+    (initialised with the run's seed)."""
     if model.name_or_path is not None:
         return external_model(model.name_or_path)
-    return build_tiny(ctx, "init", model.tiny, ctx.cfg.seed)
+    return build_tiny(ctx, "init", model.tiny, ctx.run_seed)
 
 
 def human_rows(ctx: RunContext) -> Rows:

@@ -58,7 +58,7 @@ class Chat:
 
     def m1(self) -> stages.Artifact:
         """Step 0: the given model."""
-        self.first = stages.start_model(self.ctx)
+        self.first = stages.start_model(self.ctx, self.ctx.cfg.model)
         return self.first
 
     def write_prompts(self, group: str, policy: stages.Artifact) -> list[Problem]:

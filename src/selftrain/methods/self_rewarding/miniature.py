@@ -60,7 +60,7 @@ class Miniature:
         prompt writing and EFT: M0's own answers, judged exactly); then the fixed held-out
         judge pairs from M1's answers to test problems."""
         ctx, mini = self.ctx, self.sec.miniature
-        m0 = stages.start_model(ctx)
+        m0 = stages.start_model(ctx, ctx.cfg.model)
         if mini.pretrain is not None:
             m0 = stages.sft(ctx, "m0", m0, stages.human_rows(ctx), mini.pretrain)
         k = max(2, -(-2 * mini.eft_size // max(len(ctx.pool), 1)))  # enough for half right, half wrong

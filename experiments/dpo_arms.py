@@ -1,7 +1,7 @@
 """Why DPO did or did not help the Self-Rewarding miniature: one M1, the grader's pairs, five
 losses (docs/self-rewarding.md records the results).
 
-    python benchmarks/dpo_arms.py --seed 0 [--data-seed 999] [--lr 5e-5 5e-4] [--out runs/dpo-arms-0]
+    python experiments/dpo_arms.py --seed 0 [--data-seed 999] [--lr 5e-5 5e-4] [--out runs/dpo-arms-0]
 
 From the miniature's M1 (`selftrain demo --method self-rewarding`'s settings, on a problem set
 drawn with `--data-seed`, not the demo's, so that nothing is chosen on the demo's test
@@ -39,8 +39,10 @@ from typing import Any
 from selftrain import stages
 from selftrain.artifacts import read_json, read_jsonl, write_json
 from selftrain.config import DPOConfig, Generation, TrainConfig
-from selftrain.methods.self_rewarding import GraderAsJudge, build_m1, demo_config, truly_better
+from selftrain.methods.self_rewarding import demo_config
+from selftrain.methods.self_rewarding.miniature import Miniature
 from selftrain.records import Pair
+from selftrain.tasks.arithmetic_judge import GraderAsJudge, truly_better
 
 RESTARTS = [(16, 5e-4, "cosine"), (64, 5e-4, "cosine"), (64, 5e-4, "constant_with_warmup"), (64, 1e-4, "cosine")]
 """(batch size, learning rate, schedule) of the restart measurement."""
@@ -81,17 +83,20 @@ def main() -> None:
     demo = demo_config(args.seed)
     cfg = demo.model_copy(update={
         "task": demo.task.model_copy(update={"arithmetic": demo.task.arithmetic.model_copy(update={"seed": args.data_seed})}),
-        "self_rewarding": demo.self_rewarding.model_copy(update={"controls": []})})
+        "self_rewarding": demo.self_rewarding.model_copy(update={
+            "miniature": demo.self_rewarding.miniature.model_copy(update={"controls": []})})})
     out = args.out or Path(f"runs/dpo-arms-{args.seed}")
 
     rows: list[dict[str, Any]] = []
     with stages.open_run(cfg, out) as ctx:
-        m1, _, _ = build_m1(ctx)
+        variant = Miniature(ctx)
+        m1 = variant.m1()
+        variant.evaluate("m1", m1)
         sec = cfg.self_rewarding
         responses = stages.generate(ctx, "arms", m1, ctx.pool, Generation(k=8, temperature=0.7, top_p=0.9,
                                                                            max_new_tokens=sec.responses.max_new_tokens),
                                     name="responses")
-        scores = stages.score(ctx, "arms", responses, ctx.pool, GraderAsJudge(ctx.task.width), verifier_fp="exact-check")
+        scores = stages.score(ctx, "arms", responses, ctx.pool, GraderAsJudge(ctx.task.width))
         pairs = stages.pairs(ctx, "arms", scores, 5.0, check=lambda made: truly_better(made, ctx.pool))
         n_pairs = len(read_jsonl(pairs.path))
         steps = max(1, math.floor(args.epochs * n_pairs / args.batch_size))
@@ -105,7 +110,7 @@ def main() -> None:
                 step = arm.startswith("step")
                 model = stages.dpo(ctx, group, m1, pairs, train, row=first_step_rows if step else stages.prompt_rows,
                                    open_ended=step)
-                stages.evaluate(ctx, group, model)
+                stages.evaluate(ctx, group, model, cfg.eval)
                 got = read_json(ctx.path(group, "eval.json"))
                 info = ctx.run.record(f"{group}/train").info
                 rows.append({"arm": arm, "lr": lr, "accuracy": got["accuracy"], "by_bucket": got["by_bucket"],
@@ -113,7 +118,7 @@ def main() -> None:
         for batch, lr, schedule in RESTARTS if args.restart else []:
             group = f"restart-b{batch}-lr{lr:g}-{schedule}"
             train = TrainConfig(steps=40, batch_size=batch, learning_rate=lr, warmup_steps=5, lr_scheduler=schedule)
-            stages.evaluate(ctx, group, stages.sft(ctx, group, m1, stages.human_rows(ctx), train))
+            stages.evaluate(ctx, group, stages.sft(ctx, group, m1, stages.human_rows(ctx), train), cfg.eval)
             rows.append({"arm": f"sft b{batch} {schedule}", "lr": lr, **{k: read_json(ctx.path(group, "eval.json"))[k]
                                                                          for k in ("accuracy", "by_bucket")}})
     write_json(out / "arms.json", {"pairs": n_pairs, "steps": steps, "batch_size": args.batch_size, "rows": rows})

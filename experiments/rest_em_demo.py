@@ -1,7 +1,7 @@
 """The demo's claim, measured: ReST-EM against SFT on human data and the compute-matched
 baseline, for seeds 0 and 1, with wall time per run.
 
-    python benchmarks/rest_em_demo.py [--seeds 0 1] [--out runs/bench]
+    python experiments/rest_em_demo.py [--seeds 0 1] [--out runs/bench]
 
 Each seed is `selftrain demo --seed S` in a fresh folder (a rerun reuses finished stages;
 delete the folder to time it again).

@@ -1,8 +1,8 @@
 """What the model's own chosen answers add to the Self-Rewarding miniature
 (docs/self-rewarding.md, "What the model's own answers add" records the results).
 
-    python benchmarks/own_data.py scan --seed 0 [--human 1000|300] [--m1-lr 5e-4] [--second-check]
-    python benchmarks/own_data.py loop --seed 0 [--prompts 1000] [--k 4] [--accumulate] [--arms self grader sft]
+    python experiments/own_data.py scan --seed 0 [--human 1000|300] [--m1-lr 5e-4] [--second-check]
+    python experiments/own_data.py loop --seed 0 [--prompts 1000] [--k 4] [--accumulate] [--arms self grader sft]
 
 Development measurements: the problems are drawn with `task.arithmetic.seed: 999`, not the
 demo's 1234, so that nothing is chosen on the demo's test problems. The miniature's
@@ -43,25 +43,28 @@ from typing import Any
 from selftrain import stages
 from selftrain.artifacts import fingerprint, read_json, read_jsonl
 from selftrain.config import TrainConfig
-from selftrain.methods import self_rewarding as sr
+from selftrain.methods.self_rewarding import SelfRewardingConfig, demo_config
+from selftrain.methods.self_rewarding.miniature import Miniature
 from selftrain.records import Problem, Sample, Score
 from selftrain.samplers.base import SamplingParams
-from selftrain.tasks.arithmetic import final_answer, operands, rubric, shown_answer
+from selftrain.tasks.arithmetic import final_answer, operands
+from selftrain.tasks.arithmetic_judge import rubric, shown_answer
 
 DATA_SEED = 999
 """The development problem set (the demo's is 1234)."""
 
 
 def config(seed: int, human: int, eft: int, m1_lr: float | None = None, prompts: int | None = None,
-           k: int | None = None) -> sr.SelfRewardingConfig:
-    demo = sr.demo_config(seed)
+           k: int | None = None) -> SelfRewardingConfig:
+    demo = demo_config(seed)
     sec = demo.self_rewarding
     task: dict[str, Any] = {"seed": DATA_SEED}
     if human != 1000:
         task.update(human_size=human, human_digits={1: .1, 2: .3, 3: .5, 4: .1})
-    update: dict[str, Any] = {"controls": [], "eft_size": eft}
+    mini: dict[str, Any] = {"controls": [], "eft_size": eft}
     if m1_lr is not None:
-        update["sft"] = sec.sft.model_copy(update={"learning_rate": m1_lr})
+        mini["sft"] = sec.miniature.sft.model_copy(update={"learning_rate": m1_lr})
+    update: dict[str, Any] = {"miniature": sec.miniature.model_copy(update=mini)}
     if k is not None:
         update["responses"] = sec.responses.model_copy(update={"k": k})
     if prompts is not None:
@@ -70,13 +73,22 @@ def config(seed: int, human: int, eft: int, m1_lr: float | None = None, prompts:
                                    "self_rewarding": sec.model_copy(update=update)})
 
 
+def build_m1(ctx: stages.RunContext) -> tuple[stages.Artifact, Miniature]:
+    """The miniature's step 0 and M1 evaluated, as the method does it."""
+    variant = Miniature(ctx)
+    m1 = variant.m1()
+    variant.evaluate("m1", m1)
+    return m1, variant
+
+
 def one_iteration(ctx: stages.RunContext, it: str, policy: stages.Artifact, grader: bool = False
                   ) -> tuple[list[Problem], list[Sample], list[Score], stages.Artifact]:
     """Steps 1-3 of the miniature: prompts written by `policy`, 4 responses each, judged by
     `policy` (or by the exact check with `grader`)."""
-    new = sr.write_problems(ctx, it, policy)
+    variant = Miniature(ctx, pair_judge="grader" if grader else "self")
+    new = variant.write_prompts(it, policy)
     responses = stages.generate(ctx, it, policy, new, ctx.cfg.self_rewarding.responses, name="responses")
-    scores = sr.judge_responses(ctx, it, policy, new, responses, "grader" if grader else "self")
+    scores = variant.judge(it, policy, new, responses)
     return new, stages.load_samples(responses.path), stages.load_scores(scores.path), scores
 
 
@@ -109,8 +121,8 @@ def scan(args: argparse.Namespace) -> None:
     out = args.out or Path(f"runs/own-data-scan-s{args.seed}-h{args.human}-lr{args.m1_lr:g}")
     with stages.open_run(cfg, out) as ctx:
         sec = cfg.self_rewarding
-        m0 = stages.sft(ctx, "m0", stages.start_model(ctx), stages.human_rows(ctx), sec.pretrain)
-        m1, m1_data, held = sr.build_m1(ctx)
+        m0 = stages.sft(ctx, "m0", stages.start_model(ctx, cfg.model), stages.human_rows(ctx), sec.miniature.pretrain)
+        m1, variant = build_m1(ctx)
         new, samples, scores, judged = one_iteration(ctx, "iter-01", m1)
         pairs = stages.pairs(ctx, "iter-01", judged, 5.0, max_rejected=3.0)
         by = {p.id: p for p in new}
@@ -121,7 +133,7 @@ def scan(args: argparse.Namespace) -> None:
         gbest = as_rows(right_first)
         gpairs = as_rows([(p, s) for p, s in right_first if p.id in wrong_ids])
         paired = [{"prompt": r["prompt"], "completion": r["chosen"]} for r in read_jsonl(pairs.path)]
-        m1rows = m1_data.load()
+        m1rows = variant.data.load()
         best_right = sum(right(by[s.problem_id], s) for s, ok in zip(samples, five) if ok) / max(sum(five), 1)
         print(f"M1 {result(ctx, 'm1')}")
         print(f"iteration 1: {len(new)} prompts; best scored 5: {len(best)} prompts; responses scored 5 truly right: "
@@ -141,17 +153,17 @@ def scan(args: argparse.Namespace) -> None:
             "m1-m1data+pairs-60-5e-4": (m1, m1rows + paired, short(5e-4)),
             "m1-m1data+gbest-60-5e-4": (m1, m1rows + gbest, short(5e-4)),
             "m1-m1data+gpairs-60-5e-4": (m1, m1rows + gpairs, short(5e-4)),
-            "m1-m1data-300": (m1, m1rows, sec.sft),
-            "m1-m1data+best-300": (m1, m1rows + best, sec.sft),
-            "m0-m1data": (m0, m1rows, sec.sft),
-            "m0-m1data+best": (m0, m1rows + best, sec.sft),
+            "m1-m1data-300": (m1, m1rows, sec.miniature.sft),
+            "m1-m1data+best-300": (m1, m1rows + best, sec.miniature.sft),
+            "m0-m1data": (m0, m1rows, sec.miniature.sft),
+            "m0-m1data+best": (m0, m1rows + best, sec.miniature.sft),
         }
         for name, (start, rows, train) in variants.items():
             if args.variants and name not in args.variants:
                 continue
             group = f"v-{name}"
             model = stages.sft(ctx, group, start, stages.Rows(fingerprint(name, len(rows)), lambda rows=rows: rows), train)
-            sr.evaluate_both(ctx, group, model, held)
+            variant.evaluate(group, model)
             print(f"{name:26s} {len(rows):5d} rows, {train.steps:3d} steps  {result(ctx, group)}", flush=True)
         if args.second_check:
             second_check(ctx, m1, new, samples, scores)
@@ -191,8 +203,8 @@ def loop(args: argparse.Namespace) -> None:
     out = args.out or Path(f"runs/own-data-loop-s{args.seed}-n{args.prompts}-k{args.k}{'-acc' if args.accumulate else ''}")
     update = TrainConfig(steps=60, batch_size=64, learning_rate=5e-4, warmup_steps=10)
     with stages.open_run(cfg, out) as ctx:
-        m1, m1_data, held = sr.build_m1(ctx)
-        m1rows = m1_data.load()
+        m1, variant = build_m1(ctx)
+        m1rows = variant.data.load()
         print(f"M1 {result(ctx, 'm1')}")
         for arm in args.arms:
             policy, kept = m1, []
@@ -209,7 +221,7 @@ def loop(args: argparse.Namespace) -> None:
                     note = f"  chosen {len(chosen)}, {truly / max(len(chosen), 1) * 100:.1f}% truly right"
                 rows_fp = fingerprint(it, len(rows), True, args.accumulate)
                 policy = stages.sft(ctx, it, policy, stages.Rows(rows_fp, lambda rows=rows: rows), update)
-                sr.evaluate_both(ctx, it, policy, held)
+                variant.evaluate(it, policy)
                 print(f"{it:16s} {result(ctx, it)}{note}", flush=True)
 
 

@@ -1,7 +1,7 @@
 """SFT on the human data alone, with config overrides: the quick experiment behind the
 demo's choices of layout, architecture and steps (docs/rest-em.md lists the results).
 
-    python benchmarks/sft_choices.py NAME '{"seed": 1, "model": {"tiny": {"arch": "llama"}}}'
+    python experiments/sft_choices.py NAME '{"seed": 1, "model": {"tiny": {"arch": "llama"}}}'
 
 Builds the tiny model, trains it on the human data with the given overrides of the run
 config, and prints greedy test accuracy overall and per bucket, training seconds and

@@ -1,14 +1,14 @@
 """Which solution format and tiny architecture give a model trained on 1-3-digit additions
 a chance at longer ones (issue 16, docs/curriculum.md).
 
-    python benchmarks/length_formats.py [--steps 1500] [--seed 0] [--only reversed-llama,...]
+    python experiments/length_formats.py [--steps 1500] [--seed 0] [--only reversed-llama,...]
 
 For each candidate (layout x architecture) it builds the tiny model, fine-tunes it on the
 same human problems of 1-3 digits (`configs/arithmetic-curriculum.yaml`'s task, with the
 candidate's layout), and measures greedy accuracy per size 1..8 and, at 4 and 5 digits,
 the share of 8 samples (temperature 0.7) that are right and the share of problems with at
 least one right: the curriculum's E-step needs that to be above zero. Prints a table and
-writes benchmarks/results/length_formats-seed<SEED>.json.
+writes experiments/results/length_formats-seed<SEED>.json.
 """
 
 from __future__ import annotations

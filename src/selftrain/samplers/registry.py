@@ -1,0 +1,82 @@
+"""The backends by name: each registered with its maker and the abilities it has under a
+given config (`base`: `Continues`, `ChoosesNext`, `FailsRows`, plus `local`: it loads a
+model folder, so it can sample each checkpoint a run makes). Nothing here knows Ray."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from selftrain.config import SamplerConfig
+from selftrain.errors import ConfigError
+from selftrain.samplers.base import Sampler
+
+ABILITIES = {
+    "local": "load a model folder (every checkpoint a run trains)",
+    "continue": "continue a started answer (an assistant prefill)",
+    "choose_next": "read next-token probabilities",
+    "fails_rows": "report single failed rows after retries",
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    make: Callable[[SamplerConfig, str, Path | None], Sampler]
+    """(settings, model name or folder, run folder for caches and failed rows) -> a sampler."""
+    abilities: Callable[[SamplerConfig], frozenset[str]]
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def _chat(cfg: SamplerConfig, sampler: Sampler) -> Sampler:
+    if cfg.chat:
+        from selftrain.samplers.chat import ChatTemplateSampler
+
+        return ChatTemplateSampler(sampler, cfg.system)
+    return sampler
+
+
+def _make_hf(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
+    from selftrain.samplers.hf import HFSampler
+
+    return _chat(cfg, HFSampler(model, batch_size=cfg.batch_size))
+
+
+def _make_vllm(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
+    from selftrain.samplers.vllm import VLLMSampler
+
+    return _chat(cfg, VLLMSampler(model, cfg.vllm))
+
+
+def _make_openai(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
+    from selftrain.samplers.openai import OpenAISampler
+
+    if not cfg.base_url:
+        raise ConfigError("backend openai needs base_url")
+    return OpenAISampler(
+        cfg.base_url, model, mode="chat" if cfg.chat else "completion", api_key_env=cfg.api_key_env,
+        max_concurrency=cfg.max_concurrency, max_retries=cfg.max_retries, timeout=cfg.timeout,
+        cache=run_dir / "api-cache.sqlite" if run_dir else None,
+        failed_path=run_dir / "failed-requests.jsonl" if run_dir else None, system=cfg.system,
+    )
+
+
+LOCAL = frozenset({"local", "continue", "choose_next"})
+register_backend(Backend("hf", _make_hf, lambda cfg: LOCAL))
+register_backend(Backend("vllm", _make_vllm, lambda cfg: LOCAL))
+register_backend(Backend("openai", _make_openai,
+                         lambda cfg: frozenset({"fails_rows"} if cfg.chat else {"fails_rows", "continue"})))
+
+
+def backend(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown sampler backend {name!r} (registered: {', '.join(sorted(BACKENDS))})")
+    return BACKENDS[name]

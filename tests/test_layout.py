@@ -1,0 +1,97 @@
+"""The layout shows the architecture, and keeps it: every module imports only from its own
+layer or the ones below (function-level imports included), method modules hold no stage
+bookkeeping of their own, and stages take their settings as arguments (CONTRIBUTING.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "selftrain"
+
+LAYERS = [
+    {"errors", "records", "faults"},
+    {"artifacts", "metrics", "report", "ui"},
+    {"config"},
+    {"models"},
+    {"data"},
+    {"samplers"},
+    {"verifiers"},
+    {"tasks"},
+    {"training"},
+    {"stages"},
+    {"methods"},
+    {"runs"},
+    {"cli", "__main__", "__init__"},
+]
+"""The package's parts, lowest first: a part may import its own layer and the ones below."""
+
+
+def _part(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, selftrain part) for every import of the package in a module, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] if node.module != "selftrain" else [f"selftrain.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "selftrain" and len(parts) > 1:
+                found.append((node.lineno, parts[1]))
+    return found
+
+
+def _layer(part: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if part in layer)
+
+
+def test_every_part_of_the_package_has_a_layer():
+    parts = {_part(p) for p in PACKAGE.rglob("*.py")}
+    assert parts == set().union(*LAYERS), parts ^ set().union(*LAYERS)
+
+
+def test_no_module_imports_a_part_above_its_own():
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        own = _layer(_part(path))
+        for line, part in _imports(path):
+            if _layer(part) > own:
+                upward.append(f"{path.relative_to(PACKAGE)}:{line} imports selftrain.{part}")
+    assert not upward, "\n".join(upward)
+
+
+def test_method_modules_leave_stage_bookkeeping_to_the_stages():
+    """No method calls `ctx.stage` or `fingerprint` itself: each step is a shared stage."""
+    found = []
+    for path in sorted((PACKAGE / "methods").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "stage":
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} calls .stage(")
+            if isinstance(node, ast.Name) and node.id == "fingerprint":
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} uses fingerprint")
+    assert not found, "\n".join(found)
+
+
+def test_stages_take_their_settings_as_arguments():
+    """Only the run context reads the run's config; a stage gets the settings it uses."""
+    found = [f"{p.name}:{n}" for p in sorted((PACKAGE / "stages").glob("*.py")) if p.name != "context.py"
+             for n, line in enumerate(p.read_text().splitlines(), 1) if "ctx.cfg" in line]
+    assert not found, found
+
+
+def test_no_two_modules_open_with_the_same_sentence():
+    openings: dict[str, str] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        if not doc:
+            continue
+        first = doc.split(". ")[0].split("\n\n")[0].strip()
+        assert first not in openings, f"{path.relative_to(PACKAGE)} opens like {openings[first]}: {first!r}"
+        openings[first] = str(path.relative_to(PACKAGE))
