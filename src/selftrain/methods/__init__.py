@@ -88,12 +88,16 @@ def parse_config(data: dict[str, Any], source: str = "<dict>"):
     try:
         cfg = TypeAdapter(union).validate_python({**data, "method": method.name})
     except ValidationError as err:
-        message = format_validation_error(err, source).replace(f"  {method.name}.", "  ").replace(f"  {method.name}: ", "  ")
+        message = format_validation_error(err, source, method.config, skip=1)
         raise ConfigError(message) from None
     from selftrain.samplers import check_needs
 
     for where, sampler, abilities in method.needs(cfg):
         check_needs(where, sampler, abilities)
+    if hasattr(cfg, "task"):
+        from selftrain.tasks import task_settings
+
+        task_settings(cfg.task)  # a task of your own: known, and its settings valid
     return cfg
 
 

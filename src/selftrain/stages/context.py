@@ -120,12 +120,13 @@ class RunContext(Generic[C]):
     def contamination(self):
         """The evaluation items no training row may overlap (`decontaminate:`): the run's own
         test split and the public sets named in `decontaminate.against`."""
-        from selftrain.data.decontamination import Contamination, EvalItem, load_eval_set
+        from selftrain.data.decontamination import Contamination, EvalItem
+        from selftrain.tasks import eval_set
 
         settings = self.cfg.decontaminate
         items = [EvalItem("test", p.id, p.prompt) for p in self.test] if isinstance(self.cfg, TaskRun) else []
         for name in settings.against:
-            items += load_eval_set(name, settings.data)
+            items += eval_set(name, settings.data)
         return Contamination(settings.enabled, settings.n, tuple(items))
 
     def path(self, *parts: str) -> Path:

@@ -223,6 +223,7 @@ def _counts(shares: dict[int, float], total: int) -> dict[int, int]:
 
 class ArithmeticTask(Task):
     name = "arithmetic"
+    config = ArithmeticConfig
 
     def __init__(self, cfg: ArithmeticConfig | None = None):
         self.cfg = cfg or ArithmeticConfig()

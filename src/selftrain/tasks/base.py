@@ -17,6 +17,12 @@ class Task(ABC):
     """
 
     name: str = "task"
+    config: type | None = None
+    """The config section the task is built from (`Task(settings)`); a task of your own reads
+    it from `task.settings`. None: the task takes no settings."""
+
+    def __init__(self, cfg=None):
+        self.cfg = cfg
 
     @abstractmethod
     def human(self) -> list[Problem]: ...
@@ -36,6 +42,11 @@ class Task(ABC):
         `meta["level"]` when the task sets one, else None (the task has no levels)."""
         level = problem.meta.get("level")
         return None if level is None else int(level)
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        """(id, text) of the items other runs must not train on when they decontaminate
+        against this task (`decontaminate.against`): its test prompts by default."""
+        return [(p.id, p.prompt) for p in self.test()]
 
     def grader(self) -> Verifier:
         """What evaluation counts as correct; the verifier unless a task says otherwise.

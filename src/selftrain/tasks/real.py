@@ -1,4 +1,5 @@
-"""Tasks from real data: GSM8K, MATH-500, HumanEval, and any JSON-lines file.
+"""Tasks from real data: GSM8K, MATH-500, HumanEval, and any JSON-lines file; the verifier
+each names (`make_verifier`).
 
 Each owns its loader, its prompt format and its grader. The splits follow `Task`:
 `human` (problems with a worked solution: the SFT baseline's data), `pool` (the problems
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from selftrain.artifacts import read_rows
+from selftrain.config import GSM8KConfig, HumanEvalConfig, JsonlConfig, Math500Config
 from selftrain.data import humaneval_file
 from selftrain.errors import TaskDataError
 from selftrain.records import Problem
@@ -66,36 +68,46 @@ class GSM8KTask(Task):
     """Grade-school math word problems; the answer after `####` is graded by `MathVerifier`.
 
     Prompt: `Question: ...\\nAnswer:`; a worked solution ends with `#### N`. Buckets: the
-    number of reasoning steps (lines) of the reference solution.
+    number of reasoning steps (lines) of the reference solution. Read from local JSON lines
+    (`train_path`, `test_path`) or, without them, from the hub (`hub`).
     """
 
     name = "gsm8k"
+    config = GSM8KConfig
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def _load(self, split: str) -> list[Problem]:
+        path = self.cfg.train_path if split == "train" else self.cfg.test_path
+        if path is not None:
+            rows, where = read_rows(path, ("question", "answer")), path
+        else:
+            from selftrain.tasks.dataset import load_split
 
-    def _load(self, path: str) -> list[Problem]:
+            rows, where = load_split(self.cfg.hub, split, "main", setting=f"task.gsm8k ({split}_path unset)"), self.cfg.hub
         out = []
-        for i, row in enumerate(read_rows(path, ("question", "answer"))):
+        for i, row in enumerate(rows):
             try:
                 solution, final = gsm8k_solution(row["answer"])
-            except ValueError as err:
-                raise TaskDataError(f"{path}: row {i + 1}: {err}") from None
+            except (KeyError, ValueError) as err:
+                raise TaskDataError(f"{where}: row {i + 1}: {err}") from None
             steps = solution.count("\n")
             out.append(
                 Problem(
-                    id=f"{Path(path).stem}-{i}",
+                    id=f"{split}-{i}",
                     prompt=self.cfg.prompt_template.format(question=row["question"].strip()),
                     answer=final,
                     solution=" " + solution,
                     bucket=f"{min(steps, 6)}{'+' if steps >= 6 else ''} steps",
+                    meta={"text": row["question"]},
                 )
             )
         return out
 
     @cached_property
     def _train(self) -> list[Problem]:
-        return self._load(self.cfg.train_path)
+        return self._load("train")
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        return [(p.id, p.meta["text"]) for p in self.test()]
 
     def human(self) -> list[Problem]:
         return _limit(self._train, self.cfg.human_size)
@@ -104,7 +116,7 @@ class GSM8KTask(Task):
         return [Problem(p.id, p.prompt, p.answer, None, p.bucket) for p in _limit(self._train, self.cfg.pool_size)]
 
     def test(self) -> list[Problem]:
-        return _limit(self._load(self.cfg.test_path), self.cfg.test_size)
+        return _limit(self._load("test"), self.cfg.test_size)
 
     @cached_property
     def _verifier(self) -> Verifier:
@@ -148,13 +160,16 @@ class Math500Task(_HalvesTask):
     """
 
     name = "math500"
-
-    def __init__(self, cfg):
-        self.cfg = cfg
+    config = Math500Config
 
     @cached_property
     def _all(self) -> list[Problem]:
-        rows = read_rows(self.cfg.path, ("problem", "solution", "answer"))
+        if self.cfg.path is not None:
+            rows = read_rows(self.cfg.path, ("problem", "solution", "answer"))
+        else:
+            from selftrain.tasks.dataset import load_split
+
+            rows = load_split(self.cfg.hub, "test", setting="task.math500 (path unset)")
         return [
             Problem(
                 id=row.get("unique_id", str(i)),
@@ -162,10 +177,14 @@ class Math500Task(_HalvesTask):
                 answer=row["answer"],
                 solution=" " + row["solution"],
                 bucket=f"level {row.get('level', '?')}",
-                meta={"subject": row.get("subject"), **({"level": int(row["level"])} if str(row.get("level", "")).isdigit() else {})},
+                meta={"subject": row.get("subject"), "text": row["problem"],
+                      **({"level": int(row["level"])} if str(row.get("level", "")).isdigit() else {})},
             )
             for i, row in enumerate(rows)
         ]
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        return [(p.id, p.meta["text"]) for p in self._all]
 
     @cached_property
     def _verifier(self) -> Verifier:
@@ -186,9 +205,7 @@ class HumanEvalTask(_HalvesTask):
     continues the body. The canonical solutions are the human data."""
 
     name = "humaneval"
-
-    def __init__(self, cfg):
-        self.cfg = cfg
+    config = HumanEvalConfig
 
     @cached_property
     def _all(self) -> list[Problem]:
@@ -204,6 +221,9 @@ class HumanEvalTask(_HalvesTask):
             )
             for row in rows
         ]
+
+    def eval_texts(self) -> list[tuple[str, str]]:
+        return [(p.id, p.prompt) for p in self._all]
 
     @cached_property
     def _verifier(self) -> Verifier:
@@ -228,9 +248,7 @@ class JsonlTask(Task):
     """
 
     name = "jsonl"
-
-    def __init__(self, cfg):
-        self.cfg = cfg
+    config = JsonlConfig
 
     def _rows(self, path: str) -> Iterator[tuple[int, dict[str, Any]]]:
         f = self.cfg.fields
@@ -283,15 +301,25 @@ class JsonlTask(Task):
 
     @cached_property
     def _verifier(self) -> Verifier:
-        if self.cfg.verifier == "math":
-            from selftrain.verifiers.math import MathVerifier
+        return make_verifier(self.cfg, "task.jsonl.verifier")
 
-            return MathVerifier(timeout=self.cfg.timeout, **units(self.cfg))
-        if self.cfg.verifier == "code":
-            from selftrain.verifiers.code import CodeVerifier
-            from selftrain.verifiers.sandbox import Limits
 
-            return CodeVerifier(limits=Limits(wall_seconds=self.cfg.timeout, cpu_seconds=max(1, int(self.cfg.timeout))))
+def make_verifier(cfg, setting: str) -> Verifier:
+    """The verifier a JSON-lines or dataset task names: `math`, `exact`, `code`, or a function
+    of your own by import path (`selftrain.verifiers.function`)."""
+    if cfg.verifier == "math":
+        from selftrain.verifiers.math import MathVerifier
+
+        return MathVerifier(timeout=cfg.timeout, **units(cfg))
+    if cfg.verifier == "code":
+        from selftrain.verifiers.code import CodeVerifier
+        from selftrain.verifiers.sandbox import Limits
+
+        return CodeVerifier(limits=Limits(wall_seconds=cfg.timeout, cpu_seconds=max(1, int(cfg.timeout))))
+    if cfg.verifier == "exact":
         from selftrain.verifiers.exact import ExactAnswerVerifier, text_answer
 
-        return ExactAnswerVerifier(marker=self.cfg.marker, normalize=text_answer)
+        return ExactAnswerVerifier(marker=cfg.marker, normalize=text_answer)
+    from selftrain.verifiers.function import FunctionVerifier
+
+    return FunctionVerifier(cfg.verifier, threshold=cfg.threshold, timeout=cfg.timeout, setting=setting)
