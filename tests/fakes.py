@@ -110,7 +110,7 @@ def scripted_backend(rule: Rule = arithmetic) -> Iterator[list[ScriptedSampler]]
 
     made: list[ScriptedSampler] = []
 
-    def make(cfg, model: str, run_dir) -> ScriptedSampler:
+    def make(cfg, model: str, run_dir, turns=()) -> ScriptedSampler:
         made.append(ScriptedSampler(rule, model=model))
         return made[-1]
 

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "selftrain"
 
 LAYERS = [
     {"errors", "records", "faults"},
-    {"artifacts", "metrics", "plugins", "report", "ui"},
+    {"artifacts", "metrics", "plugins", "report", "tracking", "ui"},
     {"config"},
     {"models"},
     {"data"},
@@ -22,7 +22,7 @@ LAYERS = [
     {"stages"},
     {"methods"},
     {"runs"},
-    {"cli", "__main__", "__init__"},
+    {"api", "cli", "__main__", "__init__"},
 ]
 """The package's parts, lowest first: a part may import its own layer and the ones below."""
 

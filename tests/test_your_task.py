@@ -221,3 +221,36 @@ def test_changing_your_verifier_redoes_the_scoring_and_what_follows_only(tmp_pat
     assert all(again[n] != first[n] for n in ("score.done.json", "select.done.json", "train.done.json"))
     assert RunDir(tmp_path / "run").record("iter-01/score").info["correct"] == 0
     assert read_jsonl(tmp_path / "run" / "iter-01" / "scores.jsonl")[0]["reason"].startswith("reward 0")
+
+
+def test_a_chat_model_is_prompted_and_trained_through_its_chat_template(tmp_path):
+    """With `sampler.chat`, every E-step and evaluation prompt is the last user turn after the
+    system and few-shot turns, rendered by the model's own template; the M-step trains on the
+    same conversation, the loss on the assistant's turn only (TRL's conversational
+    prompt-completion rows)."""
+    from selftrain import stages
+    from selftrain.config import TinyModelConfig
+    from selftrain.samplers.chat import ChatTemplateSampler
+    from selftrain.training.tiny import save_tiny
+
+    model = tmp_path / "chat-model"
+    save_tiny(model, TinyModelConfig(arch="llama", hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32,
+                                     max_length=256), seed=0, chat=True)
+    cfg = parse_config({
+        "task": {"arithmetic": {"human_size": 20, "pool_size": 8, "test_per_bucket": 2, "test_digits": [1, 2]}},
+        "model": {"name_or_path": str(model), "sampler": {"chat": True, "system": "Add.", "fewshot": 2}},
+        "rest_em": {"iterations": 1, "compute_matched_baseline": False, "sft": {"steps": 2, "batch_size": 4},
+                    "e_step": {"k": 1, "max_new_tokens": 8}, "m_step": {"steps": 1, "batch_size": 4}},
+        "eval": {"k": 1, "max_new_tokens": 8}})
+    with stages.open_run(cfg, tmp_path / "run") as ctx:
+        first, second = ctx.human[0], ctx.human[1]
+        sampler = ctx.sampler(stages.start_model(ctx, cfg.model))
+        assert isinstance(sampler, ChatTemplateSampler)
+        assert sampler.format("9+9=") == (f"<|system|>\nAdd.\n<|user|>\n{first.prompt}\n<|assistant|>\n{first.solution}\n"
+                                          f"<|user|>\n{second.prompt}\n<|assistant|>\n{second.solution}\n"
+                                          "<|user|>\n9+9=\n<|assistant|>\n")
+        row = ctx.chat_rows([{"prompt": "9+9=", "completion": "A:18"}])[0]
+        assert row["prompt"][-1] == {"role": "user", "content": "9+9="} and len(row["prompt"]) == 6
+        assert row["completion"] == [{"role": "assistant", "content": "A:18"}]
+    metrics = run_method(cfg, tmp_path / "run")
+    assert RunDir(tmp_path / "run").record("sft/train").info["steps"] == 2 and metrics["rows"][-1]["group"] == "iter-01"

@@ -364,6 +364,10 @@ class SamplerConfig(_Section):
     raw text."""
     system: str | None = None
     """A system message for chat prompts."""
+    fewshot: int = Field(0, ge=0)
+    """With `chat`: the task's first N worked solutions as earlier user / assistant turns
+    before each prompt (a chat model's few-shot prompt; the policy's M-steps train through
+    the same turns). 0: none."""
     base_url: str | None = None
     """openai: the endpoint, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1."""
     api_key_env: str = "OPENAI_API_KEY"
@@ -560,6 +564,30 @@ class RayConfig(_Section):
     """A worker that dies (a lost node, a kill) is restarted this often, and its shard retried."""
 
 
+class TrackingConfig(_Section):
+    """Experiment tracking (`selftrain.tracking`): `RUN/metrics.jsonl` always, and the trackers
+    named here, off by default; one step axis across every training stage of the run."""
+
+    report_to: str | list[str] = "none"
+    """`none`, or one or more of `tensorboard` (event files in RUN/logs/tensorboard),
+    `trackio`, `wandb`, `mlflow`; each needs its extra (`pip install 'selftrain[tensorboard]'`)."""
+    project: str = "selftrain"
+    """The tracker's project (trackio, W&B) or experiment (MLflow)."""
+    run_name: str | None = None
+    """None: the run's name and seed."""
+
+    def kinds(self) -> list[str]:
+        chosen = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)
+        return [k for k in chosen if k != "none"]
+
+    @model_validator(mode="after")
+    def _known(self) -> TrackingConfig:
+        unknown = [k for k in self.kinds() if k not in ("tensorboard", "trackio", "wandb", "mlflow")]
+        if unknown:
+            raise ValueError(f"report_to: unknown tracker {unknown[0]!r} (none, tensorboard, trackio, wandb, mlflow)")
+        return self
+
+
 class RunBase(_Section):
     """What every run config has; each method's config adds `method` and its section."""
 
@@ -570,6 +598,7 @@ class RunBase(_Section):
     decontaminate: DecontaminationConfig = DecontaminationConfig()
     """Every method drops generated or selected training rows that overlap an evaluation set."""
     ray: RayConfig = RayConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     def to_yaml(self) -> str:
         """The config as YAML, with only the section of the task in use."""

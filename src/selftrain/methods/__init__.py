@@ -50,6 +50,8 @@ class Method:
     """needs(cfg) -> (where, sampler settings, abilities) for each sampler the method uses."""
     demo: Callable[[int], RunBase] | None = None
     """demo(seed) -> the config `selftrain demo --method <name>` runs (offline, CPU)."""
+    final_model: Callable[[Any], str | None] = lambda cfg: None
+    """final_model(cfg) -> the group whose `model/` is the method's final model (None: it trains none)."""
 
 
 _REGISTRY: dict[str, Method] = {}

@@ -135,4 +135,5 @@ def _needs(cfg: DistillConfig) -> list[tuple[str, Any, set[str]]]:
     return needs
 
 
-METHOD = Method("distill", DistillConfig, run, collect, render, summary, needs=_needs)
+METHOD = Method("distill", DistillConfig, run, collect, render, summary, needs=_needs,
+                final_model=lambda cfg: stages.group("round", cfg.distill.rounds))

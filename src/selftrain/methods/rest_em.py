@@ -326,4 +326,5 @@ def _schedule(schedule: list[dict[str, Any]]) -> tuple[list[str], str]:
 
 
 METHOD = Method("rest-em", RestEMConfig, run, collect, render, summary,
-                needs=lambda cfg: [("model.sampler", cfg.model.sampler, {"local"})], demo=lambda seed: RestEMConfig(seed=seed))
+                needs=lambda cfg: [("model.sampler", cfg.model.sampler, {"local"})], demo=lambda seed: RestEMConfig(seed=seed),
+                final_model=lambda cfg: stages.group("iter", cfg.rest_em.iterations))

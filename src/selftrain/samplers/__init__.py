@@ -19,15 +19,17 @@ from selftrain.samplers.base import Sampler, SamplingParams
 from selftrain.samplers.registry import ABILITIES, BACKENDS, LOCAL, Backend, backend, register_backend
 
 
-def make_sampler(cfg: SamplerConfig, model: str | Path, run_dir: Path | None = None, ray: RayConfig | None = None) -> Sampler:
-    """A sampler over `model` with the backend and settings of `cfg`; with `ray` naming a
-    cluster (`ray.address`), a pool of Ray workers each holding that backend's sampler
-    (`samplers.ray`), for a backend that loads model folders (an endpoint needs no workers)."""
+def make_sampler(cfg: SamplerConfig, model: str | Path, run_dir: Path | None = None, ray: RayConfig | None = None,
+                 turns: Sequence[tuple[str, str]] = ()) -> Sampler:
+    """A sampler over `model` with the backend and settings of `cfg` (with `chat`, each prompt
+    the last user turn after `turns`); with `ray` naming a cluster (`ray.address`), a pool of
+    Ray workers each holding that backend's sampler (`samplers.ray`), for a backend that
+    loads model folders (an endpoint needs no workers)."""
     if ray is not None and ray.address and "local" in backend(cfg.backend).abilities(cfg):
         from selftrain.samplers.ray import RaySampler
 
-        return RaySampler(ray, cfg, str(model))
-    return backend(cfg.backend).make(cfg, str(model), run_dir)
+        return RaySampler(ray, cfg, str(model), turns)
+    return backend(cfg.backend).make(cfg, str(model), run_dir, tuple(turns))
 
 
 def run_verifier(verifier, problems: Sequence[Problem], completions: Sequence[str], ray: RayConfig | None = None) -> list[Score]:

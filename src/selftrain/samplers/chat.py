@@ -1,4 +1,5 @@
-"""A local chat model sampled through its chat template (`chat: true` on the `hf` backend)."""
+"""A local chat model sampled through its chat template (`chat: true` on the `hf` and `vllm`
+backends), and the messages every backend sends a chat model (`chat_messages`)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,32 @@ from selftrain.errors import ConfigError
 from selftrain.samplers.base import SamplingParams
 
 
-class ChatTemplateSampler:
-    """Sends each prompt to a local chat model as one user message, through its chat template."""
+def chat_messages(prompt: str, system: str | None = None, turns: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+    """The conversation a prompt is sent as: a system turn, earlier (user, assistant) turns
+    (few-shot examples), the prompt as the last user turn.
 
-    def __init__(self, inner, system: str | None = None):
-        self.inner, self.system = inner, system
+    >>> chat_messages("2+2?", "Be brief.", [("1+1?", "2")])
+    [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': '1+1?'}, {'role': 'assistant', 'content': '2'}, {'role': 'user', 'content': '2+2?'}]
+    """
+    messages = [{"role": "system", "content": system}] if system else []
+    for user, assistant in turns:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return messages + [{"role": "user", "content": prompt}]
+
+
+class ChatTemplateSampler:
+    """Sends each prompt to a local chat model as the last user turn of `chat_messages`,
+    through the model's chat template."""
+
+    def __init__(self, inner, system: str | None = None, turns: Sequence[tuple[str, str]] = ()):
+        self.inner, self.system, self.turns = inner, system, tuple(turns)
         self.tokenizer = inner.tokenizer
         if not getattr(self.tokenizer, "chat_template", None):
             raise ConfigError(f"{inner.model_path} has no chat template: set chat: false to send raw text")
 
     def format(self, prompt: str) -> str:
-        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": prompt}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
+        return self.tokenizer.apply_chat_template(chat_messages(prompt, self.system, self.turns), tokenize=False,
+                                                  add_generation_prompt=True)
     def generate(self, prompts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
         return self.inner.generate([self.format(p) for p in prompts], params, seed)
 

@@ -66,6 +66,8 @@ class ApiRequest:
     """The row it belongs to (written to the failed-rows file)."""
     system: str | None = None
     stop: tuple[str, ...] = ()
+    turns: tuple[tuple[str, str], ...] = ()
+    """Earlier (user, assistant) turns before the prompt: a chat model's few-shot examples."""
 
 
 @dataclass
@@ -172,6 +174,7 @@ class OpenAISampler:
         failed_path: str | Path | None = None,
         system: str | None = None,
         progress: bool = True,
+        turns: Sequence[tuple[str, str]] = (),
     ):
         if mode not in ("chat", "completion"):
             raise ConfigError(f"mode must be 'chat' or 'completion', not {mode!r}")
@@ -186,7 +189,7 @@ class OpenAISampler:
         self.backoff, self.max_backoff = backoff, max_backoff
         self.cache = ResponseCache(cache)
         self.failed_path = Path(failed_path) if failed_path else None
-        self.system, self.progress = system, progress
+        self.system, self.progress, self.turns = system, progress, tuple(tuple(t) for t in turns)
         self.stats = ApiStats()
         self.last_stats = ApiStats()
         self._rng = random.Random()
@@ -211,7 +214,7 @@ class OpenAISampler:
         requests = []
         for i, p in enumerate(prompts):
             k = copies[p] = copies.get(p, -1) + 1
-            requests.append(ApiRequest(p, params, seed + k if k else seed, id=str(i), system=self.system))
+            requests.append(ApiRequest(p, params, seed + k if k else seed, id=str(i), system=self.system, turns=self.turns))
         return self.complete(requests)
 
     def continue_texts(self, prompts: Sequence[str], starts: Sequence[str], params: SamplingParams, seed: int) -> list[str]:
@@ -238,8 +241,9 @@ class OpenAISampler:
         if r.stop:
             body["stop"] = list(r.stop)
         if self.mode == "chat":
-            system = [{"role": "system", "content": r.system}] if r.system else []
-            body["messages"] = [*system, {"role": "user", "content": r.prompt}]
+            from selftrain.samplers.chat import chat_messages
+
+            body["messages"] = chat_messages(r.prompt, r.system, r.turns)
         else:
             body["prompt"] = r.prompt
         return body

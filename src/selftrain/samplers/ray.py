@@ -51,13 +51,13 @@ def _actor_options(cfg: RayConfig) -> dict[str, Any]:
 class SamplerWorker:
     """A Ray actor holding one sampler (one engine, one model copy) across shards."""
 
-    def __init__(self, sampler: dict, model: str, threads: int):
+    def __init__(self, sampler: dict, model: str, threads: int, turns: list = ()):
         from selftrain.models import set_torch_threads
         from selftrain.samplers.registry import backend
 
         set_torch_threads(threads)
         cfg = SamplerConfig.model_validate(sampler)
-        self.sampler = backend(cfg.backend).make(cfg, model, None)
+        self.sampler = backend(cfg.backend).make(cfg, model, None, tuple(tuple(t) for t in turns))
 
     def shard(self, j: int, prompts: Sequence[str], params: SamplingParams, seed: int) -> tuple[int, list[str]]:
         return j, self.sampler.generate(prompts, params, seed)
@@ -81,14 +81,15 @@ class RaySampler:
     the local sampler's.
     """
 
-    def __init__(self, cfg: RayConfig, sampler: SamplerConfig, model: str):
+    def __init__(self, cfg: RayConfig, sampler: SamplerConfig, model: str, turns: Sequence[tuple[str, str]] = ()):
         import ray
         from ray.util import ActorPool
 
         connect(cfg)
         threads = max(1, int(cfg.resources.get("CPU", 1)))
         actor = ray.remote(SamplerWorker).options(**_actor_options(cfg))
-        self.workers = [actor.remote(sampler.model_dump(mode="json"), str(model), threads) for _ in range(cfg.workers)]
+        self.workers = [actor.remote(sampler.model_dump(mode="json"), str(model), threads, [list(t) for t in turns])
+                        for _ in range(cfg.workers)]
         self.pool = ActorPool(self.workers)
         self.model_path = str(model)
 

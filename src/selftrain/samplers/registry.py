@@ -23,8 +23,9 @@ ABILITIES = {
 @dataclass(frozen=True)
 class Backend:
     name: str
-    make: Callable[[SamplerConfig, str, Path | None], Sampler]
-    """(settings, model name or folder, run folder for caches and failed rows) -> a sampler."""
+    make: Callable[..., Sampler]
+    """(settings, model name or folder, run folder for caches and failed rows, few-shot
+    (user, assistant) turns for a chat model) -> a sampler."""
     abilities: Callable[[SamplerConfig], frozenset[str]]
 
 
@@ -36,27 +37,27 @@ def register_backend(backend: Backend) -> Backend:
     return backend
 
 
-def _chat(cfg: SamplerConfig, sampler: Sampler) -> Sampler:
+def _chat(cfg: SamplerConfig, sampler: Sampler, turns) -> Sampler:
     if cfg.chat:
         from selftrain.samplers.chat import ChatTemplateSampler
 
-        return ChatTemplateSampler(sampler, cfg.system)
+        return ChatTemplateSampler(sampler, cfg.system, turns)
     return sampler
 
 
-def _make_hf(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
+def _make_hf(cfg: SamplerConfig, model: str, run_dir: Path | None, turns=()) -> Sampler:
     from selftrain.samplers.hf import HFSampler
 
-    return _chat(cfg, HFSampler(model, batch_size=cfg.batch_size))
+    return _chat(cfg, HFSampler(model, batch_size=cfg.batch_size), turns)
 
 
-def _make_vllm(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
+def _make_vllm(cfg: SamplerConfig, model: str, run_dir: Path | None, turns=()) -> Sampler:
     from selftrain.samplers.vllm import VLLMSampler
 
-    return _chat(cfg, VLLMSampler(model, cfg.vllm))
+    return _chat(cfg, VLLMSampler(model, cfg.vllm), turns)
 
 
-def _make_openai(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sampler:
+def _make_openai(cfg: SamplerConfig, model: str, run_dir: Path | None, turns=()) -> Sampler:
     from selftrain.samplers.openai import OpenAISampler
 
     if not cfg.base_url:
@@ -66,6 +67,7 @@ def _make_openai(cfg: SamplerConfig, model: str, run_dir: Path | None) -> Sample
         max_concurrency=cfg.max_concurrency, max_retries=cfg.max_retries, timeout=cfg.timeout,
         cache=run_dir / "api-cache.sqlite" if run_dir else None,
         failed_path=run_dir / "failed-requests.jsonl" if run_dir else None, system=cfg.system,
+        turns=turns if cfg.chat else (),
     )
 
 

@@ -69,9 +69,12 @@ class RunContext(Generic[C]):
     Stages take the settings they use as arguments; the context gives them only what is the
     run's as a whole: the task, the seed, the policy's sampler, the evaluation sets."""
 
-    def __init__(self, cfg: C, run: RunDir):
+    def __init__(self, cfg: C, run: RunDir, tracker=None):
         self.cfg: C = cfg
         self.run = run
+        self.tracker = tracker
+        self.step = 0
+        """The run's step: optimizer steps of its training stages so far (`selftrain.tracking`)."""
         self._sampler: tuple[str, Any] | None = None
 
     # the task and its splits, built on first use (the synthetic-data methods have none)
@@ -151,8 +154,31 @@ class RunContext(Generic[C]):
         key = fingerprint(str(path), cfg.model_dump())
         if self._sampler is None or self._sampler[0] != key:
             self.release_sampler()  # free the old model before loading the next
-            self._sampler = (key, make_sampler(cfg, path, self.run.root, ray=self.cfg.ray))
+            self._sampler = (key, make_sampler(cfg, path, self.run.root, ray=self.cfg.ray, turns=self.turns(cfg)))
         return self._sampler[1]
+
+    def turns(self, cfg: SamplerConfig) -> list[tuple[str, str]]:
+        """A chat sampler's few-shot turns: the task's first `fewshot` worked solutions."""
+        if not (cfg.chat and cfg.fewshot):
+            return []
+        shots = [(p.prompt, p.solution) for p in self.human if p.solution][: cfg.fewshot]
+        if len(shots) < cfg.fewshot:
+            from selftrain.errors import ConfigError
+
+            raise ConfigError(f"sampler.fewshot is {cfg.fewshot}, but the task has {len(shots)} worked solutions")
+        return shots
+
+    def chat_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Training rows as the policy is sampled: with `chat`, conversational (the prompt as
+        the last user turn after the system and few-shot turns, the completion the assistant's
+        turn: TRL applies the chat template, the loss on the completion only); else as they are."""
+        if not self.policy.chat:
+            return rows
+        from selftrain.samplers.chat import chat_messages
+
+        turns = self.turns(self.policy)
+        return [{"prompt": chat_messages(r["prompt"], self.policy.system, turns),
+                 "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
 
     def release_sampler(self) -> None:
         """Free the sampler's model now (an engine's memory, Ray workers), e.g. before training."""
@@ -176,12 +202,35 @@ class RunContext(Generic[C]):
         old = self.run.record(name)
         if old is not None and old.fingerprint == fp:
             ui.say(f"  [dim]skip[/dim] {name:<28} done before ({old.seconds:.0f} s)")
+            self._track(name, old)
             return old
         with ui.stage_view(name):
             record = self.run.stage(name, fp, work, log=lambda text: None)
         counts = ", ".join(f"{k} {v}" for k, v in record.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
         ui.say(f"  [green]done[/green] {name:<28} {record.seconds:6.1f} s  {counts}")
+        self._track(name, record)
         return record
+
+    def _track(self, name: str, record: StageRecord) -> None:
+        """A finished stage's numbers to the trackers: a training stage's logged losses at
+        their steps past the run's step so far, then the record at the step after it. A
+        stage an earlier process of the run logged only moves the step on."""
+        from selftrain.artifacts import read_json
+        from selftrain.tracking import flat_numbers
+
+        trained = "start" in record.info and isinstance(record.info.get("steps"), int)
+        offset = self.step
+        if trained:
+            self.step += record.info["steps"]
+        if self.tracker is None or name in self.tracker.logged:
+            return
+        log = self.run.path(name.rpartition("/")[0], "model", "train_log.json")
+        if trained and log.is_file():
+            for entry in read_json(log):
+                if "step" in entry and "train_runtime" not in entry:
+                    values = flat_numbers({k: v for k, v in entry.items() if k not in ("step", "epoch")})
+                    self.tracker.log(name, values, offset + int(entry["step"]))
+        self.tracker.log(name, flat_numbers(record.info), self.step)
 
     def relative(self, path: Path) -> str:
         """A path as a record names it: inside the run folder relative to it, else as given."""
@@ -202,8 +251,13 @@ def open_run(cfg: C, out: str | Path) -> Iterator[RunContext[C]]:
         threads = set_torch_threads(cfg.model.torch_threads if isinstance(cfg, TaskRun) else None)
         ui.say(f"{cfg.method} · run folder {run.root} · torch threads {threads} · logs in {run.path('logs')}")
         atomic_write_text(run.path("config.yaml"), cfg.to_yaml())
-        ctx = RunContext(cfg, run)
+        from selftrain.tracking import Tracker
+
+        name = cfg.tracking.run_name or f"{cfg.name}-seed{cfg.seed}"
+        tracker = Tracker(cfg.tracking, run.root, name, cfg.model_dump(mode="json"))
+        ctx = RunContext(cfg, run, tracker)
         try:
             yield ctx
         finally:
             ctx.release_sampler()
+            tracker.close()

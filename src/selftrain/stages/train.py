@@ -72,10 +72,11 @@ def sft(ctx: RunContext, group: str, start: Artifact, rows: Rows, cfg: TrainConf
 
     out = ctx.path(group, "model")
     seed = ctx.seed(group)
-    fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), seed)
+    served = ctx.policy.model_dump(include={"chat", "system", "fewshot"}) if ctx.policy.chat else None
+    fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), seed, served)
     length = max_length or ctx.max_length
     ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: {**_inputs(ctx, start, rows.sources),
-                                                        **train_sft(start.path, rows.load(), cfg, out, seed, length)}))
+                                                        **train_sft(start.path, ctx.chat_rows(rows.load()), cfg, out, seed, length)}))
     return Artifact(out, fp)
 
 

@@ -113,6 +113,7 @@ def _needs(cfg: SelfRewardingConfig) -> list[tuple[str, object, set[str]]]:
     return [("model.sampler", cfg.model.sampler, {"local"} | ({"continue"} if chat is not None and chat.finish else set()))]
 
 
-METHOD = Method("self-rewarding", SelfRewardingConfig, run, collect, render, summary, needs=_needs, demo=demo_config)
+METHOD = Method("self-rewarding", SelfRewardingConfig, run, collect, render, summary, needs=_needs, demo=demo_config,
+                final_model=lambda cfg: stages.group("iter", cfg.self_rewarding.iterations))
 
 __all__ = ["METHOD", "SelfRewardingConfig", "SelfRewardingSection", "demo_config", "iterate", "run"]
