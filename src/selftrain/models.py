@@ -1,8 +1,11 @@
-"""Loading causal LMs and tokenizers by Hugging Face name, local folder or GGUF file.
+"""Loading causal LMs and tokenizers by Hugging Face name, local folder, LoRA adapter folder or
+GGUF file.
 
 A GGUF file (`.../SmolLM2-135M-Instruct.Q4_1.gguf`) is de-quantized to float32 by
 transformers on load (tens of seconds); `save_pretrained` of the result gives an ordinary
-folder that loads in a second.
+folder that loads in a second. A LoRA adapter folder (what a LoRA training stage writes:
+`adapter_config.json`, the adapter's weights, the tokenizer) loads as its base model with
+the adapter merged in; `selftrain export` writes that as a plain folder.
 """
 
 from __future__ import annotations
@@ -61,9 +64,33 @@ def load_tokenizer(name_or_path: str | Path):
     return tok
 
 
+def adapter_base(name_or_path: str | Path) -> str | None:
+    """The base model of a LoRA adapter folder, or None for anything else."""
+    config = Path(name_or_path) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    import json
+
+    return json.loads(config.read_text())["base_model_name_or_path"]
+
+
+def load_peft(name_or_path: str | Path, trainable: bool = False):
+    """A LoRA adapter on its base model, unmerged (PEFT's `PeftModel`): to train on (the
+    adapter goes on learning, still relative to the same base) or to merge."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelLoadError(f"{name_or_path} is a LoRA adapter, which needs peft: pip install 'selftrain[lora]'") from None
+    base = load_model(adapter_base(name_or_path))
+    with _loading("a LoRA adapter", name_or_path):
+        return PeftModel.from_pretrained(base, str(name_or_path), is_trainable=trainable)
+
+
 def load_model(name_or_path: str | Path, device: str = "cpu"):
     from transformers import AutoModelForCausalLM
 
+    if adapter_base(name_or_path) is not None:
+        return load_peft(name_or_path).merge_and_unload().to(device)
     where, kwargs = _gguf(name_or_path)
     with _loading("a causal LM", name_or_path):
         model = AutoModelForCausalLM.from_pretrained(where, **kwargs)

@@ -21,7 +21,8 @@ from selftrain.verifiers.base import Verifier
 def summarize_samples(
     problems: Sequence[Problem], samples: Sequence[Sample], scores: Sequence[Score], k: int
 ) -> dict[str, float]:
-    """Mean unbiased pass@1 and pass@k, and maj@k, over problems with k samples each."""
+    """Mean unbiased pass@1 and pass@k, and maj@k (when the verifier reads answers), over
+    problems with k samples each."""
     by_problem: dict[str, list[Score]] = defaultdict(list)
     for s, sc in zip(samples, scores, strict=True):
         by_problem[s.problem_id].append(sc)
@@ -32,7 +33,9 @@ def summarize_samples(
         p1.append(pass_at_k(n, c, 1))
         pk.append(pass_at_k(n, c, min(k, n)))
         mk.append(maj_at_k([sc.answer for sc in scs], [sc.accepted for sc in scs]))
-    out = {"pass@1": mean(p1), f"pass@{k}": mean(pk), f"maj@{k}": mean(mk)}
+    out = {"pass@1": mean(p1), f"pass@{k}": mean(pk)}
+    if any(sc.answer is not None for sc in scores):  # maj@k needs the answers a verifier read (a function's rewards have none)
+        out[f"maj@{k}"] = mean(mk)
     return {name: round(v, 5) for name, v in out.items()}
 
 

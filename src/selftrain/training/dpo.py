@@ -1,8 +1,9 @@
 """Direct preference optimisation with TRL's DPOTrainer (Rafailov et al. 2023).
 
 Rows are preference pairs: `{"prompt", "chosen", "rejected"}`. The reference model is the
-start model, frozen (TRL makes the copy). The result is a plain Hugging Face folder, moved
-into place only when training has finished, as for SFT.
+start model, frozen (TRL makes the copy; of an adapter start, a frozen copy of the adapter).
+The result is a Hugging Face folder (with LoRA, the adapter alone), moved into place only
+when training has finished, as for SFT.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from selftrain.config import TrainConfig
-from selftrain.models import load_model, load_tokenizer
-from selftrain.training.sft import keep_start, lora_config, run_trainer, staging_dir, trainer_args
+from selftrain.models import load_tokenizer
+from selftrain.training.sft import base_of, keep_start, run_trainer, staging_dir, start_for_training, trainer_args
 
 
 def train_dpo(
@@ -40,11 +41,11 @@ def train_dpo(
     from trl import DPOConfig, DPOTrainer
 
     tmp = staging_dir(out)
-    tokenizer = load_tokenizer(start)
-    model = load_model(start)
     if not rows:
-        keep_start(model, tokenizer, tmp, out)
+        keep_start(start, tmp, out)
         return {"steps": 0, "pairs": 0, "note": "no preference pairs: start model copied"}
+    tokenizer = load_tokenizer(start)
+    model, lora = start_for_training(start, cfg)  # an adapter start: TRL freezes a copy of it as the reference
     missing = {"prompt", "chosen", "rejected"} - set(rows[0])
     if missing:
         raise ValueError(f"DPO rows need prompt, chosen and rejected; missing {sorted(missing)}")
@@ -52,8 +53,8 @@ def train_dpo(
     datasets.disable_progress_bars()
     losses = {"loss_type": [loss_type, "sft"], "loss_weights": [1.0, nll_weight]} if nll_weight > 0 else {"loss_type": [loss_type]}
     args = DPOConfig(**trainer_args(cfg, tmp, seed, len(rows)), beta=beta, max_length=max_length, **losses)
-    result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out, lora_config(cfg),
-                                  prepare=_without_eos(tokenizer.eos_token_id) if open_ended else None)
+    result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out, lora,
+                                  prepare=_without_eos(tokenizer.eos_token_id) if open_ended else None, base=base_of(start))
     last = history[-1] if history else {}
     return {
         "steps": int(result.global_step),

@@ -1,7 +1,13 @@
 """Supervised fine-tuning with TRL's SFTTrainer, loss on the completion only.
 
-The result is a plain Hugging Face folder (model, tokenizer, `train_log.json`), moved into
-place only when training has finished, so a killed run never leaves a half-written model.
+The result is a Hugging Face folder (model, tokenizer, `train_log.json`), moved into place
+only when training has finished, so a killed run never leaves a half-written model. With
+LoRA (`lora_r`) it is the adapter alone (PEFT's folder, its base named in
+`adapter_config.json`): an engine that holds the base serves it as a LoRA request, and
+`selftrain.models.load_model` (so every sampler, `selftrain export`) merges it on load. An
+adapter start with LoRA goes on training as itself, so every adapter of a run stays
+relative to the same base. Under several processes (`training.launch`) only the main one
+writes, and the others wait for it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from selftrain import faults, ui
 from selftrain.artifacts import replace_dir, write_json
 from selftrain.config import TrainConfig
 from selftrain.errors import ConfigError
-from selftrain.models import load_model, load_tokenizer
+from selftrain.models import adapter_base, load_model, load_peft, load_tokenizer
 
 
 def train_sft(
@@ -38,11 +44,11 @@ def train_sft(
     from trl import SFTConfig, SFTTrainer
 
     tmp = staging_dir(out)
-    tokenizer = load_tokenizer(start)
-    model = load_model(start)
     if not rows:
-        keep_start(model, tokenizer, tmp, out)
+        keep_start(start, tmp, out)
         return {"steps": 0, "examples": 0, "note": "no training data: start model copied"}
+    tokenizer = load_tokenizer(start)
+    model, lora = start_for_training(start, cfg)
 
     datasets.disable_progress_bars()
     args = SFTConfig(
@@ -51,7 +57,7 @@ def train_sft(
         max_length=max_length,
         completion_only_loss=True,
     )
-    result, history = run_trainer(SFTTrainer, args, model, tokenizer, rows, tmp, out, lora_config(cfg))
+    result, history = run_trainer(SFTTrainer, args, model, tokenizer, rows, tmp, out, lora, base=base_of(start))
     return {
         "steps": int(result.global_step),
         "examples": len(rows),
@@ -103,15 +109,43 @@ def _checkpointing_arg() -> str:
 def staging_dir(out: Path) -> Path:
     """An empty `<out>.tmp` to build the model folder in; it replaces `out` when done."""
     tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
+    if tmp.exists() and is_main_process():
         shutil.rmtree(tmp)
     return tmp
 
 
-def keep_start(model, tokenizer, tmp: Path, out: Path) -> None:
-    """Nothing to train on: the start model becomes `out` unchanged."""
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+def is_main_process() -> bool:
+    """Whether this process writes (rank 0 of a launched training, or the only one)."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def base_of(start: str | Path) -> str:
+    """The base model every adapter trained from `start` is relative to."""
+    return adapter_base(start) or str(Path(start).resolve() if Path(start).exists() else start)
+
+
+def start_for_training(start: str | Path, cfg: TrainConfig):
+    """The model to train from `start`, and the LoRA config to give the trainer: a plain
+    model with a fresh adapter (`lora_r`) or none; an adapter start goes on training as
+    itself with LoRA, or is merged for full fine-tuning."""
+    if adapter_base(start) is not None:
+        if cfg.lora_r is not None:
+            return load_peft(start, trainable=True), None
+        return load_model(start), None
+    return load_model(start), lora_config(cfg)
+
+
+def keep_start(start: str | Path, tmp: Path, out: Path) -> None:
+    """Nothing to train on: the start model (or adapter) becomes `out` unchanged."""
+    if not is_main_process():
+        return
+    if adapter_base(start) is not None:
+        shutil.copytree(start, tmp)
+    else:
+        load_model(start).save_pretrained(tmp)
+        load_tokenizer(start).save_pretrained(tmp)
     replace_dir(tmp, out)
 
 
@@ -128,11 +162,11 @@ def lora_config(cfg: TrainConfig):
 
 
 def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]], tmp: Path, out: Path, lora=None,
-                prepare=None):
-    """Train with a TRL trainer on `rows` (with a LoRA adapter when `lora` is a PEFT config,
-    merged afterwards; `prepare(trainer)` runs before training), then save model, tokenizer
-    and log to `tmp` and move it to `out` atomically. Returns the train result and the
-    logged losses."""
+                prepare=None, base: str | None = None):
+    """Train with a TRL trainer on `rows` (a fresh LoRA adapter when `lora` is a PEFT config;
+    `prepare(trainer)` runs before training), then save the model (or the adapter alone,
+    relative to `base`), tokenizer and log to `tmp` and move it to `out` atomically, from
+    the main process. Returns the train result and the logged losses."""
     import datasets
 
     trainer = trainer_cls(
@@ -148,15 +182,30 @@ def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]],
         prepare(trainer)
     result = trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
-    shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    trained = trainer.model
-    if lora is not None:  # merge the adapter: the checkpoint stays a plain folder
-        trained = trained.merge_and_unload()
-    trained.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    write_json(tmp / "train_log.json", trainer.state.log_history)
-    replace_dir(tmp, out)
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp / "trainer", ignore_errors=True)
+        trained = trainer.accelerator.unwrap_model(trainer.model)
+        if hasattr(trained, "peft_config"):  # the adapter alone, its base named by absolute path
+            trained.save_pretrained(tmp, selected_adapters=["default"])
+            _name_base(tmp, base)
+        else:
+            trained.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "train_log.json", trainer.state.log_history)
+        replace_dir(tmp, out)
+    trainer.accelerator.wait_for_everyone()
     return result, history
+
+
+def _name_base(folder: Path, base: str | None) -> None:
+    import json
+
+    config = folder / "adapter_config.json"
+    data = json.loads(config.read_text())
+    if base is not None:
+        data["base_model_name_or_path"] = base
+    config.write_text(json.dumps(data, indent=2))
 
 
 class FaultPoints(TrainerCallback):
