@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def trained_tiny(folder: Path) -> tuple[Path, list]:
-    """A 2-layer tiny model after 120 SFT steps on arithmetic worked solutions, and the
-    task's test problems (1-3 digits)."""
+def trained_tiny(folder: Path, arch: str = "gpt2") -> tuple[Path, list]:
+    """A 2-layer tiny model (`arch`) after 120 SFT steps on arithmetic worked solutions, and
+    the task's test problems (1-3 digits)."""
     from selftrain.config import ArithmeticConfig, TaskConfig, TinyModelConfig, TrainConfig
     from selftrain.tasks import build_task
     from selftrain.training.sft import train_sft
@@ -16,7 +16,7 @@ def trained_tiny(folder: Path) -> tuple[Path, list]:
 
     task = build_task(TaskConfig(arithmetic=ArithmeticConfig(human_size=400, pool_size=48, test_per_bucket=40,
                                                               test_digits=[1, 2, 3])))
-    tiny = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_length=96)
+    tiny = TinyModelConfig(arch=arch, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_length=96)
     save_tiny(folder / "init", tiny, seed=0)
     rows = [{"prompt": p.prompt, "completion": p.solution} for p in task.human()]
     train_sft(folder / "init", rows, TrainConfig(steps=120, batch_size=32, learning_rate=3e-3, logging_steps=60),

@@ -340,6 +340,15 @@ class VLLMOptions(_Section):
     kv_cache_gib: float | None = Field(None, gt=0.0)
     """KV-cache space in GiB; None: from gpu_memory_utilization on a GPU, 2 GiB on a CPU
     (where gpu_memory_utilization would reserve that share of the machine's RAM)."""
+    reload_check: Literal["weights", "outputs"] | None = None
+    """How a checkpoint loaded into the engine in place is checked before any sample counts:
+    `weights` (its tensors' sums against the checkpoint's), `outputs` (that, and a few greedy
+    answers against transformers' on the same checkpoint); None: `weights` on a GPU,
+    `outputs` on a CPU (whose engine packs weights where a sum cannot see them)."""
+    max_lora_rank: int | None = Field(None, ge=1)
+    """Start the engine ready for LoRA adapters up to this rank, so that every adapter of a
+    run is a LoRA request on one engine; None: the highest `lora_r` of the run's training
+    settings (the run context fills it in), or no LoRA."""
     enforce_eager: bool = False
     """Skip torch.compile and CUDA graphs: a faster start (about 25 s instead of 85-130 s for
     a small model on 2 CPU cores), slower decoding."""

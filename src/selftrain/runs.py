@@ -35,6 +35,7 @@ def run_method(cfg, out: str | Path | None = None) -> dict[str, Any]:
         if hasattr(cfg, "task"):
             ctx.task  # noqa: B018 - the task's data are read (and checked) before any stage runs
         method.run(ctx)
+        ctx.save_engines()
         _, metrics = publish(out, time.perf_counter() - start)
     return metrics
 
@@ -57,6 +58,9 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
     method = get_method(cfg.method)
     metrics = method.collect(run, cfg)
     metrics["data"] = profiles(run.root)
+    engines = engine_counts(run.root)
+    if engines:
+        metrics["engines"] = engines
     metrics_path = run.path("metrics.json")
     if wall_seconds is not None:
         metrics["wall_seconds_this_process"] = round(wall_seconds, 1)
@@ -66,9 +70,32 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
             metrics["wall_seconds_this_process"] = old["wall_seconds_this_process"]
     write_json(metrics_path, metrics)
     page = run.path("report.html")
-    atomic_write_text(page, method.render(metrics).replace("</body>", render_profiles(metrics["data"]) + "\n</body>"))
+    extra = render_profiles(metrics["data"]) + render_engines(engines)
+    atomic_write_text(page, method.render(metrics).replace("</body>", extra + "\n</body>"))
     write_cards(run, cfg)
     return page, metrics
+
+
+def engine_counts(run_dir: Path) -> dict[str, int]:
+    """How the run's models were served, over every process of it (`RUN/engines.jsonl`):
+    sampler starts (a vLLM engine, or a model loaded), LoRA swaps, in-place reloads."""
+    import json
+    from collections import Counter
+
+    path = Path(run_dir) / "engines.jsonl"
+    total: Counter = Counter()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            total.update({k: v for k, v in json.loads(line).items() if k != "pid"})
+    return dict(total)
+
+
+def render_engines(engines: dict[str, int]) -> str:
+    if not engines:
+        return ""
+    return (f"<p>Models served: {engines.get('start', 0)} sampler starts (an engine started or a model loaded), "
+            f"{engines.get('lora', 0)} LoRA adapters served by the engine already up, "
+            f"{engines.get('reload', 0)} checkpoints loaded into it in place (RUN/engines.jsonl).</p>")
 
 
 def summary(metrics: dict[str, Any]) -> list[str]:

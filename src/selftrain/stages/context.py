@@ -11,6 +11,9 @@ setting redoes exactly its stage and what follows.
 
 from __future__ import annotations
 
+import json
+import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +66,14 @@ def group(kind: str, t: int, prefix: str = "") -> str:
 C = TypeVar("C", bound=RunBase)
 
 
+def _leaves(data: Any, key: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        return [leaf for k, v in data.items() for leaf in _leaves(v, k)]
+    if isinstance(data, list):
+        return [leaf for v in data for leaf in _leaves(v, key)]
+    return [(key, data)]
+
+
 class RunContext(Generic[C]):
     """What a method's run function gets: its config (typed: `RunContext[RestEMConfig]`), the
     run folder, the task's splits, samplers over model folders, and `stage` to run a step once.
@@ -75,7 +86,11 @@ class RunContext(Generic[C]):
         self.tracker = tracker
         self.step = 0
         """The run's step: optimizer steps of its training stages so far (`selftrain.tracking`)."""
-        self._sampler: tuple[str, Any] | None = None
+        self.engines: Counter = Counter()
+        """What this process did to serve each model: `start` (a sampler loaded, an engine
+        started), `lora` (an adapter served by the engine already up), `reload` (a checkpoint
+        loaded into it in place)."""
+        self._sampler: tuple[str, str, Any] | None = None
 
     # the task and its splits, built on first use (the synthetic-data methods have none)
     @cached_property
@@ -146,16 +161,50 @@ class RunContext(Generic[C]):
 
     def sampler(self, model: Artifact | str | Path, cfg: SamplerConfig | None = None):
         """A sampler over a model folder (the policy's backend unless `cfg` names another);
-        one model in memory at a time, loaded once while it is the one asked for."""
+        one model in memory at a time. An engine that can take the next checkpoint without a
+        restart (a LoRA adapter on its base, weights reloaded in place: `switch`) does;
+        anything else is freed before the next model loads."""
         from selftrain.samplers import make_sampler
 
-        cfg = cfg or self.policy
-        path = model.path if isinstance(model, Artifact) else model
-        key = fingerprint(str(path), cfg.model_dump())
-        if self._sampler is None or self._sampler[0] != key:
-            self.release_sampler()  # free the old model before loading the next
-            self._sampler = (key, make_sampler(cfg, path, self.run.root, ray=self.cfg.ray, turns=self.turns(cfg)))
-        return self._sampler[1]
+        cfg = self._ready_for_lora(cfg or self.policy)
+        path = str(model.path if isinstance(model, Artifact) else model)
+        settings = fingerprint(cfg.model_dump())
+        if self._sampler is not None and self._sampler[:2] == (settings, path):
+            return self._sampler[2]
+        if self._sampler is not None and self._sampler[0] == settings and hasattr(self._sampler[2], "switch"):
+            mode = self._sampler[2].switch(path)
+            if mode is not None:
+                self.engines[mode] += 1
+                self._sampler = (settings, path, self._sampler[2])
+                return self._sampler[2]
+        self.release_sampler()  # free the old model before loading the next
+        self.engines["start"] += 1
+        self._sampler = (settings, path, make_sampler(cfg, path, self.run.root, ray=self.cfg.ray, turns=self.turns(cfg)))
+        return self._sampler[2]
+
+    def _ready_for_lora(self, cfg: SamplerConfig) -> SamplerConfig:
+        """A vLLM engine for a run that trains LoRA adapters starts ready to serve them."""
+        if cfg.backend != "vllm" or cfg.vllm.max_lora_rank is not None:
+            return cfg
+        ranks = [v for k, v in _leaves(self.cfg.model_dump()) if k == "lora_r" and v]
+        if not ranks:
+            return cfg
+        return cfg.model_copy(update={"vllm": cfg.vllm.model_copy(update={"max_lora_rank": max(ranks)})})
+
+    def save_engines(self) -> None:
+        """This process's counts of how it served its models -> one line of RUN/engines.jsonl."""
+        if self.engines:
+            with open(self.run.path("engines.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps({"pid": os.getpid(), **self.engines}) + "\n")
+            self.engines = Counter()
+
+    def rest_sampler(self) -> None:
+        """Training is about to run: an engine that can rest keeps its model (asleep on a GPU,
+        as it is on a CPU); any other sampler frees its memory."""
+        if self._sampler is not None and hasattr(self._sampler[2], "rest"):
+            self._sampler[2].rest()
+        else:
+            self.release_sampler()
 
     def turns(self, cfg: SamplerConfig) -> list[tuple[str, str]]:
         """A chat sampler's few-shot turns: the task's first `fewshot` worked solutions."""
@@ -186,7 +235,7 @@ class RunContext(Generic[C]):
 
         held, self._sampler = self._sampler, None
         if held is not None:
-            close(held[1])
+            close(held[2])
 
     def verify(self, verifier, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
         """`verifier(problems, completions)`, spread over the run's Ray cluster when it has one."""
@@ -261,3 +310,4 @@ def open_run(cfg: C, out: str | Path) -> Iterator[RunContext[C]]:
         finally:
             ctx.release_sampler()
             tracker.close()
+            ctx.save_engines()

@@ -14,10 +14,11 @@ from selftrain.stages.context import Artifact, Rows, RunContext
 
 
 def _freed(ctx: RunContext, train: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """`train`, after the run's sampler has freed its model (a vLLM engine holds its memory)."""
+    """`train`, after the run's sampler has made room (`RunContext.rest_sampler`: an engine
+    sleeps on a GPU, any other sampler frees its model)."""
 
     def work() -> dict[str, Any]:
-        ctx.release_sampler()
+        ctx.rest_sampler()
         return train()
 
     return work
