@@ -478,6 +478,21 @@ class FilterConfig(_Section):
     samples by more than this share (0: exactly the median); None: no length filter."""
 
 
+class LaunchConfig(_Section):
+    """A training stage in several processes, started by the run (`selftrain.training.launch`):
+    DDP by default (NCCL on GPUs, gloo on CPUs), or whatever an accelerate config file says
+    (FSDP2, DeepSpeed ZeRO-3, several machines)."""
+
+    processes: int = Field(1, ge=1)
+    """Processes on this machine (one per GPU); 1: in the run's own process."""
+    config_file: str | None = None
+    """An accelerate config file: `accelerate launch --config_file` starts the processes
+    instead of torchrun (its settings, with `--num_processes` from `processes`)."""
+    launcher_args: list[str] = []
+    """More arguments for the launcher, e.g. `[--nnodes, "2", --node_rank, "0", --master_addr,
+    10.0.0.1, --master_port, "29500"]` on each of two machines sharing the run folder."""
+
+
 class TrainConfig(_Section):
     """One fine-tuning run with a TRL trainer; the loss is on the completion only."""
 
@@ -500,6 +515,20 @@ class TrainConfig(_Section):
     saved model, so every checkpoint stays a plain Hugging Face folder."""
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    launch: LaunchConfig | None = None
+    """Train in several processes (`processes`, an accelerate `config_file`); None: in this
+    process. The global batch stays `batch_size`: each process trains on its share."""
+
+    @model_validator(mode="after")
+    def _check_launch(self) -> TrainConfig:
+        if self.launch is not None and self.batch_size % self.launch.processes:
+            raise ValueError(f"launch.processes ({self.launch.processes}) must divide batch_size ({self.batch_size}): "
+                             "each process trains on an equal share of every batch")
+        return self
+
+    @property
+    def launched(self) -> bool:
+        return self.launch is not None and (self.launch.processes > 1 or self.launch.config_file is not None)
 
 
     def steps_for(self, rows: int) -> int:

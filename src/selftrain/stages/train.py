@@ -69,6 +69,7 @@ def sft(ctx: RunContext, group: str, start: Artifact, rows: Rows, cfg: TrainConf
         name: str = "train") -> Artifact:
     """SFT from `start` on `rows` -> RUN/<group>/model (no rows: the start model, copied).
     The record names the start model and the rows' sources."""
+    from selftrain.training.launch import launched
     from selftrain.training.sft import train_sft
 
     out = ctx.path(group, "model")
@@ -76,9 +77,19 @@ def sft(ctx: RunContext, group: str, start: Artifact, rows: Rows, cfg: TrainConf
     served = ctx.policy.model_dump(include={"chat", "system", "fewshot"}) if ctx.policy.chat else None
     fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), seed, served)
     length = max_length or ctx.max_length
-    ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: {**_inputs(ctx, start, rows.sources),
-                                                        **train_sft(start.path, ctx.chat_rows(rows.load()), cfg, out, seed, length)}))
+
+    def train() -> dict[str, Any]:
+        data = ctx.chat_rows(rows.load())
+        if cfg.launched:
+            return launched("sft", start.path, data, cfg, out, seed, _log(ctx, group), max_length=length)
+        return train_sft(start.path, data, cfg, out, seed, length)
+
+    ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: {**_inputs(ctx, start, rows.sources), **train()}))
     return Artifact(out, fp)
+
+
+def _log(ctx: RunContext, group: str) -> Path:
+    return ctx.path("logs", f"{group.replace('/', '-')}-train.log")
 
 
 def prompt_rows(pair: Pair) -> dict[str, Any]:
@@ -98,11 +109,18 @@ def dpo(ctx: RunContext, group: str, start: Artifact, pairs: Artifact, cfg: DPOC
     """DPO from `start` (also the frozen reference) on the pairs -> RUN/<group>/model;
     `open_ended`: the rows' responses go on past what they hold (no end-of-sequence)."""
     from selftrain.training.dpo import train_dpo
+    from selftrain.training.launch import launched
 
     out = ctx.path(group, "model")
     seed = ctx.seed(group)
     fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), describe(row), open_ended, seed)
-    ctx.stage(f"{group}/train", fp, _freed(ctx, lambda: {**_inputs(ctx, start, (ctx.relative(pairs.path),)), **train_dpo(
-        start.path, [row(Pair.from_json(r)) for r in read_jsonl(pairs.path)], cfg, out, seed,
-        cfg.beta, ctx.max_length, cfg.nll_weight, cfg.loss_type, open_ended)}))
+    def train() -> dict[str, Any]:
+        data = [row(Pair.from_json(r)) for r in read_jsonl(pairs.path)]
+        settings = dict(beta=cfg.beta, max_length=ctx.max_length, nll_weight=cfg.nll_weight, loss_type=cfg.loss_type,
+                        open_ended=open_ended)
+        if cfg.launched:
+            return launched("dpo", start.path, data, cfg, out, seed, _log(ctx, group), **settings)
+        return train_dpo(start.path, data, cfg, out, seed, **settings)
+
+    ctx.stage(f"{group}/train", fp, _freed(ctx, lambda: {**_inputs(ctx, start, (ctx.relative(pairs.path),)), **train()}))
     return Artifact(out, fp)

@@ -92,6 +92,8 @@ def trainer_args(cfg: TrainConfig, tmp: Path, seed: int, rows: int) -> dict[str,
         **{_checkpointing_arg(): cfg.gradient_checkpointing},
         dataloader_num_workers=0,
         disable_tqdm=True,  # the stage's own bar (selftrain.ui) shows progress; losses go to the run log
+        # several processes: each takes its share of the batches one process would draw
+        **({"accelerator_config": {"split_batches": True}} if world_size() > 1 else {}),
     )
 
 
@@ -107,11 +109,18 @@ def _checkpointing_arg() -> str:
 
 
 def staging_dir(out: Path) -> Path:
-    """An empty `<out>.tmp` to build the model folder in; it replaces `out` when done."""
+    """An empty `<out>.tmp` to build the model folder in; it replaces `out` when done (under
+    several processes the driver empties it before it starts them)."""
     tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists() and is_main_process():
+    if tmp.exists() and world_size() == 1:
         shutil.rmtree(tmp)
     return tmp
+
+
+def world_size() -> int:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def is_main_process() -> bool:
@@ -174,7 +183,8 @@ def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]],
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
-        callbacks=[FaultPoints(f"{out.parent.name}/train"), ShowProgress(out.parent.name)],
+        callbacks=[FaultPoints(f"{out.parent.name}/train"), ShowProgress(out.parent.name),
+                   *([ProgressFile(tmp / "progress.json")] if world_size() > 1 and is_main_process() else [])],
         peft_config=lora,
     )
     trainer.remove_callback(PrinterCallback)
@@ -206,6 +216,16 @@ def _name_base(folder: Path, base: str | None) -> None:
     if base is not None:
         data["base_model_name_or_path"] = base
     config.write_text(json.dumps(data, indent=2))
+
+
+class ProgressFile(TrainerCallback):
+    """Rank 0 of a launched training: its step for the driver's bar."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_step_end(self, args, state, control, **kwargs):
+        write_json(self.path, {"step": state.global_step, "max_steps": state.max_steps})
 
 
 class FaultPoints(TrainerCallback):
