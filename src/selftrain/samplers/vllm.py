@@ -148,12 +148,15 @@ class VLLMSampler:
             logging.getLogger(__name__).warning("vLLM %s is outside the window this backend is tested with (%s)",
                                                 vllm.__version__, ", ".join(TESTED))
         opts = options or VLLMOptions()
+        self.serve_adapters = (opts.adapters or ("lora" if torch_cuda() else "merge")) == "lora"
+        if adapter_base(model_path) is not None and not self.serve_adapters:
+            model_path = merged_copy(model_path)
         self.model_path = str(model_path)
         self.tokenizer = load_tokenizer(model_path)
         base = adapter_base(model_path)
         self.weights = base or self.model_path
         """The checkpoint whose weights the engine holds."""
-        rank = opts.max_lora_rank or (_adapter_rank(model_path) if base else None)
+        rank = (opts.max_lora_rank or (_adapter_rank(model_path) if base else None)) if self.serve_adapters else None
         lora = dict(enable_lora=True, max_lora_rank=_vllm_rank(rank), max_loras=1) if rank else {}
         in_process = opts.in_process and opts.tensor_parallel_size == 1
         # vLLM reads from the environment whether its engine core gets a process of its own
@@ -162,6 +165,8 @@ class VLLMSampler:
         self.context = self.llm.llm_engine.model_config.max_model_len
         self.lora_enabled, self.lora, self._lora_ids, self._asleep = bool(rank), None, {}, False
         self.reload_check = opts.reload_check or ("weights" if torch_cuda() else "outputs")
+        in_place = opts.reload_in_place
+        self.reload_in_place = (torch_cuda() or not opts.enforce_eager) if in_place is None else in_place
         self.reload_failed, self._recent = False, []
         if base:
             self._use_adapter(self.model_path)
@@ -178,6 +183,8 @@ class VLLMSampler:
         base it holds), `"reload"` (a checkpoint of the same architecture, loaded in place and
         checked), `"same"`; None when it needs an engine of its own."""
         path, base = str(model_path), adapter_base(model_path)
+        if base is not None and not self.serve_adapters:
+            path, base = str(merged_copy(path)), None
         weights = base or path
         if not _same(weights, self.weights):
             if base is not None and not self.lora_enabled:
@@ -206,7 +213,7 @@ class VLLMSampler:
             c = json.loads((Path(p) / "config.json").read_text())
             return tuple(c.get(k) for k in ("architectures", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer"))
 
-        if self.reload_failed or self._platform() in RELOAD_FAILED:
+        if not self.reload_in_place or self.reload_failed or self._platform() in RELOAD_FAILED:
             return False
         try:
             if shape(folder) != shape(self.weights):
@@ -396,3 +403,19 @@ def torch_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def merged_copy(adapter: str | Path) -> Path:
+    """A LoRA adapter merged into its base, as a plain folder beside it (`<adapter>.merged`,
+    made once; derived, so it can be deleted)."""
+    from selftrain.artifacts import replace_dir
+    from selftrain.models import load_model
+
+    adapter = Path(adapter)
+    out = adapter.with_name(adapter.name + ".merged")
+    if not (out / "config.json").is_file():
+        tmp = adapter.with_name(adapter.name + ".merged.tmp")
+        load_model(adapter).save_pretrained(tmp)
+        load_tokenizer(adapter).save_pretrained(tmp)
+        replace_dir(tmp, out)
+    return out

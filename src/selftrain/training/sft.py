@@ -198,7 +198,7 @@ def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]],
         trained = trainer.accelerator.unwrap_model(trainer.model)
         if hasattr(trained, "peft_config"):  # the adapter alone, its base named by absolute path
             trained.save_pretrained(tmp, selected_adapters=["default"])
-            _name_base(tmp, base)
+            name_base(tmp, base)
         else:
             trained.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -208,7 +208,9 @@ def run_trainer(trainer_cls, args, model, tokenizer, rows: list[dict[str, Any]],
     return result, history
 
 
-def _name_base(folder: Path, base: str | None) -> None:
+def name_base(folder: Path, base: str | None) -> None:
+    """Name the base model of the adapter in `folder` by `base` (an absolute path: PEFT writes
+    the path the base was loaded from, relative or not)."""
     import json
 
     config = folder / "adapter_config.json"
