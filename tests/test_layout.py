@@ -1,11 +1,13 @@
 """The layout shows the architecture, and keeps it: every module imports only from its own
-layer or the ones below (function-level imports included), method modules hold no stage
+layer or the ones below (function-level imports included), no import cycle, method modules hold no stage
 bookkeeping of their own, and stages take their settings as arguments (CONTRIBUTING.md)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "selftrain"
 
@@ -95,3 +97,15 @@ def test_no_two_modules_open_with_the_same_sentence():
         first = doc.split(". ")[0].split("\n\n")[0].strip()
         assert first not in openings, f"{path.relative_to(PACKAGE)} opens like {openings[first]}: {first!r}"
         openings[first] = str(path.relative_to(PACKAGE))
+
+
+def test_no_import_cycle():
+    """No two modules import each other, lazily or not (the house tool, `../shared/tools`)."""
+    import subprocess
+    import sys
+
+    tool = PACKAGE.parents[2] / "shared" / "tools" / "import_cycles.py"
+    if not tool.is_file():
+        pytest.skip(f"{tool} is absent")
+    proc = subprocess.run([sys.executable, str(tool), str(PACKAGE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 
 from selftrain.records import Problem
@@ -52,3 +53,45 @@ class Task(ABC):
         """What evaluation counts as correct; the verifier unless a task says otherwise.
         Tasks whose verifier holds worker processes return the same instance from both."""
         return self.verifier()
+
+
+# ---------------------------------------------------------------- helpers every task may use
+
+
+def units(cfg) -> dict:
+    """The math verifier's unit words: the task's `units` if set, else its default list."""
+    return {} if cfg.units is None else {"units": tuple(cfg.units)}
+
+
+def split(problems: list[Problem], pool_fraction: float, seed: int) -> tuple[list[Problem], list[Problem]]:
+    """A seeded division into (a `pool_fraction` share, the rest), each in the original order."""
+    order = list(range(len(problems)))
+    random.Random(seed).shuffle(order)
+    cut = round(len(order) * pool_fraction)
+    return [problems[i] for i in sorted(order[:cut])], [problems[i] for i in sorted(order[cut:])]
+
+
+def limit(problems: list[Problem], n: int | None) -> list[Problem]:
+    """The first `n` problems (all of them for None)."""
+    return problems if n is None else problems[:n]
+
+
+def make_verifier(cfg, setting: str) -> Verifier:
+    """The verifier a JSON-lines or dataset task names: `math`, `exact`, `code`, or a function
+    of your own by import path (`selftrain.verifiers.function`)."""
+    if cfg.verifier == "math":
+        from selftrain.verifiers.math import MathVerifier
+
+        return MathVerifier(timeout=cfg.timeout, **units(cfg))
+    if cfg.verifier == "code":
+        from selftrain.verifiers.code import CodeVerifier
+        from selftrain.verifiers.sandbox import Limits
+
+        return CodeVerifier(limits=Limits(wall_seconds=cfg.timeout, cpu_seconds=max(1, int(cfg.timeout))))
+    if cfg.verifier == "exact":
+        from selftrain.verifiers.exact import ExactAnswerVerifier, text_answer
+
+        return ExactAnswerVerifier(marker=cfg.marker, normalize=text_answer)
+    from selftrain.verifiers.function import FunctionVerifier
+
+    return FunctionVerifier(cfg.verifier, threshold=cfg.threshold, timeout=cfg.timeout, setting=setting)

@@ -17,7 +17,7 @@ from typing import Any
 from selftrain.config import DatasetConfig
 from selftrain.errors import TaskDataError
 from selftrain.records import Problem
-from selftrain.tasks.base import Task
+from selftrain.tasks.base import Task, limit, make_verifier, split
 from selftrain.verifiers.base import Verifier
 
 _BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -106,31 +106,26 @@ class DatasetTask(Task):
 
     @cached_property
     def _pool_and_test(self) -> tuple[list[Problem], list[Problem]]:
-        from selftrain.tasks.real import _split
 
         train = self._problems(self.cfg.split)
         if self.cfg.test_split:
             return train, self._problems(self.cfg.test_split)
-        return _split(train, self.cfg.pool_fraction, self.cfg.split_seed)
+        return split(train, self.cfg.pool_fraction, self.cfg.split_seed)
 
     def human(self) -> list[Problem]:
-        from selftrain.tasks.real import _limit
 
-        return _limit([p for p in self._pool_and_test[0] if p.solution], self.cfg.human_size)
+        return limit([p for p in self._pool_and_test[0] if p.solution], self.cfg.human_size)
 
     def pool(self) -> list[Problem]:
-        from selftrain.tasks.real import _limit
 
-        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in _limit(self._pool_and_test[0], self.cfg.pool_size)]
+        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in limit(self._pool_and_test[0], self.cfg.pool_size)]
 
     def test(self) -> list[Problem]:
-        from selftrain.tasks.real import _limit
 
-        return _limit(self._pool_and_test[1], self.cfg.test_size)
+        return limit(self._pool_and_test[1], self.cfg.test_size)
 
     @cached_property
     def _verifier(self) -> Verifier:
-        from selftrain.tasks.real import make_verifier
 
         return make_verifier(self.cfg, "task.dataset.verifier")
 

@@ -13,7 +13,6 @@ point the `jsonl` task at a training set (e.g. MATH's train split, APPS) instead
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterator
 from functools import cached_property
@@ -25,25 +24,9 @@ from selftrain.config import GSM8KConfig, HumanEvalConfig, JsonlConfig, Math500C
 from selftrain.data import humaneval_file
 from selftrain.errors import TaskDataError
 from selftrain.records import Problem
-from selftrain.tasks.base import Task
+from selftrain.tasks.base import Task, limit, make_verifier, split, units
+from selftrain.tasks.dataset import load_split
 from selftrain.verifiers.base import Verifier
-
-
-def units(cfg) -> dict:
-    """The math verifier's unit words: the task's `units` if set, else its default list."""
-    return {} if cfg.units is None else {"units": tuple(cfg.units)}
-
-
-def _split(problems: list[Problem], pool_fraction: float, seed: int) -> tuple[list[Problem], list[Problem]]:
-    order = list(range(len(problems)))
-    random.Random(seed).shuffle(order)
-    cut = round(len(order) * pool_fraction)
-    return [problems[i] for i in sorted(order[:cut])], [problems[i] for i in sorted(order[cut:])]
-
-
-def _limit(problems: list[Problem], n: int | None) -> list[Problem]:
-    return problems if n is None else problems[:n]
-
 
 # ---------------------------------------------------------------- GSM8K
 
@@ -80,8 +63,6 @@ class GSM8KTask(Task):
         if path is not None:
             rows, where = read_rows(path, ("question", "answer")), path
         else:
-            from selftrain.tasks.dataset import load_split
-
             rows, where = load_split(self.cfg.hub, split, "main", setting=f"task.gsm8k ({split}_path unset)"), self.cfg.hub
         out = []
         for i, row in enumerate(rows):
@@ -110,13 +91,13 @@ class GSM8KTask(Task):
         return [(p.id, p.meta["text"]) for p in self.test()]
 
     def human(self) -> list[Problem]:
-        return _limit(self._train, self.cfg.human_size)
+        return limit(self._train, self.cfg.human_size)
 
     def pool(self) -> list[Problem]:
-        return [Problem(p.id, p.prompt, p.answer, None, p.bucket) for p in _limit(self._train, self.cfg.pool_size)]
+        return [Problem(p.id, p.prompt, p.answer, None, p.bucket) for p in limit(self._train, self.cfg.pool_size)]
 
     def test(self) -> list[Problem]:
-        return _limit(self._load("test"), self.cfg.test_size)
+        return limit(self._load("test"), self.cfg.test_size)
 
     @cached_property
     def _verifier(self) -> Verifier:
@@ -140,16 +121,16 @@ class _HalvesTask(Task):
 
     @cached_property
     def _halves(self) -> tuple[list[Problem], list[Problem]]:
-        return _split(self._all, self.cfg.pool_fraction, self.cfg.split_seed)
+        return split(self._all, self.cfg.pool_fraction, self.cfg.split_seed)
 
     def human(self) -> list[Problem]:
-        return _limit(self._halves[0], self.cfg.human_size)
+        return limit(self._halves[0], self.cfg.human_size)
 
     def pool(self) -> list[Problem]:
-        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in _limit(self._halves[0], self.cfg.pool_size)]
+        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in limit(self._halves[0], self.cfg.pool_size)]
 
     def test(self) -> list[Problem]:
-        return _limit(self._halves[1], self.cfg.test_size)
+        return limit(self._halves[1], self.cfg.test_size)
 
 
 class Math500Task(_HalvesTask):
@@ -167,8 +148,6 @@ class Math500Task(_HalvesTask):
         if self.cfg.path is not None:
             rows = read_rows(self.cfg.path, ("problem", "solution", "answer"))
         else:
-            from selftrain.tasks.dataset import load_split
-
             rows = load_split(self.cfg.hub, "test", setting="task.math500 (path unset)")
         return [
             Problem(
@@ -285,16 +264,16 @@ class JsonlTask(Task):
         train = self._load(self.cfg.path)
         if self.cfg.test_path:
             return train, self._load(self.cfg.test_path)
-        return _split(train, self.cfg.pool_fraction, self.cfg.split_seed)
+        return split(train, self.cfg.pool_fraction, self.cfg.split_seed)
 
     def human(self) -> list[Problem]:
-        return _limit([p for p in self._pool_and_test[0] if p.solution], self.cfg.human_size)
+        return limit([p for p in self._pool_and_test[0] if p.solution], self.cfg.human_size)
 
     def pool(self) -> list[Problem]:
-        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in _limit(self._pool_and_test[0], self.cfg.pool_size)]
+        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in limit(self._pool_and_test[0], self.cfg.pool_size)]
 
     def test(self) -> list[Problem]:
-        return _limit(self._pool_and_test[1], self.cfg.test_size)
+        return limit(self._pool_and_test[1], self.cfg.test_size)
 
     def verifier(self) -> Verifier:
         return self._verifier
@@ -302,24 +281,3 @@ class JsonlTask(Task):
     @cached_property
     def _verifier(self) -> Verifier:
         return make_verifier(self.cfg, "task.jsonl.verifier")
-
-
-def make_verifier(cfg, setting: str) -> Verifier:
-    """The verifier a JSON-lines or dataset task names: `math`, `exact`, `code`, or a function
-    of your own by import path (`selftrain.verifiers.function`)."""
-    if cfg.verifier == "math":
-        from selftrain.verifiers.math import MathVerifier
-
-        return MathVerifier(timeout=cfg.timeout, **units(cfg))
-    if cfg.verifier == "code":
-        from selftrain.verifiers.code import CodeVerifier
-        from selftrain.verifiers.sandbox import Limits
-
-        return CodeVerifier(limits=Limits(wall_seconds=cfg.timeout, cpu_seconds=max(1, int(cfg.timeout))))
-    if cfg.verifier == "exact":
-        from selftrain.verifiers.exact import ExactAnswerVerifier, text_answer
-
-        return ExactAnswerVerifier(marker=cfg.marker, normalize=text_answer)
-    from selftrain.verifiers.function import FunctionVerifier
-
-    return FunctionVerifier(cfg.verifier, threshold=cfg.threshold, timeout=cfg.timeout, setting=setting)
