@@ -1,12 +1,21 @@
 """Math verifier on real data: gold against gold, perturbed answers, judgements per second.
 
-    python benchmarks/math_verifier.py [--data ../shared/data] [--long 200]
+    python benchmarks/math_verifier.py [--data ../shared/data] [--long 200] [--sets gsm8k-test,math500,gsm8k-train]
+    pip download math-verify==0.9.0 --no-binary :all: --no-deps -d /tmp/mv && tar xzf /tmp/mv/*.tar.gz -C /tmp/mv
+    python benchmarks/math_verifier.py --math-verify-tests /tmp/mv/math_verify-0.9.0/tests
 
-Prints, for GSM8K (test solutions against their final answers) and MATH-500 (solutions
-against `answer`): gold accepted / rejected / unjudged, and for every perturbation kind of
-`selftrain.verifiers.audit` how many wrong answers were rejected, accepted (false accepts)
-or left unjudged, with examples of each failure class. Then judgements per second on
-MATH-500 (a fresh verifier each round, workers started) and on `--long` long expressions
+Prints, for GSM8K test and train (solutions against their final answers) and MATH-500
+(solutions against `answer`): gold accepted / rejected / unjudged (the worked solution, and
+the reference in plain text: "The answer is ..."), the reference's own text accepted, and
+for every perturbation kind of `selftrain.verifiers.audit` how many wrong answers were
+rejected, accepted (false accepts) or left unjudged, with examples of each failure class,
+and math-verify's exceptions counted. With `--math-verify-tests`, also math-verify's own
+labelled test pairs (olympiad answers from NuminaMath and OpenThoughts among them: every
+`(gold, pred, expected)` of its tests' parametrize lists): pairs labelled right and wrong
+accepted / rejected / unjudged, and the audit on their gold answers. Then judgements per second on
+MATH-500 solutions and perturbed answers (a fresh verifier each round, workers started:
+most gold answers are the reference's own text, settled before any parse) and on `--long`
+long expressions
 (`long_expressions`: references of ~200-250 characters, 4 distinct answers each, as an
 E-step makes them); the right and wrong verdicts are counted too.
 """
@@ -20,8 +29,8 @@ import time
 from pathlib import Path
 
 from selftrain.records import Problem
-from selftrain.verifiers.audit import audit
-from selftrain.verifiers.math import MathVerifier
+from selftrain.verifiers.audit import audit, perturbations
+from selftrain.verifiers.math import MathVerifier, extract_answer
 
 
 def long_expressions(n: int, seed: int = 0, per_reference: int = 4) -> tuple[list[Problem], list[str], list[bool]]:
@@ -52,11 +61,48 @@ def long_expressions(n: int, seed: int = 0, per_reference: int = 4) -> tuple[lis
     return problems, completions, right
 
 
+def labelled_pairs(folder: Path) -> list[tuple[str, str, int]]:
+    """Every literal `(gold, pred, expected)` in the `pytest.mark.parametrize` lists of
+    math-verify's tests (`folder`), gold and pred strings, expected 0 or 1."""
+    import ast
+
+    out = []
+    for path in sorted(folder.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "parametrize" and len(node.args) >= 2):
+                continue
+            names = ast.literal_eval(node.args[0]) if isinstance(node.args[0], ast.Constant) else ""
+            if not str(names).replace(" ", "").startswith("gold,pred"):
+                continue
+            for element in getattr(node.args[1], "elts", []):
+                try:
+                    row = ast.literal_eval(element)
+                except ValueError:
+                    continue
+                if isinstance(row[0], str) and isinstance(row[1], str) and row[2] in (0, 1, True, False):
+                    out.append((row[0], row[1], int(row[2])))
+    return out
+
+
+def math_verify_set(folder: Path) -> tuple[list[Problem], list[str], list[int]]:
+    """math-verify's labelled pairs as problems (the reference: the gold's last box, as
+    math-verify reads it, else the gold, `$` dropped) and completions (a pred without a box
+    boxed whole)."""
+    problems, completions, labels = [], [], []
+    for i, (gold, pred, expected) in enumerate(labelled_pairs(folder)):
+        boxed, how = extract_answer(gold)
+        problems.append(Problem(f"mv-{i}", "", boxed if how == "boxed" else gold.strip().strip("$").strip()))
+        completions.append(pred if "\\boxed" in pred else "\\boxed{" + pred.strip().strip("$").strip() + "}")
+        labels.append(expected)
+    return problems, completions, labels
+
+
 def throughput(name: str, problems, completions, rounds: int = 2) -> None:
     """Judgements per second of a fresh verifier (empty caches), its workers started first."""
     for _ in range(rounds):
         verifier = MathVerifier()
-        verifier.pool.check([("1", "x")] * verifier.pool.size)  # start the workers: not part of the timing
+        verifier([Problem(str(i), "", "1") for i in range(verifier.pool.size)], ["\\boxed{x}"] * verifier.pool.size)
+        verifier._cache.clear()  # the workers started: not part of the timing
         t = time.perf_counter()
         scores = verifier(problems, completions)
         dt = time.perf_counter() - t
@@ -70,20 +116,57 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--long", type=int, default=200)
+    ap.add_argument("--sets", default="gsm8k-test,math500,gsm8k-train")
+    ap.add_argument("--math-verify-tests", type=Path, help="the tests/ folder of math-verify's source distribution")
     args = ap.parse_args()
     data = Path(args.data)
-    gsm = [json.loads(line) for line in (data / "gsm8k" / "test.jsonl").open()]
-    gsm_p = [Problem(str(i), r["question"], r["answer"].rsplit("####", 1)[1].strip()) for i, r in enumerate(gsm)]
+
+    def gsm8k(split: str):
+        rows = [json.loads(line) for line in (data / "gsm8k" / f"{split}.jsonl").open()]
+        return [Problem(str(i), r["question"], r["answer"].rsplit("####", 1)[1].strip()) for i, r in enumerate(rows)], \
+            [r["answer"] for r in rows], "#### {}"
+
     math = [json.loads(line) for line in (data / "math500" / "test.jsonl").open()]
     math_p = [Problem(r["unique_id"], r["problem"], r["answer"]) for r in math]
+    sets = {"gsm8k-test": lambda: gsm8k("test"), "gsm8k-train": lambda: gsm8k("train"),
+            "math500": lambda: (math_p, [r["solution"] for r in math], "\\boxed{{{}}}")}
 
     verifier = MathVerifier()
-    for name, problems, completions, wrap in (("GSM8K", gsm_p, [r["answer"] for r in gsm], "#### {}"),
-                                              ("MATH-500", math_p, [r["solution"] for r in math], "\\boxed{{{}}}")):
+    for name in filter(None, args.sets.split(",")):
+        problems, completions, wrap = sets[name]()
         print(f"== {name}")
-        print("\n".join(audit(verifier, problems, completions, wrap).lines()))
+        t = time.perf_counter()
+        report = audit(verifier, problems, completions, wrap)
+        dt = time.perf_counter() - t
+        print("\n".join(report.lines()))
+        plain = verifier(problems, [f"The answer is {p.answer}." for p in problems])
+        print(f"gold in plain text: {sum(s.accepted for s in plain)}/{len(plain)} accepted, "
+              f"{sum(s.value is None for s in plain)} unjudged")
+        n = sum(report.gold.values()) + sum(report.itself.values()) + sum(sum(c.values()) for c in report.perturbed.values())
+        print(f"audit: {n} judgements in {dt:.1f} s ({n / dt:.0f}/s, shared cache)")
 
-    throughput("MATH-500", math_p, [r["solution"] for r in math])
+    if args.math_verify_tests:
+        problems, completions, labels = math_verify_set(args.math_verify_tests)
+        print(f"== math-verify's labelled test pairs ({len(problems)})")
+        scores = verifier(problems, completions)
+        for label in (1, 0):
+            got = [s for s, y in zip(scores, labels) if y == label]
+            print(f"labelled {'right' if label else 'wrong'}: {sum(s.accepted for s in got)}/{len(got)} accepted, "
+                  f"{sum(s.value == 0.0 for s in got)} rejected, {sum(s.value is None for s in got)} unjudged")
+        for s, p, c, y in zip(scores, problems, completions, labels):
+            if s.accepted and not y:
+                print(f"  labelled wrong, ACCEPTED: reference {p.answer!r}, answer {c!r}: {s.reason}")
+        golds = {p.answer: p for p in problems}
+        gold_p = list(golds.values())
+        print("\n".join(audit(verifier, gold_p, [f"\\boxed{{{p.answer}}}" for p in gold_p]).lines()))
+
+    throughput("MATH-500 solutions", math_p, [r["solution"] for r in math])
+    ps, cs = [], []
+    for i, p in enumerate(math_p):
+        for bad in perturbations(p.answer, math_p[(i + 1) % len(math_p)].answer).values():
+            ps.append(p)
+            cs.append(f"\\boxed{{{bad}}}")
+    throughput("MATH-500 perturbed answers", ps, cs)
     problems, completions, right = long_expressions(args.long)
     verifier._cache.clear()
     scores = verifier(problems, completions)

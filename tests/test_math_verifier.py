@@ -147,7 +147,74 @@ CASES = {
     "restated question": [
         ("\\frac{3}{2}", "\\boxed{\\log_{36}(216)=\\frac{3}{2}}", 1),
         ("\\frac{3}{2}", "\\boxed{\\log_{36}(216)=\\frac{4}{2}}", 0),
-        ("2", "\\boxed{\\log_{36}(216)=2}", None),
+        ("2", "\\boxed{\\log_{36}(216)=2}", 0),  # a false restatement is wrong (issue 27; was None)
+        ("-2", "\\boxed{\\log_{10}(0.1) = -2}", 0),
+        ("\\log_{10}(0.01) = -2", "\\boxed{\\log_{10}(0.1) = -2}", 0),
+        ("\\log_{10}(0.01) = -2", "\\boxed{-2}", 1),
+        ("\\sin(\\pi/2) = 1, \\cos(\\pi/2) = 0", "\\boxed{\\sin(\\pi/2) = 2, \\cos(\\pi/2) = 0}", 0),
+        ("\\tan(1) \\approx 1.557", "\\boxed{\\tan(1) \\approx 2.557}", 0),
+        ("1.557", "\\boxed{\\tan(1) \\approx 2.557}", 0),
+        ("1.557", "\\boxed{\\tan(1) \\approx 1.557}", 1),
+    ],
+    "chains": [
+        ("i^{18} = (i^4)^4 \\cdot i^2 = -1", "\\boxed{i^{19} = (i^4)^4 \\cdot i^2 = -1}", 0),
+        ("i^{18} = (i^4)^4 \\cdot i^2 = -1", "\\boxed{i^{18} = i^{16} \\cdot i^2 = -1}", 1),
+        ("i^{18} = (i^4)^4 \\cdot i^2 = -1", "\\boxed{-1}", 1),
+        ("-1", "\\boxed{i^{19} = (i^4)^4 \\cdot i^2 = -1}", 0),
+        ("-1", "\\boxed{i^{18} = (i^4)^4 \\cdot i^2 = -1}", 1),
+        ("-1", "\\boxed{x = i^{18} = -1}", 1),
+        ("12", "\\boxed{3 \\cdot 4 = 13 - 1 = 12}", 1),
+        ("12", "\\boxed{3 \\cdot 5 = 12 = 12}", 0),
+    ],
+    "lists and labelled parts": [
+        ("r = 3, C = (2, -1)", "\\boxed{r = 4, C = (2, -1)}", 0),
+        ("r = 3, C = (2, -1)", "\\boxed{C = (2, -1), r = 3}", 1),
+        ("r = 3, C = (2, -1)", "\\boxed{r = 3}", 0),
+        ("2, 1, 4, 1", "\\boxed{3, 1, 4, 1}", 0),
+        ("2, 1, 4, 1", "\\boxed{1, 2, 4, 1}", 0),  # a sequence is compared in order
+        ("x = 1, x = -2", "\\boxed{x = -2, x = 1}", 1),  # roots are a set
+        ("x = 1, x = -2", "\\boxed{x = -3, x = 1}", 0),
+        ("2 \\text{ or } 3", "\\boxed{3 \\text{ or } 2}", 1),
+        ("\\{1, 2\\}", "\\boxed{\\{2, 1\\}}", 1),
+        ("1,000", "\\boxed{1000}", 1),  # thousands, not a list
+        ("32349", "\\boxed{32, 349}", 0),  # a list (math-verify's own test labels it wrong)
+        ("32349", "\\boxed{32,\\! 349}", 1),  # MATH's thousands separator
+        ("11111111100", "\\boxed{11,\\! 111,\\! 111,\\! 100}", 1),
+        ("32349", "\\boxed{32,\\! 348}", 0),
+        ("(5, 8)", "\\boxed{(x, y) = (5, 8)}", 1),  # a tuple of names labels a tuple
+        ("(5, 8)", "\\boxed{(x, y) = (5, 9)}", 0),
+        ("(5, 8), (8, 5)", "\\boxed{(x, y) = (5, 8) \\quad \\text{and} \\quad (8, 5)}", 1),
+    ],
+    "tiny numbers": [
+        ("6.6e-34", "\\boxed{-(6.6e-34)}", 0),
+        ("6.6 \\times 10^{-34}", "\\boxed{-6.6 \\times 10^{-34}}", 0),
+        ("6.6e-34", "\\boxed{6.7e-34}", 0),
+        ("6.6e-34", "\\boxed{\\frac{66}{10^{35}}}", 1),
+        ("0", "\\boxed{10^{-40}}", 0),
+    ],
+    "honest parsing": [
+        ("\\frac{1}{4} A_1 + \\frac{3}{4} A_2", "\\boxed{\\frac{3}{4}}", 0),
+        ("\\frac{1}{4} A_1 + \\frac{3}{4} A_2", "\\boxed{\\frac{A_1 + 3 A_2}{4}}", 1),
+        ("\\lfloor 3n/4 \\rfloor", "\\boxed{\\lfloor (3n+1)/4 \\rfloor}", 0),
+        ("0", "\\boxed{\\lfloor x^2/10^{13} \\rfloor}", 0),  # 0 at every random rational point
+        ("\\lfloor 3n/4 \\rfloor", "\\boxed{\\lfloor 4n/4 \\rfloor}", 0),
+        ("|x - 1|", "\\boxed{|1 - x|}", 1),
+    ],
+    "the reference itself": [
+        ("No solution", "\\boxed{\\text{No solution}}", 1),
+        ("All real numbers", "The answer is all real numbers.", 1),
+        ("All real numbers", "\\boxed{All integers}", None),
+        ("MR = MC", "\\boxed{MR = MC}", 1),
+        ("12 \\mathrm{~min}", "\\boxed{12 \\mathrm{~min}}", 1),
+        ("12 \\mathrm{~min}", "\\boxed{12}", 1),
+        ("12 \\mathrm{~min}", "\\boxed{13 \\mathrm{~min}}", 0),
+        ("100 \\mathrm{~N}", "\\boxed{100 \\mathrm{~N}}", 1),
+        ("x = \\frac{\\mathrm{gb}}{f}", "\\boxed{x = \\frac{\\mathrm{gb}}{f}}", 1),
+        ("\\frac{1}{m} t", "\\boxed{\\frac{1}{m} t}", 1),
+        ("\\infty", "\\boxed{$\\infty$}", 1),
+        ("\\left(\\sin^2 x\\right)", "\\boxed{(\\sin^2 x)}", 1),
+        ("\\dfrac{1}{2}", "The answer is $\\tfrac{1}{2}$.", 1),
+        ("50\\%", "\\boxed{50}", 1),
     ],
     "matrices": [
         ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\boxed{\\begin{pmatrix} 1 & 2 \\\\ 3 & 5 \\end{pmatrix}}", 0),
@@ -202,12 +269,14 @@ def test_audit_counts_every_class_and_keeps_examples(verifier):
     problems = [Problem("1", "", "10x^2-12x+29=0"), Problem("2", "", "\\frac{3}{2}"),
                 Problem("3", "", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"), Problem("4", "", "The sum is 5 apples")]
     report = audit(verifier, problems, [f"\\boxed{{{p.answer}}}" for p in problems])
-    assert report.gold == {"accepted": 3, "unjudged": 1}
+    assert report.gold == {"accepted": 4}  # the prose reference, written as it is, is right
+    assert report.itself == {"accepted": 4}
     assert report.false_accepts == 0
     kinds = set(report.perturbed)
     assert {"equation coefficient", "matrix entry", "false restatement"} <= kinds
-    assert any("gold unjudged" in cls for cls in report.examples)
-    assert report.lines()[0] == "gold answers: 3/4 accepted, 0 rejected, 1 unjudged"
+    assert any("perturbed unjudged" in cls for cls in report.examples)  # a prose reference's perturbations
+    assert report.lines()[0] == "gold answers: 4/4 accepted, 0 rejected, 0 unjudged"
+    assert report.lines()[1] == "the reference itself: 4/4 accepted, 0 rejected, 0 unjudged"
 
 
 def test_audit_verifier_command(tmp_path):
@@ -219,4 +288,20 @@ def test_audit_verifier_command(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "selftrain", "audit-verifier", str(data)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "gold answers: 2/2 accepted, 0 rejected, 0 unjudged"
+    assert proc.stdout.splitlines()[1] == "the reference itself: 2/2 accepted, 0 rejected, 0 unjudged"
     assert "0 ACCEPTED (wrong)" in proc.stdout
+
+
+def test_verifier_errors_are_counted_by_what_failed():
+    from selftrain.records import Score
+    from selftrain.stages.score import verifier_errors
+
+    scores = [Score(None, "math-verify failed: RecursionError"), Score(None, "timed out after 5 s"), Score(1.0, "correct (2)"),
+              Score(None, "math-verify failed: RecursionError"), Score(None, "the reference is prose, not an answer to compare whole")]
+    assert verifier_errors(scores) == {"RecursionError": 2, "timed out": 1}
+
+
+def test_a_problem_that_asks_for_a_set_is_matched_in_any_order(verifier):
+    asks = Problem("p", "Enter all the solutions, separated by commas.", "1, -2")
+    plain = Problem("q", "Give the first and second terms.", "1, -2")
+    assert [s.value for s in verifier([asks, plain], ["\\boxed{-2, 1}", "\\boxed{-2, 1}"])] == [1.0, 0.0]

@@ -85,17 +85,20 @@ def audit_verifier(
     answer: str = typer.Option("answer", help="The field holding the reference answer."),
     solution: Optional[str] = typer.Option(None, help="A field holding a worked solution to grade as gold (default: the answer itself, boxed)."),
     id_field: Optional[str] = typer.Option(None, "--id", help="A field naming each row (default: the line number)."),
+    question: Optional[str] = typer.Option(None, help="A field holding the problem's text (lets the verifier see that a problem asks for a set: \"separated by commas\")."),
     timeout: float = typer.Option(5.0, help="Seconds for judging one answer."),
     examples: int = typer.Option(3, help="Examples shown per failure class."),
 ) -> None:
-    """Audit the math verifier on your data before training on it: gold answers accepted,
-    perturbed (wrong) answers rejected, unjudged, with examples of each failure class."""
+    """Audit the math verifier on your data before training on it: gold answers and the
+    references' own text accepted, perturbed (wrong) answers rejected, unjudged, with
+    examples of each failure class and math-verify's exceptions counted."""
     from selftrain.artifacts import read_rows
     from selftrain.verifiers.audit import audit
     from selftrain.verifiers.math import MathVerifier
 
     rows = _guard(lambda: read_rows(data, required=(answer,) + ((solution,) if solution else ())))
-    problems = [Problem(str(r[id_field]) if id_field else str(n), "", str(r[answer])) for n, r in enumerate(rows, 1)]
+    problems = [Problem(str(r[id_field]) if id_field else str(n), str(r.get(question, "")) if question else "", str(r[answer]))
+                for n, r in enumerate(rows, 1)]
     completions = [str(r[solution]) if solution else f"\\boxed{{{r[answer]}}}" for r in rows]
     verifier = MathVerifier(timeout=timeout)
     try:

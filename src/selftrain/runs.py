@@ -61,6 +61,9 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
     engines = engine_counts(run.root)
     if engines:
         metrics["engines"] = engines
+    errors = verifier_error_counts(run.root)
+    if errors:
+        metrics["verifier_errors"] = errors
     metrics_path = run.path("metrics.json")
     if wall_seconds is not None:
         metrics["wall_seconds_this_process"] = round(wall_seconds, 1)
@@ -70,7 +73,7 @@ def publish(run_dir: str | Path, wall_seconds: float | None = None) -> tuple[Pat
             metrics["wall_seconds_this_process"] = old["wall_seconds_this_process"]
     write_json(metrics_path, metrics)
     page = run.path("report.html")
-    extra = render_profiles(metrics["data"]) + render_engines(engines)
+    extra = render_profiles(metrics["data"]) + render_engines(engines) + render_verifier_errors(errors)
     atomic_write_text(page, method.render(metrics).replace("</body>", extra + "\n</body>"))
     write_cards(run, cfg)
     return page, metrics
@@ -88,6 +91,26 @@ def engine_counts(run_dir: Path) -> dict[str, int]:
         for line in path.read_text().splitlines():
             total.update({k: v for k, v in json.loads(line).items() if k != "pid"})
     return dict(total)
+
+
+def verifier_error_counts(run_dir: Path) -> dict[str, int]:
+    """Verdicts left unjudged because the checker itself failed (math-verify's exceptions by
+    name, timeouts), over every scores.jsonl of the run."""
+    from collections import Counter
+
+    from selftrain.stages.score import load_scores, verifier_errors
+
+    total: Counter = Counter()
+    for path in sorted(Path(run_dir).glob("**/scores.jsonl")):
+        total.update(verifier_errors(load_scores(path)))
+    return dict(sorted(total.items()))
+
+
+def render_verifier_errors(errors: dict[str, int]) -> str:
+    if not errors:
+        return ""
+    return ("<p>Unjudged because the checker failed: " + ", ".join(f"{name} {n}" for name, n in errors.items())
+            + " (the samples' scores.jsonl give each reason).</p>")
 
 
 def render_engines(engines: dict[str, int]) -> str:

@@ -25,6 +25,17 @@ def score_samples(verifier: Verifier, problems: Sequence[Problem], samples: Sequ
     return scores
 
 
+def verifier_errors(scores: Sequence[Score]) -> dict[str, int]:
+    """The unjudged verdicts that a checker's own failure left (`math-verify failed:
+    RecursionError`, a timeout), counted by what failed: for the run's records and report."""
+    out: dict[str, int] = {}
+    for sc in scores:
+        if sc.value is None and ("failed: " in sc.reason or sc.reason.startswith("timed out")):
+            name = "timed out" if sc.reason.startswith("timed out") else sc.reason.split("failed: ", 1)[1].split()[0]
+            out[name] = out.get(name, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def load_scores(path: Path) -> list[Score]:
     return [Score(value=r["value"], reason=r["reason"], answer=r.get("answer")) for r in read_jsonl(path)]
 
@@ -39,12 +50,14 @@ def score(ctx: RunContext, group: str, samples: Artifact, problems: Sequence[Pro
     def work() -> dict[str, Any]:
         rows = load_samples(samples.path)
         scores = score_samples(verifier, problems, rows, out, ctx.verify)
-        return {
+        info = {
             "samples": len(rows),
             "correct": sum(sc.accepted for sc in scores),
             "unjudged": sum(sc.value is None for sc in scores),
             "problems_solved": len({s.problem_id for s, sc in zip(rows, scores) if sc.accepted}),
         }
+        failed = verifier_errors(scores)
+        return info | ({"verifier_errors": failed} if failed else {})
 
     ctx.stage(f"{group}/score", fp, work)
     return Artifact(out, fp)

@@ -1,4 +1,7 @@
-"""A math-verify worker process: reads (reference, answer) pairs, writes verdicts.
+"""A math-verify worker process: reads checks, writes verdicts.
+
+A check is `("same", reference, answer)` (are the two equivalent?) or `("approx", exact,
+shown)` (is the number `shown` within half a unit of its last digit of `exact`?).
 
 Started by `selftrain.verifiers.math.MathVerifyPool` as `python -m selftrain.verifiers._math_worker`;
 frames on stdin and stdout are a 4-byte length and a pickle (both ends are selftrain).
@@ -7,6 +10,7 @@ frames on stdin and stdout are a 4-byte length and a pickle (both ends are selft
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import re
@@ -62,7 +66,17 @@ def whole(text: str) -> tuple[list | None, str]:
     missing = _content(text, decimals=False) - _content(parsed[-1])
     if missing:
         return None, f"parsed only in part ({parsed[-1]!r} of {text!r})"
+    lost = _names(text) - {c.lower() for c in str(parsed[0]) if c.isalpha()}
+    if lost:
+        return None, f"parsed only in part ({parsed[0]} of {text!r}: {', '.join(sorted(lost))} lost)"
     return parsed, ""
+
+
+def _names(text: str) -> set[str]:
+    """The letters of `text` that name something (outside LaTeX commands and `\\text{}`),
+    `e` and `i` aside (sympy writes them E and I): each must survive a parse."""
+    text = re.sub(r"\\(?:text|mathrm|mbox|operatorname|mathbf|begin|end)\{[^{}]*\}", " ", text)
+    return {c.lower() for c in _COMMAND.sub(" ", text) if c.isalpha()} - set("ei")
 
 
 def _same(x, y) -> bool:
@@ -93,6 +107,44 @@ def _far_apart(x, y) -> bool:
     return True
 
 
+def _numbers_differ(x, y) -> bool:
+    """True when two constants clearly differ: exact rationals that are not equal, or values
+    (to 30 digits) of different sign, one zero and the other not, or more than 1e-6 apart
+    relative to the larger; no absolute tolerance, so 6.6e-34 and -6.6e-34 differ."""
+    import sympy
+
+    if not (isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr)) or x.free_symbols or y.free_symbols:
+        return False
+    if isinstance(x, sympy.Rational) and isinstance(y, sympy.Rational):
+        return x != y
+    try:
+        a, b = complex(x.evalf(30)), complex(y.evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError, OverflowError):
+        return False
+    if not all(map(math.isfinite, (a.real, a.imag, b.real, b.imag))):
+        return False
+    zero_x, zero_y = x.is_zero is True or a == 0, y.is_zero is True or b == 0
+    if zero_x or zero_y:  # zero equals only zero: differ where the other is provably not zero
+        return (zero_x and y.is_zero is False) or (zero_y and x.is_zero is False)
+    if a.imag == 0 == b.imag and (a.real > 0) != (b.real > 0):
+        return True
+    return abs(a - b) > 1e-6 * max(abs(a), abs(b))
+
+
+def _rational_function(e) -> bool:
+    """Built from symbols and rational numbers by +, * and integer powers alone (no floor,
+    ceiling, mod, absolute value, trigonometric, logarithmic or other function)."""
+    import sympy
+
+    for node in sympy.preorder_traversal(e):
+        if isinstance(node, sympy.Pow):
+            if not node.exp.is_Integer:
+                return False
+        elif not isinstance(node, (sympy.Add, sympy.Mul, sympy.Symbol, sympy.Rational)):
+            return False
+    return True
+
+
 def _same_rational_function(x, y) -> bool:
     """True when both are rational functions with rational coefficients that agree exactly
     at three random rational points: then they are the same function, except with a
@@ -102,7 +154,7 @@ def _same_rational_function(x, y) -> bool:
 
     import sympy
 
-    if not (isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr)) or x.has(sympy.Float) or y.has(sympy.Float):
+    if not (isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr)) or not (_rational_function(x) and _rational_function(y)):
         return False
     symbols = sorted(x.free_symbols | y.free_symbols, key=str)
     if not symbols:
@@ -120,10 +172,25 @@ def _same_rational_function(x, y) -> bool:
 
 
 def _is_name(expr) -> bool:
-    """A bare name on the left of an equation: `x`, `y`, `f(x)`."""
+    """A bare name on the left of an equation: `x`, `y`, `f(x)`, or a tuple of them: `(x, y)`."""
     import sympy
 
+    if isinstance(expr, sympy.Tuple):
+        return len(expr) > 0 and all(_is_name(e) for e in expr)
     return isinstance(expr, (sympy.Symbol, sympy.core.function.AppliedUndef))
+
+
+def _imaginary(g: list, a: list) -> tuple[list, list]:
+    """`i` as the imaginary unit where it is the only name on both sides (math-verify reads
+    it as a symbol: `i^{18}` would not be -1)."""
+    import sympy
+
+    exprs = [e for e in (g[0], a[0]) if isinstance(e, sympy.Basic)]
+    names = {str(s) for e in exprs for s in e.free_symbols}
+    if names != {"i"} or len(exprs) < 2:
+        return g, a
+    unit = {s: sympy.I for e in exprs for s in e.free_symbols}
+    return [g[0].subs(unit)] + g[1:], [a[0].subs(unit)] + a[1:]
 
 
 def compare(g: list, a: list) -> tuple[bool | None, str]:
@@ -132,9 +199,14 @@ def compare(g: list, a: list) -> tuple[bool | None, str]:
     an answer that restates the question (`\\log_2 8 = 3`) must be a true equation."""
     import sympy
 
+    g, a = _imaginary(g, a)
     ge, ae = g[0], a[0]
     eq_g, eq_a = isinstance(ge, sympy.Equality), isinstance(ae, sympy.Equality)
     if eq_g and eq_a:
+        if not (ge.free_symbols or ae.free_symbols):  # `\\log_{10}(0.01) = -2`: the same statement, true
+            if not _same(ae.lhs, ae.rhs):
+                return False, "the answer's equation is false"
+            return _same(ge.lhs, ae.lhs) and _same(ge.rhs, ae.rhs), "the same true equation"
         if _is_name(ge.lhs) and ge.lhs == ae.lhs:
             return _same(ge.rhs, ae.rhs), "the same name's values"
         if not all(isinstance(side, sympy.Expr) for side in (ge.lhs, ge.rhs, ae.lhs, ae.rhs)):
@@ -148,6 +220,8 @@ def compare(g: list, a: list) -> tuple[bool | None, str]:
     if eq_g:
         if _is_name(ge.lhs):
             return _same(ge.rhs, ae), "the reference's value"
+        if not ge.free_symbols:  # `\\log_{36}(216) = \\frac{3}{2}`: its value
+            return _same(ge.rhs, ae), "the value of the reference's statement"
         return None, "the reference is an equation, the answer is not"
     if eq_a:
         if _is_name(ae.lhs):
@@ -155,13 +229,15 @@ def compare(g: list, a: list) -> tuple[bool | None, str]:
         if not ae.lhs.free_symbols and _same(ge, ae.rhs):
             if _same(ae.lhs, ae.rhs):
                 return True, "a true restatement of the question"
-            return None, "the answer restates the question with a false equation"
+            return False, "the answer restates the question with a false equation"
         return False, "the answer is an equation, the reference is not"
     mg, ma = isinstance(ge, sympy.MatrixBase), isinstance(ae, sympy.MatrixBase)
     if mg or ma:
         if not (mg and ma) or ge.shape != ae.shape:
             return False, "not the same matrix shape"
         return all(_same(x, y) for x, y in zip(ge, ae)), "matrices entry by entry"
+    if _numbers_differ(ge, ae):
+        return False, "different numbers"
     if _far_apart(ge, ae):
         return False, "numerically different"
     if _same_rational_function(ge, ae):
@@ -169,7 +245,24 @@ def compare(g: list, a: list) -> tuple[bool | None, str]:
     return _same(g, a), "math-verify"
 
 
-def judge(gold: str, answer: str) -> tuple[bool | None, str]:
+def approx(exact: str, shown: str) -> tuple[bool | None, str]:
+    """`exact \\approx shown`: true when `shown` is within half a unit of its last digit."""
+    from selftrain.verifiers.math import plain_number, tolerance
+
+    g, why = whole(exact)
+    value = plain_number(shown)
+    if g is None or value is None:
+        return None, f"could not check the approximation {shown}: {why or 'not a number'}"
+    try:
+        x = complex(g[0].evalf(30))
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError, OverflowError):
+        return None, f"could not evaluate {exact}"
+    return abs(x - float(value)) <= float(tolerance(shown)), f"{shown} to the precision shown"
+
+
+def judge(op: str, gold: str, answer: str) -> tuple[bool | None, str]:
+    if op == "approx":
+        return approx(gold, answer)
     g, why = whole(gold)
     if g is None:
         return None, f"could not read the whole reference: {why}"

@@ -4,9 +4,13 @@ A verifier that rejects right answers starves self-training; one that accepts wr
 answers teaches the model its mistakes. `perturbations` makes wrong answers from a right
 one, the kinds a checker most often confuses: off by one, sign flipped, a wrong fraction,
 another problem's answer, an equation with one coefficient changed, a matrix with one
-entry changed, and the answer restated as a false equation (`x = x + 1` in the answer's
-own terms). `audit` runs a verifier over gold and perturbed answers and keeps examples of
-every failure class; `selftrain audit-verifier DATA.jsonl` prints it for your own data.
+entry changed, the answer restated as a false equation (`x = x + 1` in the answer's own
+terms), a false link before the right value (`x + 1 = x`), one link of a chain changed, one
+part of a list or a labelled answer changed, the sign of a tiny number flipped, a
+coefficient inside a floor or ceiling changed. `audit` runs a verifier over gold answers,
+the references' own text, and perturbed answers, keeps examples of every failure class and
+counts math-verify's exceptions; `selftrain audit-verifier DATA.jsonl` prints it for your
+own data.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from fractions import Fraction
 
 from selftrain.records import Problem
 from selftrain.verifiers.base import Verifier
-from selftrain.verifiers.math import plain_number
+from selftrain.verifiers.math import links, list_items, plain_number
 
 _INTEGER = re.compile(r"(?<![\w.\\^_{])\d+(?![\d.])")
 
@@ -34,6 +38,41 @@ def _bump_first_integer(text: str) -> str | None:
     return None if m is None else text[: m.start()] + str(int(m.group()) + 1) + text[m.end() :]
 
 
+def _bump_in(text: str, part: str) -> str | None:
+    """`text` with the first integer (exponents and braces included) of its first
+    occurrence of `part` one larger."""
+    m = re.search(r"(?<![\w.])\d+(?![\d.])", part)
+    bumped = None if m is None else part[: m.start()] + str(int(m.group()) + 1) + part[m.end() :]
+    i = text.find(part)
+    return None if bumped is None or i < 0 else text[:i] + bumped + text[i + len(part) :]
+
+
+def _structural(answer: str) -> dict[str, str]:
+    """The perturbations that change one part of an answer with parts: a chain's first link,
+    a list's first part, a labelled answer's first value, a tiny number's sign, a
+    coefficient inside a floor or ceiling."""
+    out: dict[str, str] = {}
+    chain, _ = links(answer)
+    if len(chain) >= 3 or (len(chain) == 2 and "\\approx" in answer):
+        bumped = _bump_in(answer, chain[0])
+        if bumped and bumped != answer:
+            out["chain link"] = bumped
+    mode, items, _names = list_items(answer)
+    if mode != "one":
+        bumped = _bump_in(answer, items[0])
+        if bumped and bumped != answer:
+            out["labelled part" if mode == "labelled" else "list part"] = bumped
+    n = plain_number(answer)
+    if n is not None and n != 0 and abs(n) < Fraction(1, 1000):
+        out["tiny number sign"] = f"-({answer})"
+    floor = re.search(r"\\l(?:floor|ceil)(.*?)\\r(?:floor|ceil)", answer)
+    if floor:
+        bumped = _bump_in(answer, floor.group(1))
+        if bumped and bumped != answer:
+            out["floor coefficient"] = bumped
+    return out
+
+
 def perturbations(answer: str, other: str) -> dict[str, str]:
     """Wrong answers made from `answer` (and `other`, another problem's answer).
 
@@ -42,9 +81,15 @@ def perturbations(answer: str, other: str) -> dict[str, str]:
     non-equation, a matrix entry to a non-matrix).
 
     >>> perturbations("3/4", "7")
-    {'off by one': '\\\\frac{7}{4}', 'sign flipped': '\\\\frac{-3}{4}', 'wrong fraction': '\\\\frac{3}{5}', 'another answer': '7', 'false restatement': '3/4 = \\\\frac{7}{4}'}
+    {'off by one': '\\\\frac{7}{4}', 'sign flipped': '\\\\frac{-3}{4}', 'wrong fraction': '\\\\frac{3}{5}', 'another answer': '7', 'false restatement': '3/4 = \\\\frac{7}{4}', 'false link': '\\\\frac{7}{4} = 3/4'}
     >>> sorted(perturbations("0", "0"))
-    ['false restatement', 'off by one']
+    ['false link', 'false restatement', 'off by one']
+    >>> p = perturbations("i^{18} = (i^4)^4 \\\\cdot i^2 = -1", "1")["chain link"]; p
+    'i^{19} = (i^4)^4 \\\\cdot i^2 = -1'
+    >>> perturbations("r = 3, C = (2, -1)", "1")["labelled part"], perturbations("2, 1, 4, 1", "1")["list part"]
+    ('r = 4, C = (2, -1)', '3, 1, 4, 1')
+    >>> perturbations("6.6e-34", "1")["tiny number sign"], perturbations("\\\\lfloor 3n/4 \\\\rfloor", "1")["floor coefficient"]
+    ('-(6.6e-34)', '\\\\lfloor 4n/4 \\\\rfloor')
     >>> perturbations("10x^2-12x+29=0", "1")["equation coefficient"]
     '11x^2-12x+29=0'
     >>> perturbations("\\\\begin{pmatrix} 1 \\\\\\\\ 2 \\\\end{pmatrix}", "1")["matrix entry"]
@@ -80,7 +125,8 @@ def perturbations(answer: str, other: str) -> dict[str, str]:
             out["matrix entry"] = answer[: answer.index("}") + 1] + bumped
     if "=" not in answer and "\\begin" not in answer:
         out["false restatement"] = f"{answer} = {out['off by one']}"
-    return out
+        out["false link"] = f"{out['off by one']} = {answer}"
+    return out | _structural(answer)
 
 
 @dataclass
@@ -89,6 +135,10 @@ class AuditReport:
 
     gold: Counter = field(default_factory=Counter)
     """accepted / rejected / unjudged."""
+    itself: Counter = field(default_factory=Counter)
+    """the reference's own text as the answer: accepted / rejected / unjudged."""
+    failures: Counter = field(default_factory=Counter)
+    """math-verify's exceptions (by name) among all the verdicts."""
     perturbed: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     """per kind: rejected / accepted (false accepts) / unjudged."""
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -106,12 +156,17 @@ class AuditReport:
         g = self.gold
         total = sum(g.values())
         out = [f"gold answers: {g['accepted']}/{total} accepted, {g['rejected']} rejected, {g['unjudged']} unjudged"]
+        i = self.itself
+        out.append(f"the reference itself: {i['accepted']}/{sum(i.values())} accepted, {i['rejected']} rejected, "
+                   f"{i['unjudged']} unjudged")
         p_total = sum(sum(c.values()) for c in self.perturbed.values())
         rejected = sum(c["rejected"] for c in self.perturbed.values())
         unjudged = sum(c["unjudged"] for c in self.perturbed.values())
         out.append(f"perturbed answers: {rejected}/{p_total} rejected, {self.false_accepts} ACCEPTED (wrong), {unjudged} unjudged")
         for kind, c in sorted(self.perturbed.items()):
             out.append(f"  {kind:22s} {c['rejected']:6d} rejected {c['accepted']:5d} accepted {c['unjudged']:5d} unjudged")
+        if self.failures:
+            out.append("math-verify failed: " + ", ".join(f"{name} {n}" for name, n in sorted(self.failures.items())))
         for cls, examples in sorted(self.examples.items()):
             out.append(f"examples, {cls}:")
             out += [f"  {e}" for e in examples]
@@ -121,13 +176,26 @@ class AuditReport:
 def audit(verifier: Verifier, problems: Sequence[Problem], completions: Sequence[str], wrap: str = "\\boxed{{{}}}",
           examples: int = 3) -> AuditReport:
     """Gold completions against their problems' references, then every perturbation of each
-    reference (written as `wrap.format(answer)`) against the same reference."""
+    reference (written as `wrap.format(answer)`) against the same reference; the reference's
+    own text, so wrapped, must be accepted too."""
     report = AuditReport()
+
+    def failed(s) -> None:
+        if s.value is None and "math-verify failed: " in s.reason:
+            report.failures[s.reason.split("math-verify failed: ", 1)[1].split()[0]] += 1
+
     for p, s in zip(problems, verifier(problems, completions)):
         verdict = "unjudged" if s.value is None else "accepted" if s.accepted else "rejected"
         report.gold[verdict] += 1
+        failed(s)
         if verdict != "accepted":
             report.add_example(f"gold {verdict}", f"{p.id}: reference {p.answer!r}, read {s.answer!r}: {s.reason}", examples)
+    for p, s in zip(problems, verifier(problems, [wrap.format(p.answer) for p in problems])):
+        verdict = "unjudged" if s.value is None else "accepted" if s.accepted else "rejected"
+        report.itself[verdict] += 1
+        failed(s)
+        if verdict != "accepted":
+            report.add_example(f"reference itself {verdict}", f"{p.id}: {p.answer!r}: {s.reason}", examples)
     ps, cs, kinds = [], [], []
     for i, p in enumerate(problems):
         for kind, bad in perturbations(p.answer, problems[(i + 1) % len(problems)].answer).items():
@@ -137,6 +205,7 @@ def audit(verifier: Verifier, problems: Sequence[Problem], completions: Sequence
     for p, c, kind, s in zip(ps, cs, kinds, verifier(ps, cs)):
         verdict = "unjudged" if s.value is None else "accepted" if s.accepted else "rejected"
         report.perturbed[kind][verdict] += 1
+        failed(s)
         if verdict != "rejected":
             report.add_example(f"perturbed {verdict} ({kind})", f"{p.id}: reference {p.answer!r}, perturbed {c!r}: {s.reason}",
                                examples)

@@ -131,8 +131,47 @@ def first_sentence(text: str) -> str:
     return text[start:]
 
 
+_SPACING = re.compile(r"(?<!\\)(?:\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\q?quad|\\[!,;:]|\\ )|~")
+
+
+def canonical(text: str) -> str:
+    r"""One spelling of an answer, for identity: no `$`, no spacing (`\,` `\!` `~` `\quad`, blanks),
+    no `\left` / `\right` / `\displaystyle`, `\dfrac` and `\tfrac` as `\frac`, no final period;
+    words (an answer with no digit and no LaTeX command) in lower case.
+
+    >>> canonical("$\\left( \\dfrac{1}{2}, 3 \\right)$.") == canonical("(\\frac{1}{2},3)")
+    True
+    >>> canonical("No Solution."), canonical("12 \\mathrm{~min}")
+    ('nosolution', '12\\mathrm{min}')
+    """
+    t = text.strip().replace("$", "")
+    t = _SPACING.sub(" ", t)
+    t = re.sub(r"\\[dt]frac(?![a-zA-Z])", r"\\frac", t)
+    t = re.sub(r"\s+", "", t).rstrip(".")
+    return t.lower() if "\\" not in t and not re.search(r"\d", t) else t
+
+
+_WORDS = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*(?:[\s,;:]+[A-Za-z]+(?:['-][A-Za-z]+)*)*")
+
+
+def words(text: str) -> list[str] | None:
+    r"""The words of an answer that is words (`No solution`, `\text{All real numbers}`): lower
+    case, punctuation dropped; None for an answer with digits or math in it.
+
+    >>> words("\\text{All real numbers}"), words("MR = MC"), words("x = 2")
+    (['all', 'real', 'numbers'], None, None)
+    >>> words("-(\\text{No solution})")
+    """
+    bare = re.sub(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", r"\1", text).replace("$", "").strip().rstrip(".")
+    if not _WORDS.fullmatch(bare) or not re.search(r"[A-Za-z]{2,}", bare):
+        return None
+    found = re.findall(r"[a-z]+", bare.lower())
+    return found if len(found) >= 2 else None
+
+
 _E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*[eE]\s*([+-]?\d+)(?![\w.])")
 _TIMES_TEN = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*|x|×)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?")
+_THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")  # `32,\! 349`: MATH's thousands separator
 
 
 def normalize(text: str, units: tuple[str, ...] = UNITS) -> str:
@@ -143,9 +182,18 @@ def normalize(text: str, units: tuple[str, ...] = UNITS) -> str:
     ('4.5\\times10^{33}', '4.5\\times10^{33}', '9', '15')
     >>> normalize("\\$1,200 dollars"), normalize("90^\\circ"), normalize("x^2 + 3")
     ('1,200', '90', 'x^2 + 3')
+    >>> normalize("12 \\mathrm{~min}"), normalize("100 \\mathrm{~N}"), normalize("9.8 \\mathrm{m/s^2}"), normalize("50\\%")
+    ('12', '100', '9.8', '50')
+    >>> normalize("32,\\! 349")  # MATH's thousands separator
+    '32,349'
     """
-    t = _unwrap(text.strip().replace("\\$", "").replace("$", "").replace("\\!", ""))
+    t = _unwrap(_THOUSANDS.sub(",", text.strip()).replace("\\$", "").replace("$", "").replace("\\!", ""))
+    t = _SPACING.sub(" ", t).strip()
     t = re.sub(r"\^\s*\{?\\circ\}?", "", t).replace("°", "")
+    t = re.sub(r"(?<=[\d}])\s*\\?%\s*$", "", t)  # a percent sign after a number
+    # a unit spelled in LaTeX after a number: \mathrm{km/h}, \text{ m}^2, \mathrm{kg \cdot m/s^2}
+    t = re.sub(r"(?<=[\d}])\s*\\(?:mathrm|text|mbox|rm)\{\s*[A-Za-z]{1,6}(?:\s*(?:/|\\cdot|\^)\s*[A-Za-z0-9]{1,6})*\s*\}"
+               r"(?:\s*\^\s*\{?-?\d\}?)?\s*$", "", t)
     t = _E_NOTATION.sub(r"\1\\times10^{\2}", t)
     t = _TIMES_TEN.sub(r"\1\\times10^{\2}", t)
     words = "|".join(sorted((re.escape(u) for u in units), key=len, reverse=True))
@@ -184,6 +232,138 @@ def parts(text: str) -> list[str]:
     return [re.sub(r"^\(?[a-z]\)\s*|^\(?[ivx]+\)\s+", "", p).strip() for p in pieces] or [text.strip()]
 
 
+_OR = re.compile(r"\s*(?:\\text\{\s*or\s*\}|\\mbox\{\s*or\s*\}|\bor\b)\s*")
+_AND = re.compile(r",\s*|\s*\\text\{\s*and\s*\}\s*|\s+and\s+")
+_LABEL = re.compile(r"^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*(.+)$", re.S)
+
+
+def top_level(text: str, separators: re.Pattern, keep: bool = False):
+    r"""`text` split at the matches of `separators` outside brackets (`()`, `[]`, `{}`, `\{\}`);
+    with `keep`, also the separators found (stripped).
+
+    >>> top_level("r = 4, C = (2, -1)", re.compile(",")), top_level("\\{1, 2\\}", re.compile(","))
+    (['r = 4', ' C = (2, -1)'], ['\\{1, 2\\}'])
+    """
+    out, seps, depth, start, i = [], [], 0, 0, 0
+    while i < len(text):
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            m = separators.match(text, i)
+            if m and m.end() > i:
+                out.append(text[start:i])
+                seps.append(m.group().strip())
+                start = i = m.end()
+                continue
+        i += 1
+    out.append(text[start:])
+    return (out, seps) if keep else out
+
+
+_LINK = re.compile(r"\s*(?:(?<![<>!:=\\])=(?!=)|\\approx(?![a-zA-Z]))\s*")
+_NAME = re.compile(r"(?:[A-Za-z]|\\(?:alpha|beta|gamma|delta|theta|lambda|mu|omega|phi|rho|sigma))"
+                   r"(?:_\{?\w+\}?)?(?:\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])*\s*\))?")
+
+
+def links(text: str) -> tuple[list[str], list[str]]:
+    r"""The links of a chain `a = b \approx c` and the joints between them (`=`, `\approx`);
+    `\le`, `<=`, `==` and `=` inside brackets do not join.
+
+    >>> links("i^{18} = (i^4)^4 \\cdot i^2 = -1")
+    (['i^{18}', '(i^4)^4 \\cdot i^2', '-1'], ['=', '='])
+    >>> links("\\tan(1) \\approx 1.557"), links("\\sum_{k=1}^{n} k \\le 3")
+    ((['\\tan(1)', '1.557'], ['\\approx']), (['\\sum_{k=1}^{n} k \\le 3'], []))
+    """
+    pieces, joints = top_level(text, _LINK, keep=True)
+    return [p.strip() for p in pieces], joints
+
+
+def tolerance(text: str) -> Fraction:
+    """Half a unit of the last digit shown: how far `\approx 1.557` may be from the truth.
+
+    >>> tolerance("1.557"), tolerance("12"), tolerance("2.5e-3")
+    (Fraction(1, 2000), Fraction(1, 2), Fraction(1, 20000))
+    """
+    m = re.search(r"\.(\d+)", text)
+    tol = Fraction(1, 2 * 10 ** len(m.group(1))) if m else Fraction(1, 2)
+    e = re.search(r"(?:[eE]|10\^\{?)([+-]?\d+)", text)
+    return tol * Fraction(10) ** int(e.group(1)) if e else tol
+
+
+def chain_checks(ref: str, ans: str) -> list[tuple]:
+    r"""The checks that decide one reference part against one answer part, every link of a
+    chain among them. Two sides of at most one `=` are left whole (equations are compared as
+    equations by the worker); otherwise a leading name (`x =`, `f(x) =`) is a label, and
+    - chains of the same length are compared link by link;
+    - else every link the answer asserts must hold (`=` exactly, `pprox` to the precision it
+      shows), its first link must be the reference's first (where both have several) and its
+      last value the reference's last.
+    A check is `("same", reference, answer)`, `("approx", exact, shown)` or `("known", verdict, why)`.
+
+    >>> chain_checks("-1", "i^{19} = (i^4)^4 \\cdot i^2 = -1")
+    [('same', 'i^{19}', '(i^4)^4 \\cdot i^2'), ('same', '(i^4)^4 \\cdot i^2', '-1'), ('same', '-1', '-1')]
+    >>> chain_checks("x = 2", "x = 2")
+    [('same', 'x = 2', 'x = 2')]
+    >>> chain_checks("1.557", "\\tan(1) \\approx 1.557")
+    [('approx', '\\tan(1)', '1.557'), ('same', '1.557', '1.557')]
+    """
+    (r, rj), (a, aj) = links(ref), links(ans)
+    if len(r) <= 2 and len(a) <= 2 and "\\approx" not in rj + aj:
+        return [("same", ref, ans)]
+    r_name = r[0] if len(r) > 1 and _NAME.fullmatch(r[0]) else None
+    a_name = a[0] if len(a) > 1 and _NAME.fullmatch(a[0]) else None
+    if r_name and a_name and canonical(r_name) != canonical(a_name):
+        return [("known", False, f"the answer names {a_name}, the reference {r_name}")]
+    if r_name:
+        r, rj = r[1:], rj[1:]
+    if a_name:
+        a, aj = a[1:], aj[1:]
+    if len(r) == len(a):
+        return [("same", x, y) for x, y in zip(r, a)]
+    checks = [("approx" if j == "\\approx" else "same", x, y) for x, j, y in zip(a, aj, a[1:])]
+    if len(r) > 1 and len(a) > 1:
+        checks.append(("same", r[0], a[0]))
+    return checks + [("same", r[-1], a[-1])]
+
+
+def list_items(text: str) -> tuple[str, list[str], list[str | None]]:
+    r"""A list answer's parts and how they compare: `ordered` (a tuple or a sequence: part by
+    part in order), `set` (roots, or parts joined by "or": in any order), `labelled` (`r = 4,
+    C = (2, -1)`: by name), or `one` (not a list; a number with thousands separators is one).
+    Returns the mode, the parts (their values, for labelled and set parts) and their names.
+
+    >>> list_items("3, 1, 4, 1"), list_items("1,000"), list_items("11,\\! 111,\\! 100")
+    (('ordered', ['3', '1', '4', '1'], [None, None, None, None]), ('one', ['1,000'], [None]), ('one', ['11,111,100'], [None]))
+    >>> list_items("x = 1, x = -2")[:2], list_items("2 \\text{ or } 3")[:2], list_items("r = 4, C = (2, -1)")
+    (('set', ['1', '-2']), ('set', ['2', '3']), ('labelled', ['4', '(2, -1)'], ['r', 'C']))
+    >>> list_items("19, 46, and 82")[:2], list_items("a=4, -8, -10")[:2], list_items("6 \\text{ and } 8")[:2]
+    (('ordered', ['19', '46', '82']), ('set', ['4', '-8', '-10']), ('ordered', ['6', '8']))
+    """
+    t = _THOUSANDS.sub(",", text.strip())
+    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", t):
+        return "one", [t], [None]
+    by_or = [p.strip() for p in top_level(t, _OR)]
+    pieces = [re.sub(r"^(?:\\text\{\s*and\s*\}|and\b)\s*", "", p.strip()).strip()
+              for part in by_or for p in top_level(part, _AND) if p.strip()]
+    pieces = [p for p in pieces if p]
+    if len(pieces) < 2:
+        return "one", [t], [None]
+    labels = [_LABEL.match(p) for p in pieces]
+    if all(labels):
+        names = [m.group(1) for m in labels]
+        values = [m.group(2).strip() for m in labels]
+        if len(set(names)) == 1:
+            return "set", values, names
+        if len(set(names)) == len(names):
+            return "labelled", values, names
+    if labels[0] and not any(labels[1:]):  # `a = 4, -8, -10`: the values of one name
+        return "set", [labels[0].group(2).strip()] + pieces[1:], [labels[0].group(1)] + [None] * (len(pieces) - 1)
+    return ("set" if len(by_or) > 1 else "ordered"), pieces, [None] * len(pieces)
+
+
 def plain_number(text: str) -> Fraction | None:
     r"""An exact value for a plain number, else None.
 
@@ -191,7 +371,10 @@ def plain_number(text: str) -> Fraction | None:
     (Fraction(1000, 1), Fraction(-1, 2), Fraction(3, 4), None)
     >>> plain_number("4.5e3"), plain_number("2.5\\times10^{-2}"), plain_number("-\\dfrac{3}{4}")
     (Fraction(4500, 1), Fraction(1, 40), Fraction(-3, 4))
+    >>> plain_number("32, 349")  # a comma and a space part a list
     """
+    if re.search(r",\s", text):
+        return None
     t = text.strip().replace("\\$", "").replace("$", "").replace("\\!", "").replace(" ", "")
     t = t.rstrip(".")
     frac = re.fullmatch(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}", t)
@@ -313,7 +496,7 @@ class MathVerifyPool:
         return out  # type: ignore[return-value]
 
 
-VERSION = 1
+VERSION = 2
 """The version of the verifier's rules: raised when a change alters verdicts, so that runs
 scored by the old rules score again."""
 
@@ -331,7 +514,7 @@ class MathVerifier:
     def __init__(self, workers: int = 2, timeout: float = 5.0, units: tuple[str, ...] = UNITS):
         self.pool = MathVerifyPool(workers, timeout)
         self.units = tuple(units)
-        self._cache: dict[tuple[str, str], tuple[bool | None, str]] = {}
+        self._cache: dict[tuple[str, str, bool], tuple[bool | None, str]] = {}
 
     def describe(self) -> dict:
         """Its settings and the version of its rules, for a stage's fingerprint."""
@@ -340,45 +523,80 @@ class MathVerifier:
     def close(self) -> None:
         self.pool.close()
 
-    def _plan(self, reference: str, answer: str) -> list[tuple[str, str]] | tuple[bool | None, str]:
-        """A verdict at once, or the (reference part, answer part) pairs still to compare."""
+    def _plan(self, reference: str, answer: str, as_set: bool = False) -> tuple[str, list[tuple]] | tuple[bool | None, str]:
+        """A verdict at once, or how the checks combine (`all`, `set`) and the checks
+        (`chain_checks`) still to make. `as_set`: the problem asks for a set (all solutions)."""
+        ref, ans = normalize(reference, self.units), normalize(answer, self.units)
+        if canonical(reference) == canonical(answer) or canonical(ref) == canonical(ans):
+            return True, "the reference itself"
+        ref_words = words(reference)
+        if ref_words is not None:  # words are compared as words, never by a number found in them
+            if words(answer) == ref_words:
+                return True, "the same words"
+            return None, "the reference is words; the answer is not the same words"
         if is_prose(reference):
             return None, "the reference is prose, not an answer to compare whole"
-        ref, ans = normalize(reference, self.units), normalize(answer, self.units)
+        if is_prose(answer):
+            return None, "the answer is prose, not an answer to compare whole"
         ref_parts, ans_parts = parts(ref), parts(ans)
-        if len(ref_parts) == 1:
-            ans_parts = [ans.replace("\n", " ")]
-        elif len(ans_parts) != len(ref_parts):
-            return None, f"the reference has {len(ref_parts)} parts, the answer {len(ans_parts)}"
-        return list(zip(ref_parts, ans_parts))
+        if len(ref_parts) > 1:
+            if len(ans_parts) != len(ref_parts):
+                return None, f"the reference has {len(ref_parts)} parts, the answer {len(ans_parts)}"
+            pairs = list(zip(ref_parts, ans_parts))
+        else:
+            mode, items, names = list_items(ref)
+            if mode == "one":
+                return "all", chain_checks(ref, ans.replace("\n", " "))
+            a_mode, a_items, a_names = list_items(ans)
+            if len(a_items) != len(items):
+                return False, f"the reference has {len(items)} parts, the answer {len(a_items)}"
+            if mode == "labelled" and a_mode == "labelled":
+                if sorted(a_names) != sorted(names):
+                    return False, f"the answer does not give the parts {', '.join(names)}"
+                given = dict(zip(a_names, a_items))
+                pairs = [(item, given[name]) for item, name in zip(items, names)]
+            elif mode == "labelled" and a_mode == "set" and a_names[0] is not None:
+                return False, f"the answer gives values of one name; the reference of {', '.join(names)}"
+            elif mode == "set" or as_set:
+                if names[0] and a_names[0] and canonical(names[0]) != canonical(a_names[0]):
+                    return False, f"the answer gives values of {a_names[0]}, the reference of {names[0]}"
+                return "set", [("same", r, a) for r in items for a in a_items]
+            else:
+                pairs = list(zip(items, a_items))
+        return "all", [check for r, a in pairs for check in chain_checks(r, a)]
 
     def __call__(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
         if len(problems) != len(completions):
             raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
         answers = [extract_answer(c) for c in completions]
-        plans: dict[tuple[str, str], list[tuple[str, str]] | tuple[bool | None, str]] = {}
-        for problem, (answer, _) in zip(problems, answers):
-            key = (problem.answer, answer)
-            if answer is not None and key not in self._cache and key not in plans:
+        keys = [(p.answer, answer, bool(_ASKS_FOR_A_SET.search(p.prompt))) for p, (answer, _) in zip(problems, answers)]
+        plans: dict[tuple[str, str, bool], tuple[str, list[tuple]] | tuple[bool | None, str]] = {}
+        for key in keys:
+            if key[1] is not None and key not in self._cache and key not in plans:
                 plans[key] = self._plan(*key)
-        numbers: dict[tuple[str, str], tuple[bool | None, str]] = {}
-        slow: list[tuple[str, str]] = []
+        verdicts: dict[tuple, tuple[bool | None, str]] = {}
+        slow: list[tuple] = []
         for plan in plans.values():
-            for pair in plan if isinstance(plan, list) else []:
-                gold_n, answer_n = plain_number(pair[0]), plain_number(pair[1])
-                if gold_n is not None and answer_n is not None:
-                    numbers[pair] = (gold_n == answer_n, "numbers")
-                elif pair not in numbers and pair not in slow:
-                    slow.append(pair)
-        numbers.update(zip(slow, self.pool.check(slow)))
+            for check in plan[1] if isinstance(plan[1], list) else []:
+                fast = _fast(check)
+                if fast is not None:
+                    verdicts[check] = fast
+                elif check not in verdicts and check not in slow:
+                    slow.append(check)
+        verdicts.update(zip(slow, self.pool.check(slow)))
         for key, plan in plans.items():
-            self._cache[key] = plan if isinstance(plan, tuple) else _combine([numbers[pair] for pair in plan])
+            if not isinstance(plan[1], list):
+                self._cache[key] = plan
+            elif plan[0] == "set":
+                self._cache[key] = _match([verdicts[check] for check in plan[1]])
+            else:
+                self._cache[key] = _combine([verdicts[check] for check in plan[1]])
         out = []
-        for problem, (answer, how) in zip(problems, answers):
+        for problem, (answer, how), key in zip(problems, answers, keys):
             if answer is None:
                 out.append(Score(0.0, how))
                 continue
-            ok, why = self._cache[(problem.answer, answer)]
+            ok, why = self._cache[key]
             if ok is None:
                 out.append(Score(None, why, answer))
             elif ok:
@@ -387,6 +605,58 @@ class MathVerifier:
                 detail = f" ({why})" if why.startswith("could not") else ""
                 out.append(Score(0.0, f"wrong answer {answer}, expected {problem.answer}{detail}", answer))
         return out
+
+
+_ASKS_FOR_A_SET = re.compile(
+    r"separated by commas|in any order|all (?:the )?(?:possible |real |integer |complex |distinct )*"
+    r"(?:solutions|roots|values|zeros|numbers|integers)", re.I)
+"""A problem whose listed answer is a set: its parts are matched in any order."""
+
+
+def _fast(check: tuple) -> tuple[bool | None, str] | None:
+    """A check decided here, without math-verify: a known verdict, or plain numbers (exactly;
+    `\\approx` to the precision shown). None: the check goes to a worker."""
+    if check[0] == "known":
+        return check[1], check[2]
+    x, y = plain_number(check[1]), plain_number(check[2])
+    if x is None or y is None:
+        return None
+    if check[0] == "approx":
+        return abs(x - y) <= tolerance(check[2]), f"{check[2]} to the precision shown"
+    return x == y, "numbers"
+
+
+def _match(verdicts: list[tuple[bool | None, str]]) -> tuple[bool | None, str]:
+    """Parts as a set: the verdicts of every (reference part, answer part), row by row; right
+    when each answer part is a distinct reference part, wrong when not even the unjudged
+    pairs could make it so, else unjudged.
+
+    >>> _match([(True, ""), (False, ""), (False, ""), (True, "")]), _match([(False, ""), (True, ""), (True, ""), (False, "")])
+    ((True, '2 parts, in any order'), (True, '2 parts, in any order'))
+    >>> _match([(True, ""), (False, ""), (True, ""), (False, "")])[0]
+    False
+    """
+    n = round(len(verdicts) ** 0.5)
+
+    def perfect(ok) -> bool:
+        owner: dict[int, int] = {}
+
+        def place(r: int, seen: set[int]) -> bool:
+            for a in range(n):
+                if ok(verdicts[r * n + a][0]) and a not in seen:
+                    seen.add(a)
+                    if a not in owner or place(owner[a], seen):
+                        owner[a] = r
+                        return True
+            return False
+
+        return all(place(r, set()) for r in range(n))
+
+    if perfect(lambda v: v is True):
+        return True, f"{n} parts, in any order"
+    if perfect(lambda v: v is not False):
+        return None, "some parts could not be judged"
+    return False, "the parts are not the reference's"
 
 
 def _combine(verdicts: list[tuple[bool | None, str]]) -> tuple[bool | None, str]:
