@@ -113,6 +113,12 @@ def _char_tokenizer(folder: Path):
     return tok
 
 
+def _lora_config():
+    from peft import LoraConfig
+
+    return LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
 @part("sft", needs=("cuda", "trl"))
 def sft(size: str, steps: int = 8) -> None:
     import datasets
@@ -125,11 +131,7 @@ def sft(size: str, steps: int = 8) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tok = _char_tokenizer(Path(tmp))
         rows = [{"prompt": "x" * 200, "completion": "y" * 56} for _ in range(8 * (steps + 2))]
-        peft = None
-        if lora:
-            from peft import LoraConfig
-
-            peft = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+        peft = _lora_config() if lora else None
         args = SFTConfig(output_dir=tmp, max_steps=steps + 2, per_device_train_batch_size=8, bf16=True, report_to=[],
                          logging_steps=1, save_strategy="no", max_length=256, disable_tqdm=True)
         trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
@@ -155,11 +157,7 @@ def dpo(size: str, steps: int = 6) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tok = _char_tokenizer(Path(tmp))
         rows = [{"prompt": "x" * 128, "chosen": "y" * 64, "rejected": "z" * 64} for _ in range(4 * (steps + 2))]
-        peft = None
-        if lora:
-            from peft import LoraConfig
-
-            peft = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+        peft = _lora_config() if lora else None
         args = DPOConfig(output_dir=tmp, max_steps=steps + 2, per_device_train_batch_size=4, bf16=True, report_to=[],
                          logging_steps=1, save_strategy="no", max_length=256, disable_tqdm=True)
         trainer = DPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
