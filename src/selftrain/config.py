@@ -505,6 +505,22 @@ class LaunchConfig(_Section):
     10.0.0.1, --master_port, "29500"]` on each of two machines sharing the run folder."""
 
 
+class EarlyStopping(_Section):
+    """Stop training once a held-out measure stops improving, and keep the best weights
+    (the loss: transformers' `EarlyStoppingCallback` and `load_best_model_at_end`; accuracy:
+    `training.sft.ValidationAccuracy`); `steps` is then the most the stage trains, and its
+    schedule runs over them."""
+
+    metric: Literal["loss", "accuracy"] = "loss"
+    """`loss`: the loss on held-out rows; `accuracy`: greedy accuracy on held-out problems,
+    graded by the task's grader (the loss can rise while accuracy still climbs: confident
+    errors cost more as right answers get surer)."""
+    every: int = Field(50, ge=1)
+    """Steps between two measurements."""
+    patience: int = Field(3, ge=1)
+    """Measurements without a new best before training stops."""
+
+
 class TrainConfig(_Section):
     """One fine-tuning run with a TRL trainer; the loss is on the completion only."""
 
@@ -527,6 +543,9 @@ class TrainConfig(_Section):
     saved model, so every checkpoint stays a plain Hugging Face folder."""
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    early_stopping: EarlyStopping | None = None
+    """Stop on a held-out measure (the stage then needs validation rows or problems: the
+    Self-Rewarding miniature's M1 has both); None: train `steps`."""
     launch: LaunchConfig | None = None
     """Train in several processes (`processes`, an accelerate `config_file`); None: in this
     process. The global batch stays `batch_size`: each process trains on its share."""

@@ -40,6 +40,20 @@ class HFSampler:
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = sorted({e for e in [*eos, self.tokenizer.eos_token_id] if e is not None})
 
+    @classmethod
+    def of_loaded(cls, model, tokenizer, batch_size: int = 256) -> HFSampler:
+        """A sampler over a model already in memory (e.g. one in training), left as it is
+        found: its device, its weights; the caller switches eval / train mode."""
+        self = cls.__new__(cls)
+        self.model_path, self.batch_size, self.engine = "(in memory)", batch_size, "lean"
+        self.device = next(model.parameters()).device
+        self.tokenizer = tokenizer
+        self.model = model
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = sorted({e for e in [*eos, tokenizer.eos_token_id] if e is not None})
+        return self
+
     def _decode_batch(self, prompt_ids: list[list[int]], params: SamplingParams, seed: int) -> list[str]:
         """A lean decoding loop: KV cache, and rows leave the batch as soon as they hit EOS.
 
