@@ -2,6 +2,7 @@
 responses more than the start model did (log-probability margin grows)."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -103,3 +104,23 @@ def test_nll_only_loss_raises_the_chosen_likelihood_and_step_pairs_train_no_end(
     trainer = Trainer()
     _without_eos(eos)(trainer)
     assert trainer.train_dataset["chosen_ids"] == [[5, 6], [5, 6]] and trainer.train_dataset["rejected_ids"] == [[5, 7], [7]]
+
+
+def test_cream_soft_labels_are_dpo_at_full_consistency_and_hold_the_margin_back_below_it(tiny_model_dir, tmp_path):
+    """CREAM's C * DPO(chosen, rejected) + (1 - C) * DPO(rejected, chosen), built from TRL's
+    sigmoid and robust losses: at C = 1 it trains exactly as plain DPO; at C = 0.6 its optimum
+    is a margin of log(0.6 / 0.4) / beta over the reference's (0.41 nats at beta 1), where
+    plain DPO goes on widening it. (Adam's steps do not shrink with the gradient, so only the
+    optimum tells the two apart, not the first steps.)"""
+    rows = [{"prompt": f"{a}+{b}=", "chosen": f"A:{a + b}", "rejected": f"A:{a + b + 1}"} for a in range(6) for b in range(4)]
+    cfg = TrainConfig(steps=40, batch_size=8, learning_rate=2e-2, warmup_steps=0, logging_steps=10)
+    plain = train_dpo(tiny_model_dir, rows, cfg, tmp_path / "plain", seed=0, beta=1.0)
+    full = train_dpo(tiny_model_dir, rows, cfg, tmp_path / "c1", seed=0, beta=1.0, consistency=1.0)
+    soft = train_dpo(tiny_model_dir, rows, cfg, tmp_path / "c06", seed=0, beta=1.0, consistency=0.6)
+    assert full["label_smoothing"] == 0.0 and soft["label_smoothing"] == 0.4
+    a, b = load_model(tmp_path / "plain").state_dict(), load_model(tmp_path / "c1").state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert plain["train_loss"] == pytest.approx(full["train_loss"], abs=1e-5)
+    before = _margin(tiny_model_dir, rows)
+    hard, softened = _margin(tmp_path / "c1", rows) - before, _margin(tmp_path / "c06", rows) - before
+    assert softened == pytest.approx(math.log(0.6 / 0.4), abs=0.1) and hard > 3 * softened, (hard, softened)

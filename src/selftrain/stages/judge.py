@@ -3,13 +3,13 @@ a judge is measured on fixed held-out pairs, as Self-Rewarding does."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from selftrain.artifacts import describe, fingerprint, read_jsonl, write_json, write_jsonl
 from selftrain.config import SamplerConfig
-from selftrain.records import Problem, SamplingParams
-from selftrain.samplers.base import Failed
+from selftrain.records import Pair, Problem, SamplingParams
+from selftrain.samplers.base import Failed, Sampler
 from selftrain.stages.context import Artifact, RunContext
 from selftrain.stages.generate import load_samples
 from selftrain.verifiers.judge import TEMPLATES, JudgeTemplate, LLMJudge, mean_of_readable
@@ -41,7 +41,7 @@ def judge(ctx: RunContext, group: str, model: Artifact, problems: Sequence[Probl
             for s, outs in zip(rows, outputs)))
         write_jsonl(out, ({"problem_id": s.problem_id, "index": s.index, **sc.to_json()} for s, sc in zip(rows, scores)))
         mean = mean_of_readable(s.value for s in scores)
-        return {"judged": len(scores), "unreadable": sum(s.value is None for s in scores),
+        return {"model": ctx.relative(model.path), "judged": len(scores), "unreadable": sum(s.value is None for s in scores),
                 "failed": sum(isinstance(o, Failed) for outs in outputs for o in outs),
                 "mean": None if mean is None else round(mean, 4), "finished": llm.finished}
 
@@ -101,4 +101,25 @@ def evaluate_judge(ctx: RunContext, group: str, model: Artifact, pairs: Artifact
         return judged
 
     ctx.stage(f"{group}/judge-eval", fp, work)
+    return Artifact(out, fp)
+
+
+def judge_pairs(ctx: RunContext, group: str, name: str, model: Artifact,
+                make: Callable[[Sampler], tuple[list[Pair], dict[str, Any]]], *inputs: Artifact | Any,
+                sampler: SamplerConfig | None = None) -> Artifact:
+    """Judge-preference pairs (prompt: what the judge is asked; chosen and rejected: two
+    judgements) that `make(model's sampler)` builds from earlier stages' files, a
+    meta-judge's or an EFT refresh's -> RUN/<group>/<name>.jsonl; `make` returns the pairs
+    and counts for the record. The fingerprint holds the model's, `make`'s (its source)
+    and the `inputs`' (artifacts, settings)."""
+    out = ctx.path(group, f"{name}.jsonl")
+    parts = [i.fp if isinstance(i, Artifact) else i for i in inputs]
+    fp = fingerprint("judge-pairs", model.fp, describe(make), parts, (sampler or ctx.policy).model_dump())
+
+    def work() -> dict[str, Any]:
+        made, counts = make(ctx.sampler(model, sampler))
+        write_jsonl(out, (p.to_json() for p in made))
+        return {"model": ctx.relative(model.path), "pairs": len(made), **counts}
+
+    ctx.stage(f"{group}/{name}", fp, work)
     return Artifact(out, fp)

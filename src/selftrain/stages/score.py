@@ -41,10 +41,12 @@ def load_scores(path: Path) -> list[Score]:
 
 
 def score(ctx: RunContext, group: str, samples: Artifact, problems: Sequence[Problem], verifier: Verifier) -> Artifact:
-    """The verifier's verdict on every sample -> RUN/<group>/scores.jsonl. The fingerprint
-    holds what the verifier declares of itself (`describe()`: its kind and settings), so a
-    changed verifier setting redoes this stage and what follows it."""
-    out = samples.path.with_name("scores.jsonl")
+    """The verifier's verdict on every sample -> RUN/<group>/scores.jsonl (`<x>-scores.jsonl`
+    for samples in `<x>-samples.jsonl`). The fingerprint holds what the verifier declares of
+    itself (`describe()`: its kind and settings), so a changed verifier setting redoes this
+    stage and what follows it."""
+    prefix = samples.path.name[: -len("samples.jsonl")] if samples.path.name.endswith("-samples.jsonl") else ""
+    out = samples.path.with_name(f"{prefix}scores.jsonl")
     fp = fingerprint("score", samples.fp, describe(verifier))
 
     def work() -> dict[str, Any]:
@@ -59,5 +61,5 @@ def score(ctx: RunContext, group: str, samples: Artifact, problems: Sequence[Pro
         failed = verifier_errors(scores)
         return info | ({"verifier_errors": failed} if failed else {})
 
-    ctx.stage(f"{group}/score", fp, work)
+    ctx.stage(f"{group}/{prefix}score", fp, work)
     return Artifact(out, fp)

@@ -3,13 +3,14 @@ each into RUN/<group>/model, a plain Hugging Face folder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from selftrain.artifacts import describe, fingerprint, read_jsonl
+from selftrain.artifacts import describe, fingerprint, read_json, read_jsonl
 from selftrain.config import DPOConfig, ModelConfig, TinyModelConfig, TrainConfig
-from selftrain.records import Pair
+from selftrain.errors import ConfigError
+from selftrain.records import Pair, Problem
 from selftrain.stages.context import Artifact, Rows, RunContext
 
 
@@ -66,23 +67,39 @@ def _inputs(ctx: RunContext, start: Artifact, data: tuple[str, ...]) -> dict[str
 
 
 def sft(ctx: RunContext, group: str, start: Artifact, rows: Rows, cfg: TrainConfig, max_length: int | None = None,
-        name: str = "train") -> Artifact:
-    """SFT from `start` on `rows` -> RUN/<group>/model (no rows: the start model, copied).
-    The record names the start model and the rows' sources."""
+        name: str = "train", validation: Rows | None = None, validation_problems: Sequence[Problem] = (),
+        max_new_tokens: int = 64) -> Artifact:
+    """SFT from `start` on `rows` -> RUN/<group>/model (no rows: the start model, copied);
+    with `cfg.early_stopping`, until the loss on the `validation` rows (or the greedy
+    accuracy on `validation_problems`, graded by the task's grader, answers of at most
+    `max_new_tokens`) stops improving. The record names the start model and the rows' sources."""
     from selftrain.training.launch import launched
     from selftrain.training.sft import train_sft
 
     out = ctx.path(group, "model")
     seed = ctx.seed(group)
     served = ctx.policy.model_dump(include={"chat", "system", "fewshot"}) if ctx.policy.chat else None
-    fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), seed, served)
+    stopping = cfg.early_stopping
+    held_out: list[Any] = []
+    if stopping is not None:
+        held_out = [validation.fp if validation else None] if stopping.metric == "loss" else \
+            [[p.to_json() for p in validation_problems], describe(ctx.grader), max_new_tokens]
+    fp = fingerprint("sft", start.fp, rows.fp, cfg.model_dump(), seed, served, *held_out)
     length = max_length or ctx.max_length
+    if stopping is not None and cfg.launched:
+        raise ConfigError(f"{group}: early_stopping trains in the run's own process; unset launch for it")
 
     def train() -> dict[str, Any]:
+        from selftrain.training.sft import Validation
+
         data = ctx.chat_rows(rows.load())
         if cfg.launched:
             return launched("sft", start.path, data, cfg, out, seed, _log(ctx, group), max_length=length)
-        return train_sft(start.path, data, cfg, out, seed, length)
+        held = None
+        if stopping is not None:
+            held = Validation(rows=ctx.chat_rows(validation.load()) if validation and stopping.metric == "loss" else None,
+                              problems=list(validation_problems), grader=ctx.grader, max_new_tokens=max_new_tokens)
+        return train_sft(start.path, data, cfg, out, seed, length, held)
 
     ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: {**_inputs(ctx, start, rows.sources), **train()}))
     return Artifact(out, fp)
@@ -105,19 +122,25 @@ def chat_rows(pair: Pair) -> dict[str, Any]:
 
 
 def dpo(ctx: RunContext, group: str, start: Artifact, pairs: Artifact, cfg: DPOConfig,
-        row: Callable[[Pair], dict[str, Any]] = prompt_rows, open_ended: bool = False) -> Artifact:
+        row: Callable[[Pair], dict[str, Any]] = prompt_rows, open_ended: bool = False,
+        consistency: Artifact | None = None) -> Artifact:
     """DPO from `start` (also the frozen reference) on the pairs -> RUN/<group>/model;
-    `open_ended`: the rows' responses go on past what they hold (no end-of-sequence)."""
+    `open_ended`: the rows' responses go on past what they hold (no end-of-sequence);
+    `consistency`: a `stages.consistency` file whose rate C makes CREAM's soft labels."""
     from selftrain.training.dpo import train_dpo
     from selftrain.training.launch import launched
 
     out = ctx.path(group, "model")
     seed = ctx.seed(group)
-    fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), describe(row), open_ended, seed)
+    fp = fingerprint("dpo", start.fp, pairs.fp, cfg.model_dump(), describe(row), open_ended, seed,
+                     *([consistency.fp] if consistency else []))
+
     def train() -> dict[str, Any]:
         data = [row(Pair.from_json(r)) for r in read_jsonl(pairs.path)]
         settings = dict(beta=cfg.beta, max_length=ctx.max_length, nll_weight=cfg.nll_weight, loss_type=cfg.loss_type,
                         open_ended=open_ended)
+        if consistency is not None:
+            settings["consistency"] = read_json(consistency.path)["consistency"]
         if cfg.launched:
             return launched("dpo", start.path, data, cfg, out, seed, _log(ctx, group), **settings)
         return train_dpo(start.path, data, cfg, out, seed, **settings)

@@ -27,6 +27,7 @@ def train_dpo(
     nll_weight: float = 0.0,
     loss_type: str = "sigmoid",
     open_ended: bool = False,
+    consistency: float | None = None,
 ) -> dict[str, Any]:
     """DPO from the model at `start` on preference `rows`; save the policy to `out`.
 
@@ -36,6 +37,13 @@ def train_dpo(
     pieces of responses that go on (step-level pairs: one step each): the end-of-sequence
     token TRL appends to chosen and rejected is left out of training. With no pairs there
     is nothing to learn from: the start model is copied unchanged.
+
+    `consistency` C (CREAM, arXiv 2410.12735) makes soft labels: the loss is
+    C * DPO(chosen, rejected) + (1 - C) * DPO(rejected, chosen). TRL 1.16's `sigmoid` loss
+    ignores `label_smoothing`, so it is assembled from two of TRL's own losses: with
+    eps = 1 - C, `robust` is ((1 - eps) A - eps B) / (1 - 2 eps) for A = DPO(chosen,
+    rejected), B = DPO(rejected, chosen), and 2C * sigmoid + (1 - 2C) * robust = C A + (1 - C) B
+    exactly (`cream_losses`).
     """
     import datasets
     from trl import DPOConfig, DPOTrainer
@@ -51,7 +59,9 @@ def train_dpo(
         raise ValueError(f"DPO rows need prompt, chosen and rejected; missing {sorted(missing)}")
 
     datasets.disable_progress_bars()
-    losses = {"loss_type": [loss_type, "sft"], "loss_weights": [1.0, nll_weight]} if nll_weight > 0 else {"loss_type": [loss_type]}
+    losses = cream_losses(consistency, loss_type) if consistency is not None else {"loss_type": [loss_type], "loss_weights": [1.0]}
+    if nll_weight > 0:
+        losses = {**losses, "loss_type": losses["loss_type"] + ["sft"], "loss_weights": losses["loss_weights"] + [nll_weight]}
     args = DPOConfig(**trainer_args(cfg, tmp, seed, len(rows)), beta=beta, max_length=max_length, **losses)
     result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out, lora,
                                   prepare=_without_eos(tokenizer.eos_token_id) if open_ended else None, base=base_of(start))
@@ -59,12 +69,27 @@ def train_dpo(
     return {
         "steps": int(result.global_step),
         "pairs": len(rows),
+        **({"consistency": consistency, "label_smoothing": losses["label_smoothing"]} if consistency is not None else {}),
         "train_loss": round(float(result.training_loss), 5),
         "final_loss": round(float(last["loss"]), 5) if "loss" in last else None,
         "reward_margin": round(float(last["rewards/margins"]), 5) if "rewards/margins" in last else None,
         **{key.replace("/", "_"): round(float(last[key]), 5) for key in ("rewards/chosen", "rewards/rejected", "logps/chosen",
                                                                          "logps/rejected") if key in last},
     }
+
+
+def cream_losses(consistency: float, loss_type: str = "sigmoid") -> dict[str, Any]:
+    """TRL loss settings for CREAM's C * DPO(chosen, rejected) + (1 - C) * DPO(rejected, chosen)
+    (C kept in [0.505, 1]: at 0.5 the two terms cancel and nothing is preferred).
+
+    >>> cream_losses(0.8)
+    {'loss_type': ['sigmoid', 'robust'], 'loss_weights': [1.6, -0.6], 'label_smoothing': 0.2}
+    """
+    if loss_type != "sigmoid":
+        raise ValueError(f"consistency soft labels soften DPO's sigmoid loss, not {loss_type}")
+    c = min(max(consistency, 0.505), 1.0)
+    return {"loss_type": ["sigmoid", "robust"], "loss_weights": [round(2 * c, 6), round(1 - 2 * c, 6)],
+            "label_smoothing": round(1 - c, 6)}
 
 
 def _without_eos(eos: int):

@@ -40,6 +40,17 @@ User: {prompt}
 
 Briefly justify your choice, up to 100 words, then conclude with "Winner: A" or "Winner: B"."""
 
+META_JUDGE = """Below are a user's question, a response to it, and two judgements of that response. Each judgement scores the response with an additive 5-point system: a point for being relevant, one for addressing a substantial part of the question, one for answering its basic elements usefully, one for answering directly and comprehensively in a well-organized way, and one for an impeccably tailored, expert answer. Decide which judgement applies that system more accurately: which awards the points the response deserves, for reasons that hold.
+
+User: {prompt}
+<response>{response}</response>
+<judgement A>{a}</judgement A>
+<judgement B>{b}</judgement B>
+
+Briefly justify your choice, up to 100 words, then conclude with "Winner: A" or "Winner: B"."""
+"""Meta-Rewarding's meta-judge (Wu et al. 2024, arXiv 2407.19594) in selftrain's words: two
+judgements of one response compared (asked in both orders by `LLMJudge.meta_pairwise`)."""
+
 _SCORE = re.compile(
     r"score\s*(?:\*\*|__)?\s*[:：=]\s*(?:\*\*|__)?\s*(-?\d+(?:\.\d+)?)\s*(?:(?:/|out\s+of)\s*(\d+(?:\.\d+)?))?",
     re.I,
@@ -218,10 +229,20 @@ class LLMJudge:
     def pairwise(self, problems: Sequence[Problem], first: Sequence[str], second: Sequence[str]) -> list[int | None]:
         """For each pair: 0 if `first` wins, 1 if `second` wins, None when the two orders
         disagree or a judgement is unreadable (position bias is not counted as a win)."""
+        return self._both_orders([PAIRWISE.replace("{prompt}", p.prompt) for p in problems], first, second)
+
+    def meta_pairwise(self, problems: Sequence[Problem], responses: Sequence[str], first: Sequence[str],
+                      second: Sequence[str]) -> list[int | None]:
+        """The meta-judge (`META_JUDGE`): for two judgements of each response, 0 if `first` is
+        the more accurate, 1 if `second`, None when the two orders disagree."""
+        return self._both_orders([META_JUDGE.replace("{prompt}", p.prompt).replace("{response}", r)
+                                  for p, r in zip(problems, responses)], first, second)
+
+    def _both_orders(self, asks: Sequence[str], first: Sequence[str], second: Sequence[str]) -> list[int | None]:
         prompts = []
-        for p, a, b in zip(problems, first, second):
-            prompts.append(PAIRWISE.replace("{prompt}", p.prompt).replace("{a}", a).replace("{b}", b))
-            prompts.append(PAIRWISE.replace("{prompt}", p.prompt).replace("{a}", b).replace("{b}", a))
+        for ask, a, b in zip(asks, first, second):
+            prompts.append(ask.replace("{a}", a).replace("{b}", b))
+            prompts.append(ask.replace("{a}", b).replace("{b}", a))
         outputs = self.sampler.generate(prompts, self.params, self.seed)
         out: list[int | None] = []
         for i in range(len(first)):
