@@ -156,3 +156,80 @@ def test_self_rewarding_chat_judges_with_the_model_and_compares_with_m1(tmp_path
     assert "m1/m1-judge" not in rec
     assert [r["label"] for r in metrics["rows"]] == ["M1", "M2", "M3"] and "vs_m1" in metrics["rows"][2]
     assert any("Score: <total points>" in p for s in samplers for p in s.prompts)  # the paper's judge prompt
+
+
+def test_self_rewarding_remedies_each_add_their_step_and_the_update_trains_on_what_they_made(tmp_path):
+    remedies = {"meta_judge": {"share": 0.15}, "anchor": {"model": "m0"}, "consistency": {}, "eft_refresh": {"problems": 8}}
+    cfg = _miniature()
+    cfg["self_rewarding"].update(remedies=remedies, dpo={**TRAIN, "loss_type": "sigmoid", "nll_weight": 1.0},
+                                 judge={"samples": 3, "max_new_tokens": 40})
+    with scripted_backend():
+        run_method(parse_config(cfg), tmp_path)
+    rec = _records(tmp_path)
+    capped = []
+    for t, policy, previous in ((1, "m1/model", "m0/model"), (2, "iter-01/model", "m1/model")):
+        it = f"iter-0{t}"
+        # anchor: M0 answers the same prompts, M_t judges them; every rejected is one of M0's answers
+        assert rec[f"{it}/anchor-responses"]["model"] == "m0/model" and rec[f"{it}/anchor-judge"]["model"] == policy
+        theirs = {s["completion"] for s in read_jsonl(tmp_path / it / "anchor-samples.jsonl")}
+        answer_pairs = read_jsonl(tmp_path / it / "pairs.jsonl")
+        assert answer_pairs and all(p["rejected"] in theirs for p in answer_pairs)
+        assert rec[f"{it}/pairs"]["anchored"] == len(answer_pairs)
+        # meta-judge and EFT refresh: M_t judges its own judgements and its answers to labelled problems
+        assert rec[f"{it}/meta-judge"]["model"] == policy and rec[f"{it}/eft-answers"]["model"] == policy
+        mix = rec[f"{it}/mix"]
+        assert mix["answer_pairs"] == len(answer_pairs) and mix["eft_pairs"] == rec[f"{it}/eft-pairs"]["kept"]
+        assert mix["meta_judge_pairs_made"] == rec[f"{it}/meta-judge"]["pairs"]
+        assert mix["meta_judge_pairs"] <= 0.15 / 0.85 * (mix["answer_pairs"] + mix["eft_pairs"])
+        capped.append(mix["meta_judge_pairs_made"] > mix["meta_judge_pairs"])
+        update = read_jsonl(tmp_path / it / "update-pairs.jsonl")
+        assert len(update) == mix["answer_pairs"] + mix["meta_judge_pairs"] + mix["eft_pairs"]
+        assert all(p["problem_id"].startswith("eft:") for p in update[len(update) - mix["eft_pairs"]:])
+        assert all(p["prompt"].endswith("=") for p in update if p["problem_id"].startswith(("meta:", "eft:")))  # checks
+        # consistency: the previous model judges the same responses; the update trains with its C
+        assert rec[f"{it}/previous-judge"]["model"] == previous
+        c = json.loads((tmp_path / it / "consistency.json").read_text())["consistency"]
+        train = rec[f"{it}/train"]
+        assert train["start"] == policy and train["consistency"] == c and 0.0 <= train["label_smoothing"] < 0.5
+        assert train["data"] == [f"{it}/data.jsonl"] and train["pairs"] == len(read_jsonl(tmp_path / it / "data.jsonl"))
+    assert any(capped)  # the meta-judge made more pairs than the share lets in
+
+
+def test_self_rewarding_chat_remedies_run_each_step_through_the_chat_model(tmp_path):
+    from selftrain.config import TinyModelConfig
+    from selftrain.training.tiny import save_tiny
+
+    model = tmp_path / "chat-model"
+    save_tiny(model, TinyModelConfig(arch="llama", **TINY), seed=0, chat=True)
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n" for i in range(4)))
+    cfg = {"name": "spec", "method": "self-rewarding",
+           "model": {"name_or_path": str(model), "sampler": {"backend": "scripted"}},
+           "self_rewarding": {"iterations": 2, "prompts": {"n": 3}, "responses": {"k": 3, "max_new_tokens": 8},
+                              "judge": {"samples": 3, "max_new_tokens": 8},
+                              "dpo": {**TRAIN, "batch_size": 2, "loss_type": "sigmoid"},
+                              "remedies": {"meta_judge": {"share": 0.5}, "anchor": {"model": "m1"}, "consistency": {},
+                                           "eft_refresh": {"problems": 4, "data": str(labelled)}},
+                              "chat": {"eval_prompts": 2}}}
+    with scripted_backend(chat) as samplers:
+        run_method(parse_config(cfg), tmp_path / "run")
+    rec, run = _records(tmp_path / "run"), tmp_path / "run"
+    assert rec["iter-01/anchor-responses"]["model"] == rec["iter-02/anchor-responses"]["model"] == str(model)
+    assert rec["iter-02/anchor-judge"]["model"] == "iter-01/model"
+    # CREAM: no model before the given one, so iteration 1 keeps hard labels; iteration 2 asks M1
+    assert "iter-01/previous-judge" not in rec and rec["iter-01/train"]["consistency"] == 1.0
+    assert rec["iter-02/previous-judge"]["model"] == str(model)
+    # the meta-judge compares two judgements of one response in both orders; its pairs are judgements
+    meta_prompts = [p for s in samplers for p in s.prompts if "<judgement A>" in p]
+    assert meta_prompts and len(meta_prompts) % 2 == 0
+    meta = read_jsonl(run / "iter-01" / "meta-judge.jsonl")
+    assert all("Score:" in p["chosen"] and "Score:" in p["rejected"] and "Score: <total points>" in p["prompt"] for p in meta)
+    # EFT refresh: the labelled prompts answered, graded, judged; a pair's chosen agrees with the label
+    assert rec["iter-01/eft-answers"]["samples"] == 4 * 3 and rec["iter-01/eft-score"]["samples"] == 12
+    assert rec["iter-01/eft-pairs"]["kept"] > 0
+    for p in read_jsonl(run / "iter-01" / "eft-pairs.jsonl"):
+        assert p["chosen_score"] <= 2 < p["rejected_score"]  # the fake's answers are all wrong
+    mix = rec["iter-01/mix"]
+    assert mix["eft_pairs"] == rec["iter-01/eft-pairs"]["kept"] and mix["meta_judge_pairs_made"] == len(meta)
+    update = read_jsonl(run / "iter-01" / "data.jsonl")
+    assert len(update) == rec["iter-01/train"]["pairs"] > mix["answer_pairs"]

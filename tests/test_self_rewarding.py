@@ -198,3 +198,17 @@ def test_a_variant_is_a_section_and_only_one_is_set():
         parse_config({"method": "self-rewarding", "self_rewarding": {"chat": {}}})
     with pytest.raises(ConfigError, match="no extra|Extra inputs|controls"):  # a miniature setting in the chat section
         parse_config({"method": "self-rewarding", "model": {"name_or_path": "m"}, "self_rewarding": {"chat": {"controls": ["sft"]}}})
+
+
+def test_cream_needs_a_contrastive_loss_and_remedies_are_off_unless_set():
+    from selftrain.errors import ConfigError
+
+    base = {"method": "self-rewarding", "task": {"arithmetic": {"operations": ["+", "-"]}}}
+
+    with pytest.raises(ConfigError, match=r"consistency \(CREAM\) softens a contrastive loss"):
+        parse_config({**base, "self_rewarding": {"dpo": {"loss_type": "sft"}, "remedies": {"consistency": {}}}})
+    assert demo_config(0).self_rewarding.remedies.on == []
+    got = parse_config({**base, "self_rewarding": {"remedies": {"meta_judge": {}, "anchor": {}}}})
+    assert got.self_rewarding.remedies.on == ["meta_judge", "anchor"] and got.self_rewarding.remedies.meta_judge.share == 0.15
+    with pytest.raises(ConfigError, match="share"):
+        parse_config({**base, "self_rewarding": {"remedies": {"meta_judge": {"share": 1.5}}}})

@@ -12,6 +12,16 @@ One model is both the actor and its own reward model:
         5. DPO from M_t on the pairs -> M_{t+1}.
         6. Evaluate M_{t+1}: answer accuracy, and the judge's pairwise accuracy.
 
+The remedies for small models (`self_rewarding.remedies`, each off by default; `remedies.py`):
+    4.  anchor: the rejected is the worst of a fixed earlier model's responses (Temporal
+        Self-Rewarding, arXiv 2508.06026).
+    4b. meta_judge: M_t judges its own judgements; judge pairs join the update, at most
+        `share` of it (Meta-Rewarding, arXiv 2407.19594). eft_refresh: M_t judges its
+        answers to labelled problems; where it errs, the judgement the label supports
+        against its own (after arXiv 2502.19613; the one remedy that uses labels).
+    5.  consistency: M_{t-1} judges the same responses; C, the agreement of the two rankings,
+        makes soft labels: C * DPO(y+, y-) + (1 - C) * DPO(y-, y+) (CREAM, arXiv 2410.12735).
+
 Run it:  `selftrain demo --method self-rewarding`  (the miniature on the embedded task), or
 `selftrain run configs/self-rewarding.yaml` (a chat model). The section holds each shared
 step's settings by role: `prompts` (step 1), `responses` (step 2), `judge` (step 3),
@@ -52,6 +62,9 @@ Deviations from the paper, each forced by the tiny model or chosen to measure:
 - A pair is kept only when its chosen response scored 5 on average and its rejected one at
   most 3 (`pairs.min_chosen_score`, `pairs.max_rejected_score`: the Iterative RPO condition, a right
   answer against a wrong one, as the judge sees them); the paper drops only ties.
+- M1 (the miniature) trains until its greedy accuracy on a validation split of pool problems
+  stops improving (`miniature.sft.early_stopping`), so that the compute-matched control
+  cannot win by training longer; the paper trains M1 a fixed number of epochs.
 - Steps per DPO iteration are fixed (`dpo.steps`, capped by `dpo.max_epochs`), not
   early-stopped. DPO may add an NLL term on the chosen response (`dpo.nll_weight`, Iterative
   RPO; 0 in the paper). The miniature's update is that NLL term alone (`dpo.loss_type: sft`,
@@ -68,6 +81,7 @@ from __future__ import annotations
 
 from selftrain import stages
 from selftrain.methods import Method
+from selftrain.methods.self_rewarding import remedies
 from selftrain.methods.self_rewarding.chat import Chat
 from selftrain.methods.self_rewarding.config import SelfRewardingConfig, SelfRewardingSection, demo_config
 from selftrain.methods.self_rewarding.miniature import Miniature, controls
@@ -87,9 +101,10 @@ def run(ctx: stages.RunContext[SelfRewardingConfig]) -> None:
 
 def iterate(ctx: stages.RunContext[SelfRewardingConfig], variant: Miniature | Chat, m1: stages.Artifact,
             prefix: str = "") -> None:
-    """Steps 1-6, `iterations` times from M1; groups `<prefix>iter-NN`."""
+    """Steps 1-6, `iterations` times from M1; groups `<prefix>iter-NN`. The remedies
+    (`variant.remedies`, `remedies.py`) add to steps 4 and 5 when set."""
     sec = ctx.cfg.self_rewarding
-    policy = m1
+    previous, policy = variant.m0, m1
     for t in range(1, sec.iterations + 1):
         it = stages.group("iter", t, prefix)
         # step 1: self-instruction creation: M_t writes new prompts, few-shot from the pool
@@ -98,12 +113,14 @@ def iterate(ctx: stages.RunContext[SelfRewardingConfig], variant: Miniature | Ch
         responses = stages.generate(ctx, it, policy, new, sec.responses, name="responses", sampler=variant.sampler)
         # step 3: M_t judges each response (3 judgements, averaged)
         scores = variant.judge(it, policy, new, responses)
-        # step 4: best against worst, ties dropped (and pairs overlapping an evaluation set: decontamination)
-        pairs = stages.pairs(ctx, it, scores, sec.pairs.min_chosen_score, sec.pairs.max_rejected_score,
-                             check=variant.pair_check(new))
-        pairs = stages.decontaminate(ctx, it, pairs, ("prompt", "chosen", "rejected"))
-        # step 5: DPO from M_t on the pairs -> M_{t+1}
-        policy = stages.dpo(ctx, it, policy, pairs, sec.dpo, row=variant.row)
+        # step 4: best against worst, ties dropped (anchor: against a fixed earlier model's worst)
+        pairs = remedies.pairs(ctx, variant, it, policy, m1, new, responses, scores)
+        # step 4b: judge pairs join them (meta-judge: label-free; EFT refresh: labelled), then decontamination
+        update = remedies.judge_pairs(ctx, variant, it, policy, new, scores, pairs)
+        update = stages.decontaminate(ctx, it, update, ("prompt", "chosen", "rejected"))
+        # step 5: DPO from M_t on the pairs -> M_{t+1} (consistency: CREAM's soft labels from M_{t-1}'s judgements)
+        soft = remedies.consistency(ctx, variant, it, previous, new, responses, scores, pairs)
+        previous, policy = policy, stages.dpo(ctx, it, policy, update, sec.dpo, row=variant.row, consistency=soft)
         # step 6: evaluate M_{t+1}
         variant.evaluate(it, policy)
 

@@ -7,6 +7,11 @@ additive 5-point prompt word for word.
 - Step 1: 8 pool prompts shown (`Task N: ...`), the model writes the next; kept when of a
   sensible length, not a near-duplicate and not a held-out prompt.
 - Step 3: the model judges each response with `ADDITIVE_5_POINT`, 3 times, averaged.
+- The remedies: the anchor is the given model (M0 = M1 here), and iteration 1 has no previous
+  judge (CREAM's C is then 1); the meta-judge compares two judgements of a response with
+  `META_JUDGE` in both orders; the EFT refresh answers `eft_refresh.data` (prompt and
+  answer; or the task's human split, e.g. `task.name: gsm8k`), the task's grader labels each answer, and a judgement whose score agrees with
+  the label (>= 4 right, <= 2 wrong) is chosen against one that does not.
 - Step 6: each model's greedy answers to held-out prompts, scored by itself and by M1's judge
   (a fixed yardstick), and head to head against M1's answers, judged by M1 in both orders (a
   win counts only when both orders agree).
@@ -20,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from selftrain import stages
-from selftrain.artifacts import read_rows
+from selftrain.artifacts import read_jsonl, read_rows
 from selftrain.config import Generation, SamplerConfig
 from selftrain.data import SELF_INSTRUCT_SEED_TASKS
 from selftrain.errors import ConfigError
+from selftrain.methods.self_rewarding.config import Remedies
 from selftrain.records import Pair, Problem
 from selftrain.stages.prompts import FEWSHOT_HEADER, PromptFilter
+from selftrain.verifiers.judge import TEMPLATES, LLMJudge
 
 
 def prompt_problem(text: str, pid: str) -> Problem:
@@ -38,11 +45,18 @@ class Chat:
     """The chat variant of the loop (`methods.self_rewarding.iterate` runs its steps)."""
 
     ctx: stages.RunContext
+    remedies: Remedies | None = None
+    """The remedies this loop runs (None: the config's)."""
     row = staticmethod(stages.chat_rows)
     """Step 5's rows: conversational, so that TRL applies the chat template."""
     first: stages.Artifact | None = field(default=None, repr=False)
+    pair_judge = "self"
+    m0 = None
+    """No model before M1 (the given model): iteration 1 has no previous judge."""
 
     def __post_init__(self):
+        if self.remedies is None:
+            self.remedies = self.sec.remedies
         chat = self.ctx.cfg.self_rewarding.chat
         self.pool, self.held_out = split_seed_prompts(chat.seed_prompts or SELF_INSTRUCT_SEED_TASKS, self.sec.prompts.shots,
                                                       chat.eval_prompts)
@@ -70,11 +84,46 @@ class Chat:
                                        prompt_problem, FEWSHOT_HEADER, numbered=True, sampler=self.sampler)
         return stages.load_problems(written)
 
-    def judge(self, group: str, policy: stages.Artifact, problems: list[Problem], responses: stages.Artifact) -> stages.Artifact:
+    def judge(self, group: str, policy: stages.Artifact, problems: list[Problem], responses: stages.Artifact,
+              name: str = "judge") -> stages.Artifact:
         """Step 3: the same model judges every response with the paper's prompt."""
         judge = self.sec.judge
         return stages.judge(self.ctx, group, policy, problems, responses, "additive-5", judge.samples, judge.params(),
-                            self.sec.chat.finish, sampler=self.sampler)
+                            self.sec.chat.finish, sampler=self.sampler, name=name)
+
+    def anchor(self, m1: stages.Artifact) -> stages.Artifact:
+        """The anchor: the given model (M0 and M1 alike here)."""
+        return m1
+
+    def meta_judge(self, group: str, policy: stages.Artifact, problems: list[Problem], scores: stages.Artifact) -> stages.Artifact:
+        """Meta-Rewarding's judge pairs: for each response, its highest- and lowest-scored
+        judgements compared by `policy` with `META_JUDGE` in both orders; the winner chosen."""
+        folder, params, seed = scores.path.parent, self.sec.judge.params(), self.ctx.seed(f"{group}/meta-judge")
+        by_id = {p.id: p for p in problems}
+
+        def make(sampler) -> tuple[list[Pair], dict[str, Any]]:
+            return chat_meta_pairs(LLMJudge(sampler, "additive-5", 1, params, seed), by_id,
+                                   read_jsonl(folder / "samples.jsonl"), read_jsonl(folder / "judgements.jsonl"))
+
+        return stages.judge_pairs(self.ctx, group, "meta-judge", policy, make, scores, params, seed, sampler=self.sampler)
+
+    def eft_refresh(self, group: str, policy: stages.Artifact) -> stages.Artifact:
+        """EFT refresh (uses labels): `policy` answers the first `eft_refresh.problems` rows of
+        `eft_refresh.data` (or of the task's human split), the task's grader labels the
+        answers, and `policy` judges them."""
+        ctx, refresh, judge = self.ctx, self.remedies.eft_refresh, self.sec.judge
+        if refresh.data is not None:
+            labelled = [Problem(f"eft-{i}", r["prompt"], str(r["answer"]))
+                        for i, r in enumerate(read_rows(refresh.data, ("prompt", "answer"))[: refresh.problems])]
+        else:
+            labelled = ctx.human[: refresh.problems]
+        answers = stages.generate(ctx, group, policy, labelled, self.sec.responses, name="eft-answers", sampler=self.sampler,
+                                  file="eft-samples.jsonl")
+        labels = stages.score(ctx, group, answers, labelled, ctx.grader)
+        checked = stages.judge(ctx, group, policy, labelled, answers, "additive-5", judge.samples, judge.params(),
+                               self.sec.chat.finish, sampler=self.sampler, name="eft-judge")
+        judgements = stages.Artifact(checked.path.with_name("eft-judge-judgements.jsonl"), checked.fp)
+        return stages.filter_rows(ctx, group, "eft-pairs", [answers, judgements, labels], chat_grounded_pairs)
 
     def pair_check(self, problems: list[Problem]) -> Callable[[list[Pair]], dict[str, Any]] | None:
         return None  # no grader knows the right answer to an open prompt
@@ -94,6 +143,50 @@ class Chat:
                          sampler=self.sampler, name="m1-judge")
             m1_answers = stages.Artifact(ctx.path("m1", "answers.jsonl"), self.first.fp)
             stages.pairwise(ctx, group, self.first, problems, answers, m1_answers, greedy.params(), sampler=self.sampler)
+
+
+def chat_meta_pairs(meta: LLMJudge, by_id: dict[str, Problem], samples: list[dict[str, Any]],
+                    judgements: list[dict[str, Any]]) -> tuple[list[Pair], dict[str, Any]]:
+    """Per response, its highest- and lowest-scored judgements (scores differing) compared by
+    the meta-judge; the judge pair's prompt is the judge's own prompt for that response."""
+    template = TEMPLATES["additive-5"]
+    asks = []
+    for s, j in zip(samples, judgements):
+        read = [(template.parse(o)[0], o) for o in j["outputs"] if isinstance(o, str)]
+        read = [(v, o) for v, o in read if v is not None]
+        if len(read) >= 2 and max(read)[0] != min(read)[0]:
+            asks.append((s, max(read, key=lambda x: x[0]), min(read, key=lambda x: x[0])))
+    wins = meta.meta_pairwise([by_id[s["problem_id"]] for s, _, _ in asks], [s["completion"] for s, _, _ in asks],
+                              [hi[1] for _, hi, _ in asks], [lo[1] for _, _, lo in asks]) if asks else []
+    made = []
+    for (s, hi, lo), win in zip(asks, wins):
+        if win is None:
+            continue
+        (better, worse) = (hi, lo) if win == 0 else (lo, hi)
+        made.append(Pair(f"meta:{s['problem_id']}/{s['index']}", template.format(s["prompt"], s["completion"]), better[1],
+                         worse[1], better[0], worse[0]))
+    return made, {"responses": len(samples), "responses_with_different_scores": len(asks), "undecided": wins.count(None),
+                  "lower_score_preferred": sum(w == 1 for w in wins)}
+
+
+def chat_grounded_pairs(samples: list[dict[str, Any]], judgements: list[dict[str, Any]],
+                        labels: list[dict[str, Any]]) -> stages.Filtered:
+    """The EFT refresh's judge pairs on a chat model: for each labelled answer, a judgement
+    whose score agrees with the label (>= 4 for a right answer, <= 2 for a wrong one) against
+    one that does not; answers whose judgements all agree, or none does, give no pair."""
+    template = TEMPLATES["additive-5"]
+    kept, agree, disagree = [], 0, 0
+    for s, j, label in zip(samples, judgements, labels):
+        right = label["value"] is not None and label["value"] > 0.5
+        read = [(v, o) for v, o in ((template.parse(o)[0], o) for o in j["outputs"] if isinstance(o, str)) if v is not None]
+        good = [x for x in read if (x[0] >= 4 if right else x[0] <= 2)]
+        bad = [x for x in read if x not in good]
+        agree, disagree = agree + len(good), disagree + len(bad)
+        if good and bad:
+            kept.append(Pair(f"eft:{s['problem_id']}/{s['index']}", template.format(s["prompt"], s["completion"]),
+                             good[0][1], bad[0][1], good[0][0], bad[0][0]).to_json())
+    return stages.Filtered(kept, counts={"answers": len(samples), "right_answers": sum(
+        lb["value"] is not None and lb["value"] > 0.5 for lb in labels), "judge_error_rate": round(disagree / max(agree + disagree, 1), 5)})
 
 
 def load_prompts(path: str | Path) -> list[str]:

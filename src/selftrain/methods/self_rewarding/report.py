@@ -42,12 +42,33 @@ def _rows(run: RunDir, cfg: SelfRewardingConfig, prefix: str = "") -> list[dict[
             if not all(run.path(group, f).is_file() for f in ("eval.json", "judge_eval.json")):
                 continue
             row.update({"test": read_json(run.path(group, "eval.json")), **read_json(run.path(group, "judge_eval.json"))})
-        for stage in ("prompts", "judge", "pairs", "train"):
+        for stage in ("prompts", "judge", "pairs", "train", "mix", "consistency", "meta-judge", "eft-pairs"):
             rec = run.record(f"{group}/{stage}")
             if rec is not None:
                 row[stage] = rec.info
         rows.append(row)
     return rows
+
+
+def remedies_did(r: dict[str, Any]) -> str:
+    """What the remedies did in one iteration, from its stages' records ("" when none ran)."""
+    pairs, did = r.get("pairs", {}), []
+    if "anchored" in pairs:
+        did.append(f"{pairs['anchored']} anchored pairs (own rejected: {pairs['own_pairs']})")
+    if "mix" in r:
+        m = r["mix"]
+        if "meta-judge" in r:
+            did.append(f"meta-judge pairs {m['meta_judge_pairs']} of {m['meta_judge_pairs_made']}")
+        if "eft-pairs" in r:
+            did.append(f"EFT pairs {m['eft_pairs']}")
+        did.append(f"judge share {m['judge_share']:.0%}")
+    if "eft-pairs" in r:
+        did.append(f"judge errors on labelled answers {r['eft-pairs']['judge_error_rate']:.0%}")
+    if "consistency" in r:
+        did.append(f"consistency C {r['consistency']['consistency']:.3f}")
+    if did and "all_equal_share" in pairs:
+        did.append(f"all-equal prompts {pairs['all_equal_share']:.0%}")
+    return "; ".join(did)
 
 
 CONTROLS = {"grader": ("grader-", "grader-judged"), "sft": ("sft-", "compute-matched SFT")}
@@ -75,20 +96,21 @@ def render(metrics: dict[str, Any]) -> str:
                          f"{vs['wins']} / {vs['losses']} / {vs['undecided']}" if vs else "",
                          r.get("prompts", {}).get("kept", ""),
                          f"{judged['judged']} ({judged['unreadable']} / {judged.get('finished', 0)})" if judged else "",
-                         r.get("pairs", {}).get("pairs", ""), r.get("train", {}).get("reward_margin", "")])
+                         r.get("pairs", {}).get("pairs", ""), r.get("train", {}).get("reward_margin", ""),
+                         remedies_did(r)])
         head = ["model", "self-judged score (0-5)", "M1-judged score (0-5)", "vs M1 (wins / losses / undecided)",
-                "new prompts", "judgements (unreadable / finished)", "pairs", "DPO reward margin"]
+                "new prompts", "judgements (unreadable / finished)", "pairs", "DPO reward margin", "remedies"]
         return page(title, f"<p>Self-Rewarding on {escape(str(metrics['model']))}: each model's greedy answers to held-out "
                     "prompts, scored with the paper's additive 5-point prompt by the model itself and by M1, and judged "
                     "head to head against M1's answers by M1 (a win counts when both orders agree).</p>" + table(head, body))
     rows, controls = metrics["rows"], metrics.get("controls", {})
     head = ["model", "answer accuracy %", "judge pairwise accuracy %", "judge ties %", "new prompts", "pairs",
-            "self-chosen truly right %"]
+            "self-chosen truly right %", "remedies"]
 
     def line(label: str, r: dict[str, Any]) -> list[Any]:
         return [label, pct(r["test"]["accuracy"]), pct(r["judge_accuracy"]), pct(r["judge_ties"]),
                 r.get("prompts", {}).get("kept", ""), r.get("pairs", {}).get("pairs", ""),
-                pct(r.get("pairs", {}).get("chosen_truly_right"))]
+                pct(r.get("pairs", {}).get("chosen_truly_right")), remedies_did(r)]
 
     body = [line(r["label"], r) for r in rows]
     for name, got in controls.items():
@@ -121,9 +143,10 @@ def summary(metrics: dict[str, Any]) -> list[str]:
                 for r in metrics["rows"]]
 
     def line(label: str, r: dict[str, Any]) -> str:
-        chosen = r.get("pairs", {}).get("chosen_truly_right")
+        chosen, did = r.get("pairs", {}).get("chosen_truly_right"), remedies_did(r)
         return (f"{label:<32} answer accuracy {r['test']['accuracy'] * 100:5.1f}%   judge pairwise accuracy "
-                f"{r['judge_accuracy'] * 100:5.1f}%" + (f"   self-chosen truly right {chosen * 100:5.1f}%" if chosen is not None else ""))
+                f"{r['judge_accuracy'] * 100:5.1f}%" + (f"   self-chosen truly right {chosen * 100:5.1f}%" if chosen is not None else "")
+                + (f"\n{'':<33}{did}" if did else ""))
 
     out = [line(r["label"], r) for r in metrics["rows"]]
     for name, got in metrics.get("controls", {}).items():
