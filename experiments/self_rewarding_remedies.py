@@ -3,7 +3,7 @@ for small models", records the results).
 
     python experiments/self_rewarding_remedies.py --seed 0 [--arms plain meta anchor ...] [--quick]
 
-From one M1 per seed (the demo's: data-limited, trained until its validation loss stops
+From one M1 per seed (the demo's: data-limited, trained until its validation accuracy stops
 improving), every arm runs the loop's two iterations in the same run folder, its groups
 prefixed by the arm's name (`meta-iter-01`, ...); M1 and its held-out judge pairs are shared
 (the stages are reused by fingerprint). Beside each arm, the compute-matched SFT control for
@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, read_json
+from selftrain.artifacts import RunDir
 from selftrain.methods.self_rewarding import iterate
 from selftrain.methods.self_rewarding.config import SelfRewardingConfig, demo_config
 from selftrain.methods.self_rewarding.miniature import Miniature, controls, sft_control
-from selftrain.methods.self_rewarding.report import remedies_did
+from selftrain.methods.self_rewarding.report import model_rows, remedies_did
 
 ARMS: dict[str, dict[str, Any]] = {
     "plain": {},
@@ -80,44 +80,29 @@ def run_arm(out: Path, seed: int, arm: str, combo: list[str], quick: bool) -> No
             sft_control(ctx, variant, m1, prefix(arm, combo))
 
 
-def row(run: RunDir, group: str) -> dict[str, Any] | None:
-    if not run.path(group, "eval.json").is_file() or not run.path(group, "judge_eval.json").is_file():
-        return None
-    out: dict[str, Any] = {"answer": read_json(run.path(group, "eval.json"))["accuracy"],
-                           "judge": read_json(run.path(group, "judge_eval.json"))["judge_accuracy"]}
-    for stage in ("pairs", "mix", "train", "consistency", "meta-judge", "eft-pairs"):
-        rec = run.record(f"{group}/{stage}")
-        if rec is not None:
-            out[stage] = rec.info
-    return out
-
-
-def table(out: Path, arms: list[str], combo: list[str], iterations: int = 2) -> str:
+def table(out: Path, seed: int, arms: list[str], combo: list[str]) -> str:
     run = RunDir(out)
-    m1 = row(run, "m1")
+    cfg = config(seed, "plain", combo, quick=False)
+    m1 = model_rows(run, cfg)[:1]
     m1_train = run.record("m1/train")
-    lines = [f"M1: answer {m1['answer'] * 100:.1f}%  judge {m1['judge'] * 100:.1f}%  "
+    lines = [f"M1: answer {m1[0]['test']['accuracy'] * 100:.1f}%  judge {m1[0]['judge_accuracy'] * 100:.1f}%  "
              f"(SFT kept step {m1_train.info.get('best_step')} of {m1_train.info.get('steps')}; validation accuracy "
-             f"by step {m1_train.info.get('validation_accuracies')})" if m1 else "M1: not done", ""]
+             f"by step {m1_train.info.get('validation_accuracies')})" if m1 and m1[0]["group"] == "m1" else "M1: not done", ""]
     head = f"{'arm':<24}{'model':<6}{'answer %':>9}{'judge %':>9}{'chosen right %':>15}{'steps':>6}  what the remedies did"
     lines += [head, "-" * len(head)]
-    names = arms + ["grader"]
-    for arm in names:
+    for arm in arms + ["grader"]:
         label = "+".join(combo) if arm == "combo" else arm
         own = "grader-" if arm == "grader" else prefix(arm, combo)
         for kind, pre in ((label, own), (f"  sft ({label})", f"sft-{own}")):
             if arm == "grader" and kind != arm:
                 continue
-            for t in range(1, iterations + 1):
-                got = row(run, stages.group("iter", t, pre))
-                if got is None:
+            for got in model_rows(run, cfg, pre):
+                if got["group"] == "m1":
                     continue
-                pairs, train = got.get("pairs", {}), got.get("train", {})
-                did = remedies_did(got)
-                chosen = pairs.get("chosen_truly_right")
-                lines.append(f"{kind:<24}{'M' + str(t + 1):<6}{got['answer'] * 100:>9.1f}{got['judge'] * 100:>9.1f}"
-                             f"{'' if chosen is None else f'{chosen * 100:.1f}':>15}{train.get('steps', ''):>6}  "
-                             + did)
+                chosen = got.get("pairs", {}).get("chosen_truly_right")
+                lines.append(f"{kind:<24}{got['label']:<6}{got['test']['accuracy'] * 100:>9.1f}{got['judge_accuracy'] * 100:>9.1f}"
+                             f"{'' if chosen is None else f'{chosen * 100:.1f}':>15}{got.get('train', {}).get('steps', ''):>6}  "
+                             + remedies_did(got))
     return "\n".join(lines)
 
 
@@ -134,7 +119,7 @@ def main() -> None:
     out = args.out or Path(f"runs/sr-remedies-s{args.seed}{'-quick' if args.quick else ''}")
     for arm in args.arms:
         run_arm(out, args.seed, arm, args.combo, args.quick)
-    text = table(out, args.arms, args.combo)
+    text = table(out, args.seed, args.arms, args.combo)
     print(text)
     if not args.quick:
         tag = "" if "combo" not in args.arms else f"-{'+'.join(args.combo)}"

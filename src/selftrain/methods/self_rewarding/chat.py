@@ -152,8 +152,7 @@ def chat_meta_pairs(meta: LLMJudge, by_id: dict[str, Problem], samples: list[dic
     template = TEMPLATES["additive-5"]
     asks = []
     for s, j in zip(samples, judgements):
-        read = [(template.parse(o)[0], o) for o in j["outputs"] if isinstance(o, str)]
-        read = [(v, o) for v, o in read if v is not None]
+        read = readable(j["outputs"])
         if len(read) >= 2 and max(read)[0] != min(read)[0]:
             asks.append((s, max(read, key=lambda x: x[0]), min(read, key=lambda x: x[0])))
     wins = meta.meta_pairwise([by_id[s["problem_id"]] for s, _, _ in asks], [s["completion"] for s, _, _ in asks],
@@ -175,18 +174,31 @@ def chat_grounded_pairs(samples: list[dict[str, Any]], judgements: list[dict[str
     whose score agrees with the label (>= 4 for a right answer, <= 2 for a wrong one) against
     one that does not; answers whose judgements all agree, or none does, give no pair."""
     template = TEMPLATES["additive-5"]
-    kept, agree, disagree = [], 0, 0
+    kept, agree, disagree, right_answers = [], 0, 0, 0
     for s, j, label in zip(samples, judgements, labels):
         right = label["value"] is not None and label["value"] > 0.5
-        read = [(v, o) for v, o in ((template.parse(o)[0], o) for o in j["outputs"] if isinstance(o, str)) if v is not None]
+        right_answers += right
+        read = readable(j["outputs"])
         good = [x for x in read if (x[0] >= 4 if right else x[0] <= 2)]
         bad = [x for x in read if x not in good]
         agree, disagree = agree + len(good), disagree + len(bad)
         if good and bad:
             kept.append(Pair(f"eft:{s['problem_id']}/{s['index']}", template.format(s["prompt"], s["completion"]),
                              good[0][1], bad[0][1], good[0][0], bad[0][0]).to_json())
-    return stages.Filtered(kept, counts={"answers": len(samples), "right_answers": sum(
-        lb["value"] is not None and lb["value"] > 0.5 for lb in labels), "judge_error_rate": round(disagree / max(agree + disagree, 1), 5)})
+    return stages.Filtered(kept, counts={"answers": len(samples), "right_answers": right_answers,
+                                         "judge_error_rate": round(disagree / max(agree + disagree, 1), 5)})
+
+
+def readable(outputs: list[Any]) -> list[tuple[float, str]]:
+    """A response's judgements that the paper's prompt can read, with their scores (a
+    failed remote judgement or one without a score left out).
+
+    >>> readable(["Good. Score: 4", "no verdict", {"failed": "timeout", "attempts": 3}])
+    [(4.0, 'Good. Score: 4')]
+    """
+    template = TEMPLATES["additive-5"]
+    read = ((template.parse(o)[0], o) for o in outputs if isinstance(o, str))
+    return [(v, o) for v, o in read if v is not None]
 
 
 def load_prompts(path: str | Path) -> list[str]:

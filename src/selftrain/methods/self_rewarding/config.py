@@ -81,7 +81,7 @@ class Anchor(_Section):
 
 class Consistency(_Section):
     """CREAM (Wang et al. 2024, arXiv 2410.12735), label-free: the previous model (M_{t-1};
-    at t = 1, M0) judges the same responses; the consistency C of its ranking with M_t's
+    at t = 1, the miniature's M0, and none on a chat model, whose C is then 1) judges the same responses; the consistency C of its ranking with M_t's
     (Kendall's tau per prompt, (tau + 1) / 2, averaged) makes soft labels: the update's
     preference loss is C * DPO(chosen, rejected) + (1 - C) * DPO(rejected, chosen). Needs a
     contrastive `dpo.loss_type: sigmoid`."""
@@ -115,7 +115,7 @@ class Remedies(_Section):
 
     @property
     def on(self) -> list[str]:
-        return [name for name in ("meta_judge", "anchor", "consistency", "eft_refresh") if getattr(self, name) is not None]
+        return [name for name in type(self).model_fields if getattr(self, name) is not None]
 
 
 class MiniatureSection(_Section):
@@ -236,7 +236,7 @@ def demo_config(seed: int = 0) -> SelfRewardingConfig:
     """The Self-Rewarding miniature: `selftrain demo --method self-rewarding`. The data-limited
     regime (300 worked solutions, mostly 2-3 digits, fewer than the problems the model
     writes about), where the model's own answers can add something (docs/self-rewarding.md),
-    and M1 trained until its validation loss stops improving."""
+    and M1 trained until its validation accuracy stops improving."""
     return SelfRewardingConfig(
         name="arithmetic-self-rewarding",
         seed=seed,

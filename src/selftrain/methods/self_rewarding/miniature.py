@@ -224,14 +224,14 @@ def meta_pairs(sampler, judgements: list[dict[str, Any]], width: int, params: Sa
 def grounded_pairs(samples: list[dict[str, Any]], judgements: list[dict[str, Any]], width: int) -> stages.Filtered:
     """The EFT refresh's judge pairs: for each answer to a labelled problem, the exact check
     against the model's own where the verdicts (5 or less) differ."""
-    kept, agreed = [], 0
+    kept, agreed, template = [], 0, judge_template(width)
     for s, j in zip(samples, judgements):
         problem = problem_from_prompt(s["prompt"], s["problem_id"])
         exact, working = exact_judgement(problem, s["completion"], width)
         found = judged_check(j["outputs"][0])
         if not exact or found is None:
             continue
-        own = float(j["outputs"][0].rsplit("Score: ", 1)[1])
+        own = template.parse(j["outputs"][0])[0]
         if (own == 5) == (exact == 5):
             agreed += 1
             continue

@@ -26,7 +26,7 @@ def _chat_eval(run: RunDir, group: str) -> dict[str, Any] | None:
     return info
 
 
-def _rows(run: RunDir, cfg: SelfRewardingConfig, prefix: str = "") -> list[dict[str, Any]]:
+def model_rows(run: RunDir, cfg: SelfRewardingConfig, prefix: str = "") -> list[dict[str, Any]]:
     """One row per model: M1, then each iteration of the loop whose groups start with `prefix`."""
     chat = cfg.self_rewarding.chat is not None
     rows = []
@@ -79,10 +79,10 @@ def collect(run: RunDir, cfg: SelfRewardingConfig) -> dict[str, Any]:
     the same for each control."""
     mini = cfg.self_rewarding.miniature
     extra: dict[str, Any] = {"chat": True, "model": cfg.model.name_or_path} if mini is None else {}
-    controls = {name: _rows(run, cfg, CONTROLS[name][0]) for name in (mini.controls if mini else [])}
+    controls = {name: model_rows(run, cfg, CONTROLS[name][0]) for name in (mini.controls if mini else [])}
     if controls:
         extra["controls"] = controls
-    return {"method": "self-rewarding", **extra, "name": cfg.name, "seed": cfg.seed, "rows": _rows(run, cfg)}
+    return {"method": "self-rewarding", **extra, "name": cfg.name, "seed": cfg.seed, "rows": model_rows(run, cfg)}
 
 
 def render(metrics: dict[str, Any]) -> str:
