@@ -9,13 +9,12 @@ from pathlib import Path
 def trained_tiny(folder: Path, arch: str = "gpt2") -> tuple[Path, list]:
     """A 2-layer tiny model (`arch`) after 120 SFT steps on arithmetic worked solutions, and
     the task's test problems (1-3 digits)."""
-    from selftrain.config import ArithmeticConfig, TaskConfig, TinyModelConfig, TrainConfig
-    from selftrain.tasks import build_task
+    from selftrain.config import TinyModelConfig, TrainConfig
+    from selftrain.tasks.arithmetic import ArithmeticConfig, ArithmeticTask
     from selftrain.training.sft import train_sft
     from selftrain.training.tiny import save_tiny
 
-    task = build_task(TaskConfig(arithmetic=ArithmeticConfig(human_size=400, pool_size=48, test_per_bucket=40,
-                                                              test_digits=[1, 2, 3])))
+    task = ArithmeticTask(ArithmeticConfig(human_size=400, pool_size=48, test_per_bucket=40, test_digits=[1, 2, 3]))
     tiny = TinyModelConfig(arch=arch, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_length=96)
     save_tiny(folder / "init", tiny, seed=0)
     rows = [{"prompt": p.prompt, "completion": p.solution} for p in task.human()]

@@ -3,9 +3,8 @@
 import random
 import re
 
-from selftrain.config import ArithmeticConfig
 from selftrain.records import Problem
-from selftrain.tasks.arithmetic import ArithmeticTask, aligned_solution, worked_solution
+from selftrain.tasks.arithmetic import ArithmeticConfig, ArithmeticTask, aligned_solution, worked_solution
 
 
 def check_steps(a: int, b: int, text: str, width: int | None = None) -> bool:

@@ -74,3 +74,84 @@ def test_a_second_process_cannot_take_a_locked_run(tmp_path):
         p.join(10)
     with RunDir(tmp_path).lock():  # free again once the holder is gone
         pass
+
+
+def test_a_stage_whose_files_moved_or_vanished_is_redone_not_skipped(tmp_path):
+    run, calls = RunDir(tmp_path), []
+    out = run.path("g", "out.jsonl")
+
+    def work():
+        calls.append(1)
+        write_jsonl(out, [{"x": 1}])
+        return {}
+
+    run.stage("g/s", "fp", work, log=lambda m: None, outputs={"rows": out})
+    assert run.output("g/s", "rows") == out and json.loads(run.path("g/s.done.json").read_text())["outputs"] == {"rows": "g/out.jsonl"}
+    run.stage("g/s", "fp", work, log=lambda m: None, outputs={"rows": out})
+    assert len(calls) == 1
+    out.unlink()  # deleted: redone
+    run.stage("g/s", "fp", work, log=lambda m: None, outputs={"rows": out})
+    assert len(calls) == 2
+    moved = run.path("g", "rows.jsonl")  # a newer version of the stage writes another file: redone
+    said = []
+    run.stage("g/s", "fp", lambda: (write_jsonl(moved, []), {})[1], log=said.append, outputs={"rows": moved})
+    assert any("not where this version writes them" in s for s in said) and moved.exists()
+
+
+RULES = '''
+from helpers import keep_even
+
+
+def even_rows(rows):
+    """Keep the rows with an even x."""
+    from selftrain.stages import Filtered
+    return Filtered([r for r in rows if keep_even(r["x"])])
+'''
+
+
+def test_editing_a_callee_of_a_stage_rule_redoes_the_stage_on_resume_and_a_docstring_edit_does_not(tmp_path, monkeypatch):
+    """The one fingerprint rule for code (CONTRIBUTING): a stage's fingerprint covers its rule
+    and everything the rule reaches by name, in another module of your own too; docstrings
+    and comments do not count."""
+    import importlib
+    import sys
+
+    from selftrain import stages
+    from selftrain.methods import parse_config
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "rules.py").write_text(RULES)
+    helpers = code / "helpers.py"
+    helpers.write_text('def keep_even(x):\n    """Even."""\n    return x % 2 == 0\n')
+    monkeypatch.syspath_prepend(str(code))
+    source = tmp_path / "rows.jsonl"
+    write_jsonl(source, [{"x": i} for i in range(6)])
+    cfg = parse_config({"name": "rules"})
+
+    def run_filter() -> tuple[list, str]:
+        for name in ("rules", "helpers"):
+            sys.modules.pop(name, None)
+        rules = importlib.import_module("rules")
+        said = []
+        with stages.open_run(cfg, tmp_path / "run") as ctx:
+            monkeypatch.setattr(ctx, "stage", _recording(ctx.stage, said))
+            kept = stages.filter_rows(ctx, "g", "even", [stages.Artifact.of("rows-fp", "rows", rows=source)], rules.even_rows)
+        return [r["x"] for r in read_jsonl(kept.path)], said[-1]
+
+    assert run_filter() == ([0, 2, 4], "ran")
+    assert run_filter() == ([0, 2, 4], "skipped")
+    helpers.write_text('def keep_even(x):\n    """Even, said otherwise."""\n    # a comment\n    return x % 2 == 0\n')
+    assert run_filter() == ([0, 2, 4], "skipped")  # docstring and comment: nothing to redo
+    helpers.write_text('def keep_even(x):\n    """Even."""\n    return x % 2 == 1\n')  # a callee's bug fixed
+    assert run_filter() == ([1, 3, 5], "ran")
+
+
+def _recording(stage, said):
+    def run(name, fp, work, outputs=None):
+        ran = []
+        rec = stage(name, fp, lambda: (ran.append(1), work())[1], outputs=outputs)
+        said.append("ran" if ran else "skipped")
+        return rec
+
+    return run

@@ -15,13 +15,14 @@ import yaml
 
 from selftrain import stages
 from selftrain.artifacts import fingerprint, write_jsonl
-from selftrain.config import ArithmeticConfig, CurriculumConfig
+from selftrain.config import CurriculumConfig
 from selftrain.errors import ConfigError
 from selftrain.methods import parse_config
 from selftrain.records import Problem
-from selftrain.tasks.arithmetic import ArithmeticTask, reversed_answer
-from selftrain.verifiers.consistency import MajorityVote
+from selftrain.tasks import task_settings
+from selftrain.tasks.arithmetic import ArithmeticConfig, ArithmeticTask, reversed_answer
 from selftrain.verifiers.exact import ExactAnswerVerifier
+from selftrain.verifiers.majority import MajorityVote
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
 
@@ -83,7 +84,8 @@ def _scores(ctx, group: str, problems: list[Problem], accepted: dict[int, float]
             scores.append({"problem_id": p.id, "index": i, "value": float(ok), "reason": "test"})
     write_jsonl(folder / "samples.jsonl", samples)
     write_jsonl(folder / "scores.jsonl", scores)
-    return stages.Artifact(folder / "scores.jsonl", fingerprint(group, accepted))
+    return stages.Artifact.of(fingerprint(group, accepted), "scores", scores=folder / "scores.jsonl",
+                              samples=folder / "samples.jsonl")
 
 
 def test_the_pool_grows_a_level_when_the_hardest_is_solved_and_mastered_levels_thin(tmp_path):
@@ -113,10 +115,10 @@ def test_a_task_without_levels_is_refused_with_the_field_to_set(tmp_path):
     rows = [{"prompt": f"q{i}", "answer": str(i)} for i in range(10)]
     write_jsonl(tmp_path / "d.jsonl", rows)
     cfg = parse_config({"method": "rest-em", "task": {"name": "jsonl", "jsonl": {"path": str(tmp_path / "d.jsonl")}}})
-    with stages.open_run(cfg, tmp_path / "run") as ctx, pytest.raises(ConfigError, match="fields.level"):
+    with stages.open_run(cfg, tmp_path / "run") as ctx, pytest.raises(ConfigError, match="columns.level"):
         stages.curriculum_pool(ctx, "iter-01", ctx.pool, 1, CurriculumConfig())
     write_jsonl(tmp_path / "d.jsonl", [{**r, "lvl": 1 + i % 3} for i, r in enumerate(rows)])
-    cfg = parse_config({"method": "rest-em", "task": {"name": "jsonl", "jsonl": {"path": str(tmp_path / "d.jsonl"), "fields": {"level": "lvl"}}}})
+    cfg = parse_config({"method": "rest-em", "task": {"name": "jsonl", "jsonl": {"path": str(tmp_path / "d.jsonl"), "columns": {"level": "lvl"}}}})
     with stages.open_run(cfg, tmp_path / "run2") as ctx:
         assert {ctx.task.level(p) for p in stages.curriculum_pool(ctx, "iter-01", ctx.pool, 2, CurriculumConfig())} == {1, 2}
 
@@ -161,4 +163,5 @@ def test_curriculum_run_with_majority_voting_and_its_control(tmp_path):
 def test_the_curriculum_config_is_valid_and_reaches_eight_digits():
     cfg = parse_config(yaml.safe_load(Path("configs/arithmetic-curriculum.yaml").read_text()))
     assert cfg.rest_em.curriculum is not None
-    assert set(cfg.task.arithmetic.human_digits) == {1, 2, 3} and cfg.task.arithmetic.test_digits == list(range(1, 9))
+    task = task_settings(cfg.task)
+    assert set(task.human_digits) == {1, 2, 3} and task.test_digits == list(range(1, 9))

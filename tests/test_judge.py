@@ -9,7 +9,7 @@ from fakes import ScriptedSampler
 from selftrain.errors import ConfigError
 from selftrain.records import Problem
 from selftrain.samplers.base import SamplingParams
-from selftrain.verifiers.judge import ADDITIVE_5_POINT, PAIRWISE, TEMPLATES, LLMJudge, parse_winner
+from selftrain.verifiers.llm_judge import ADDITIVE_5_POINT, PAIRWISE, TEMPLATES, LLMJudge, parse_winner
 
 TEMPLATE = TEMPLATES["additive-5"]
 

@@ -73,3 +73,44 @@ def test_a_two_process_m_step_killed_and_resumed_ends_as_an_uninterrupted_run(tm
     assert rows["whole"] == rows["killed"] and rows["whole"][-1]["train"]["steps"] == 4
     assert rows["whole"][-1]["train"]["examples"] > 0
     assert (tmp_path / "killed" / "logs" / "iter-01-train.log").stat().st_size > 0  # both tries' processes logged there
+
+
+def test_two_machines_on_localhost_train_to_the_losses_and_weights_of_one(tmp_path):
+    """Two torchrun agents, one process each, a c10d rendezvous on 127.0.0.1: the run's own
+    (`launched`, as a training stage starts it) and a `selftrain node` following the run
+    folder, as another machine would."""
+    import socket
+    import subprocess
+    import sys
+
+    from selftrain.training.launch import command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    two_nodes = LaunchConfig(processes=1, nodes=2, rdzv_endpoint=f"127.0.0.1:{port}")
+    assert "--standalone" not in command(two_nodes, tmp_path / "job.json", "x")
+    assert "--standalone" in command(LaunchConfig(processes=2), tmp_path / "job.json")
+    # the arguments of a several-machine launch turn --standalone off too (it would override them)
+    assert "--standalone" not in command(LaunchConfig(processes=2, launcher_args=["--nnodes=2", "--rdzv_endpoint", "h:1"]),
+                                         tmp_path / "job.json")
+    save_tiny(tmp_path / "init", TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                                                 max_length=48), seed=0)
+    rows = [{"prompt": f"{a}+{b}=", "completion": f"A:{a + b}"} for a in range(20) for b in range(5)]
+    cfg = TrainConfig(steps=8, batch_size=8, learning_rate=3e-3, warmup_steps=2, logging_steps=1)
+    train_sft(tmp_path / "init", rows, cfg, tmp_path / "run" / "one" / "model", seed=3, max_length=48)
+    other = subprocess.Popen([sys.executable, "-m", "selftrain.cli", "node", str(tmp_path / "run"), "--jobs", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        info = launched("sft", tmp_path / "init", rows, cfg.model_copy(update={"launch": two_nodes}),
+                        tmp_path / "run" / "two" / "model", 3, tmp_path / "two.log", max_length=48)
+        out, _ = other.communicate(timeout=300)
+    finally:
+        other.kill()
+    assert other.returncode == 0 and "joined 1 training stage" in out, out
+    assert info["steps"] == 8
+    losses = {name: [h["loss"] for h in json.loads((tmp_path / "run" / name / "model" / "train_log.json").read_text())
+                     if "loss" in h] for name in ("one", "two")}
+    assert max(abs(a - b) for a, b in zip(losses["one"], losses["two"])) < 1e-4
+    one, two = _weights(tmp_path / "run" / "one" / "model"), _weights(tmp_path / "run" / "two" / "model")
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-4

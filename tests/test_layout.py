@@ -109,3 +109,28 @@ def test_no_import_cycle():
         pytest.skip(f"{tool} is absent")
     proc = subprocess.run([sys.executable, str(tool), str(PACKAGE)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_methods_spell_no_file_names_and_do_no_path_arithmetic():
+    """A stage returns what it wrote by name (`Artifact`, `Rows`), and reports read through the
+    stages' readers (`stages.evaluation`, ...): a method never spells a stage's file name, builds
+    an artifact by hand, or derives one path from another (docstrings and comments aside)."""
+    found = []
+    for path in sorted((PACKAGE / "methods").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+                      and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(PACKAGE)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if any(word.endswith((".jsonl", ".json")) for word in node.value.replace("`", " ").split()):
+                    found.append(f"{where} spells a file name: {node.value!r}")
+            if isinstance(node, ast.Attribute) and node.attr in ("with_name", "with_suffix", "parent"):
+                found.append(f"{where} derives a path (.{node.attr})")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Artifact":
+                found.append(f"{where} builds an Artifact by hand")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "path" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id in ("run", "ctx"):
+                found.append(f"{where} builds a path in the run folder ({node.func.value.id}.path)")
+    assert not found, "\n".join(found)

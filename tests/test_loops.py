@@ -7,11 +7,13 @@ got, which problems each E-step sampled."""
 from __future__ import annotations
 
 import json
+import shutil
 from functools import partial
 
 import pytest
 from fakes import arithmetic, chat, scripted_backend
 
+from selftrain import stages
 from selftrain.artifacts import RunDir, read_jsonl
 from selftrain.methods import parse_config
 from selftrain.runs import run_method
@@ -171,7 +173,7 @@ def test_self_rewarding_remedies_each_add_their_step_and_the_update_trains_on_wh
         it = f"iter-0{t}"
         # anchor: M0 answers the same prompts, M_t judges them; every rejected is one of M0's answers
         assert rec[f"{it}/anchor-responses"]["model"] == "m0/model" and rec[f"{it}/anchor-judge"]["model"] == policy
-        theirs = {s["completion"] for s in read_jsonl(tmp_path / it / "anchor-samples.jsonl")}
+        theirs = {s["completion"] for s in read_jsonl(RunDir(tmp_path).output(f"{it}/anchor-responses", "samples"))}
         answer_pairs = read_jsonl(tmp_path / it / "pairs.jsonl")
         assert answer_pairs and all(p["rejected"] in theirs for p in answer_pairs)
         assert rec[f"{it}/pairs"]["anchored"] == len(answer_pairs)
@@ -225,7 +227,7 @@ def test_self_rewarding_chat_remedies_run_each_step_through_the_chat_model(tmp_p
     meta = read_jsonl(run / "iter-01" / "meta-judge.jsonl")
     assert all("Score:" in p["chosen"] and "Score:" in p["rejected"] and "Score: <total points>" in p["prompt"] for p in meta)
     # EFT refresh: the labelled prompts answered, graded, judged; a pair's chosen agrees with the label
-    assert rec["iter-01/eft-answers"]["samples"] == 4 * 3 and rec["iter-01/eft-score"]["samples"] == 12
+    assert rec["iter-01/eft-answers"]["samples"] == 4 * 3 and rec["iter-01/eft-labels"]["samples"] == 12
     assert rec["iter-01/eft-pairs"]["kept"] > 0
     for p in read_jsonl(run / "iter-01" / "eft-pairs.jsonl"):
         assert p["chosen_score"] <= 2 < p["rejected_score"]  # the fake's answers are all wrong
@@ -233,3 +235,89 @@ def test_self_rewarding_chat_remedies_run_each_step_through_the_chat_model(tmp_p
     assert mix["eft_pairs"] == rec["iter-01/eft-pairs"]["kept"] and mix["meta_judge_pairs_made"] == len(meta)
     update = read_jsonl(run / "iter-01" / "data.jsonl")
     assert len(update) == rec["iter-01/train"]["pairs"] > mix["answer_pairs"]
+
+
+def _own_problems(**own) -> dict:
+    return {
+        "name": "spec", "method": "own-problems",
+        "task": {"arithmetic": {"layout": "reversed", "human_size": 30, "human_digits": {1: 0.2, 2: 0.4, 3: 0.4},
+                                "pool_size": 0, "test_per_bucket": 3, "test_digits": [1, 2, 3, 4, 5, 6]}},
+        "model": {"tiny": {**TINY, "arch": "llama"}, "sampler": {"backend": "scripted"}},
+        "own_problems": {"iterations": 2, "sft": TRAIN, "train": TRAIN, "propose": {"n": 40, "max_new_tokens": 20},
+                         "solve": {"k": 4, "max_new_tokens": 12}, "compute_matched_baseline": False, **own},
+        "eval": {"k": 1, "max_new_tokens": 12},
+    }
+
+
+def test_own_problems_learns_only_from_problems_it_wrote_answered_by_the_oracle_and_kept_by_the_band(tmp_path, monkeypatch):
+    from fakes import reversed_arithmetic
+
+    import selftrain.training.sft
+    from selftrain.stages.own_problems import pass_rates
+    from selftrain.stages.score import load_scores
+    from selftrain.tasks import build_task
+
+    trained: dict[str, list[dict]] = {}
+    real = selftrain.training.sft.train_sft
+    monkeypatch.setattr(selftrain.training.sft, "train_sft",
+                        lambda start, rows, cfg, out, *a, **k: trained.setdefault(out.parent.name, rows) and real(start, rows, cfg, out, *a, **k))
+    with scripted_backend(reversed_arithmetic):
+        cfg = parse_config(_own_problems())
+        run_method(cfg, tmp_path)
+    rec, run, task = _records(tmp_path), RunDir(tmp_path), build_task(cfg.task)
+    assert rec["sft/train"]["data"] == ["human", "seed problems (proposer format)"]
+    for t, it in enumerate(("iter-01", "iter-02"), 1):
+        proposed = read_jsonl(run.output(f"{it}/propose", "proposed"))
+        problems = read_jsonl(run.output(f"{it}/ground-truth", "problems"))
+        # every problem it solved was written by the model in this iteration's propose stage, never from a pool
+        assert {p["meta"]["written"] for p in problems} <= {r["written"] for r in proposed} and problems
+        solved = read_jsonl(run.output(f"{it}/generate", "samples"))
+        assert {s["prompt"] for s in solved} == {p["prompt"] for p in problems}
+        # ground truth only from the oracle: each answer is what the task's oracle computes for the written text
+        assert all(task.oracle(p["meta"]["written"], p["id"]).answer == p["answer"] for p in problems)
+        dropped = read_jsonl(run.output(f"{it}/ground-truth", "rejected"))
+        assert len(problems) + len(dropped) == len(proposed) == 40 and all(r["reason"] for r in dropped)
+        # the band kept exactly the problems solved 1 to 3 times in 4
+        rates = pass_rates(stages.load_samples(run.output(f"{it}/generate", "samples")),
+                           load_scores(run.output(f"{it}/score", "scores")))
+        kept = read_jsonl(run.output(f"{it}/band", "kept"))
+        assert sorted(r["id"] for r in kept) == sorted(pid for pid, r in rates.items() if 0.25 <= r <= 0.75)
+        assert rec[f"{it}/band"]["kept"] == len(kept) > 0 and rec[f"{it}/band"]["problems"] == len(problems)
+        assert all(4 <= int(r["bucket"]) <= 5 for r in kept)  # the fake solves <= 3 digits always, >= 6 never
+        # the solver trained on its right solutions of kept problems, the proposer on the requests that led to them
+        rows = trained[it]
+        solutions = [r for r in rows if not r["prompt"].endswith("\n")]
+        requests = [r for r in rows if r["prompt"].endswith("\n")]
+        assert {r["prompt"] for r in solutions} <= {r["prompt"] for r in kept}
+        assert sorted(r["completion"] for r in requests) == sorted(r["written"] for r in kept)
+        assert rec[f"{it}/train"]["start"] == ("sft/model" if t == 1 else "iter-01/model")
+    # the second iteration's proposer was shown the problems the first band kept
+    shown = {line for r in read_jsonl(run.output("iter-02/propose", "proposed")) for line in r["request"].splitlines()}
+    assert shown <= {r["written"] for r in read_jsonl(run.output("iter-01/band", "kept"))}
+    assert rec["iter-02/propose"]["examples"] == "kept"
+
+
+def test_own_problems_resumes_after_a_kill_to_the_same_metrics_and_runs_its_controls(tmp_path):
+    from fakes import reversed_arithmetic
+
+    from selftrain import faults
+
+    with scripted_backend(reversed_arithmetic):
+        cfg = parse_config(_own_problems(controls=["random", "prompted"]))
+        whole = run_method(cfg, tmp_path / "run")  # the fake answers by checkpoint folder: the same folder again
+        records = _records(tmp_path / "run")
+        shutil.rmtree(tmp_path / "run")
+
+        def kill():
+            raise KeyboardInterrupt("killed at the fault point")
+
+        with faults.on("iter-02/samples.jsonl:shard0", kill), pytest.raises(KeyboardInterrupt):
+            run_method(cfg, tmp_path / "run")
+        assert RunDir(tmp_path / "run").record("iter-02/generate") is None
+        resumed = run_method(cfg, tmp_path / "run")
+    assert [r["test"] for r in resumed["rows"]] == [r["test"] for r in whole["rows"]]
+    labels = [r["label"] for r in whole["rows"]]
+    assert "random subset (control) iteration 2" in labels and "untrained proposer (control) iteration 2" in labels
+    rec = records
+    assert rec["random-iter-01/band"]["kept_by"] == "random" and rec["random-iter-01/band"]["kept"] == rec["random-iter-01/band"]["in_band"]
+    assert "seed problems" not in str(rec["prompted-iter-01/train"]["data"]) and len(rec["prompted-iter-01/train"]["data"]) == 1

@@ -199,6 +199,8 @@ CASES = {
         ("0", "\\boxed{\\lfloor x^2/10^{13} \\rfloor}", 0),  # 0 at every random rational point
         ("\\lfloor 3n/4 \\rfloor", "\\boxed{\\lfloor 4n/4 \\rfloor}", 0),
         ("|x - 1|", "\\boxed{|1 - x|}", 1),
+        # issue 36, was 0: neither side parses to math (a `\\pm` in a fraction), so other text is not judged
+        ("\\frac{-1 \\pm \\sqrt{13}}{4}", "\\boxed{(-1 \\pm \\sqrt{13})/4}", None),
     ],
     "the reference itself": [
         ("No solution", "\\boxed{\\text{No solution}}", 1),
@@ -252,7 +254,81 @@ CASES = {
         ("\\text{Mrs. Lee}", "So the answer is Mrs. Lee. She won.", 1),
         ("3.5", "Mrs. Lee pours, so the answer is 3.5. Done.", 1),
     ],
+    # issue 36: each row below failed before the change (the verdict it had is in the comment)
+    "intervals and unions": [
+        ("(-\\infty, 2.29]", "\\boxed{(-\\infty, 2.2900001]}", 0),  # was 1: endpoints rounded to 6 places
+        ("(0.3, 1)", "\\boxed{(0.3000001, 1)}", 0),  # was 1
+        ("[0, 0.0000001]", "\\boxed{[0, 0.0000002]}", 0),  # was 1
+        ("\\{0.3, 1\\}", "\\boxed{\\{0.3000001, 1\\}}", 0),  # was 1: elements rounded alike
+        # was 1: the parse kept two endpoints of the equation's right side
+        ("\\{-2\\pi, -7\\pi/6\\}", "\\boxed{[-11\\pi/6, -7\\pi/6] \\cup [\\pi/6, 5\\pi/6] = [-2\\pi, -7\\pi/6] \\cup [\\pi/6, 5\\pi/6]}", 0),
+        ("[2, 5)", "\\boxed{[4/2, 10/2) = [2, 5)}", 1),  # was 0: an equation of intervals, both sides compared
+        ("[2, 5) \\cup (7, \\infty)", "\\boxed{[2, 5) \\cup (7, \\infty) = (7, \\infty) \\cup [2, 5)}", 1),  # was 0
+        ("[1, 3]", "\\boxed{1 \\le x \\le 3}", 1),  # was 0
+    ],
+    "labels as a mapping": [
+        ("C_1=1/5, C_2=-3, C_3=2", "\\boxed{C_2=1/5, C_2=-3, C_3=2}", 0),  # was 1: a label repeated
+        ("x = 1, x = -2", "\\boxed{x = 1, y = -2}", 0),  # was 1: another name
+        ("a = 1, b = 2", "\\boxed{(a, b) = (1, 2)}", 1),  # was 0: a tuple of names labels its values
+    ],
+    "subscripted and named symbols": [
+        ("\\frac{1}{3} E_1 + \\frac{2}{3} E_2", "\\boxed{\\frac{2}{3} E_1 + \\frac{2}{3} E_2}", 0),  # was 1: both read as 2/3
+        ("\\frac{1}{3} E_1 + \\frac{2}{3} E_2", "\\boxed{-(\\frac{1}{3} E_1 + \\frac{2}{3} E_2)}", 0),  # was 1
+        ("\\frac{1}{3} E_1 + \\frac{2}{3} E_2", "\\boxed{\\frac{2}{3}}", 0),  # was 1: compared by the part read
+        ("\\frac{1}{3} E_1 + \\frac{2}{3} E_2", "\\boxed{\\frac{E_1 + 2E_2}{3}}", 1),  # was 0
+        ("E_1 + E_2", "\\boxed{E_2 + E_1}", 1),  # was 0: compared as strings
+        ("C_{2} t", "\\boxed{t C_2}", 1),  # was None: `t` dropped as a unit
+        ("C_{2} t", "\\boxed{C_{2}}", 0),  # was None
+        ("\\omega_0 t", "\\boxed{t\\omega_0}", 1),  # was None
+        ("\\omega_0 t", "\\boxed{\\omega_0}", 0),  # was None
+        ("v_{\\max}/2", "\\boxed{\\frac{v_{\\max}}{2}}", 1),  # was 0: compared as strings
+    ],
+    "free parameters": [
+        ("y = Ax + a", "\\boxed{y = ax + A}", 0),  # was 1: A and a read as one name
+        ("A x + a", "\\boxed{a x + A}", 0),  # was 1
+        ("y = \\frac{c}{x-c}", "\\boxed{xy - cy = c}", 1),  # was None: `xy`, `cy` read as words
+        ("y = \\frac{c}{x-c}", "\\boxed{xy - cy = c + 1}", 0),  # was None
+        ("y = \\frac{c}{x-c}\ny \\equiv -1", "\\boxed{y = \\frac{c+1}{x-c}, y \\equiv -1}", 0),  # was None: 2 parts, 1
+        ("y = \\frac{c}{x-c}\ny \\equiv -1", "\\boxed{y \\equiv -1, y = \\frac{c}{x-c}}", 1),  # was None
+    ],
+    "plain-text references": [
+        ("all real numbers", "\\boxed{\\mathbb{R}}", 1),  # was None
+        ("All real numbers", "\\boxed{(-\\infty, \\infty)}", 1),  # was None
+        ("all real numbers", "\\boxed{x > 0}", 0),  # was None
+        ("no solution", "\\boxed{\\emptyset}", 1),  # was None
+        ("No solution", "\\boxed{x = 2}", 0),  # was None
+        ("pi/2", "\\boxed{\\frac{\\pi}{2}}", 1),  # was 0: p times i
+        ("(3, pi/2)", "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", 1),  # was 0
+        ("sqrt(2)/2", "\\boxed{\\frac{\\sqrt{2}}{2}}", 1),  # was None
+        ("sqrt(2)/2", "\\boxed{\\frac{\\sqrt{3}}{2}}", 0),  # was None
+        ("(-infinity, 3]", "\\boxed{(-\\infty, 3]}", 1),  # was None
+        ("ln(2)", "\\boxed{\\ln 2}", 1),  # was 0
+        ("x = 2; y = 3", "\\boxed{x = 2, y = 3}", 1),  # was None: 2 parts, 1
+        ("x = 2; y = 3", "\\boxed{x = 2, y = 4}", 0),  # was None
+    ],
 }
+
+# issue 36's examples as written there, and guards beside them: already wrong before the change,
+# and they stay wrong
+ISSUE_36_AS_WRITTEN = [
+    ("v_{\\max}/2", "\\boxed{\\frac{1}{2}}"),
+    ("[-11\\pi/6, -7\\pi/6] \\cup [\\pi/6, 5\\pi/6]", "\\boxed{[-12\\pi/6, -7\\pi/6] \\cup [\\pi/6, 5\\pi/6]}"),
+    ("(-\\infty, \\ln(2/5)/\\ln(4/5)]", "\\boxed{(-\\infty, \\ln(3/5)/\\ln(4/5)]}"),
+    ("(-\\infty, \\ln(2/5)/\\ln(4/5)]", "\\boxed{(-\\infty, \\ln(3/5)/\\ln(4/5)] = (-\\infty, 2.29]}"),
+    ("[2, 5)", "\\boxed{[2, 6) = [2, 5)}"),
+    ("\\frac13 E_1 + \\frac23 E_2", "\\boxed{-(\\frac13 E_1 + \\frac23 E_2)}"),
+    ("C_1=1/5, C_2=-3", "\\boxed{C_1=1/5, C_1=-3}"),
+    ("y = \\frac{c}{x-c}", "\\boxed{y = \\frac{c+1}{x-c}}"),
+    ("y = \\frac{c}{x-c}, y \\equiv -1", "\\boxed{y = \\frac{c+1}{x-c}, y \\equiv -1}"),
+    ("v_{\\max}/2", "\\boxed{\\frac{v_{\\min}}{2}}"),
+    ("2 C_{2} x + 1", "\\boxed{2 C_{3} x + 1}"),
+]
+
+
+@pytest.mark.parametrize("reference, completion", ISSUE_36_AS_WRITTEN)
+def test_issue_36_examples_as_written_are_wrong(verifier, reference, completion):
+    score = verifier([Problem("p", "", reference)], [completion])[0]
+    assert score.value == 0.0, score
 
 
 @pytest.mark.parametrize("cls, reference, completion, verdict",
@@ -277,6 +353,21 @@ def test_audit_counts_every_class_and_keeps_examples(verifier):
     assert any("perturbed unjudged" in cls for cls in report.examples)  # a prose reference's perturbations
     assert report.lines()[0] == "gold answers: 4/4 accepted, 0 rejected, 0 unjudged"
     assert report.lines()[1] == "the reference itself: 4/4 accepted, 0 rejected, 0 unjudged"
+
+
+def test_audit_perturbs_intervals_labels_subscripts_and_parameters(verifier):
+    from selftrain.verifiers.audit import audit
+
+    problems = [Problem("1", "", "[-11\\pi/6, -7\\pi/6] \\cup [\\pi/6, 5\\pi/6]"), Problem("2", "", "(-\\infty, 3]"),
+                Problem("3", "", "C_1 = \\frac{1}{5}, C_2 = -3, C_3 = 2"), Problem("4", "", "\\frac{1}{3} E_1 + \\frac{2}{3} E_2"),
+                Problem("5", "", "y = \\frac{c}{x-c}")]
+    report = audit(verifier, problems, [f"\\boxed{{{p.answer}}}" for p in problems])
+    new = {"interval endpoint", "interval bracket", "interval false link", "duplicate label", "subscripted name",
+           "free parameter"}
+    assert new <= set(report.perturbed)
+    assert report.false_accepts == 0
+    assert all(report.perturbed[kind]["rejected"] == sum(report.perturbed[kind].values()) for kind in new), report.lines()
+    assert report.gold == {"accepted": 5}
 
 
 def test_audit_verifier_command(tmp_path):

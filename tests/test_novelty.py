@@ -2,13 +2,13 @@
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
+from selftrain.data import SELF_INSTRUCT_SEED_TASKS
 from selftrain.data.novelty import NoveltyFilter, filter_novel, lcs_length, rouge_l, rouge_tokens
 
-SEED_TASKS = Path(__file__).resolve().parent / "fixtures" / "self_instruct_seed_tasks.jsonl"
+SEED_TASKS = SELF_INSTRUCT_SEED_TASKS
 
 
 def _variants(texts: list[str], n: int, rng: random.Random) -> list[str]:

@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from selftrain.artifacts import read_rows
-from selftrain.config import GSM8KConfig, HumanEvalConfig, JsonlConfig, Math500Config
 from selftrain.errors import ConfigError, TaskDataError
 from selftrain.methods import parse_config
-from selftrain.tasks.real import GSM8KTask, HumanEvalTask, JsonlTask, Math500Task
+from selftrain.tasks import build_task
+from selftrain.tasks.dataset import DatasetTask
+from selftrain.tasks.real import GSM8KConfig, GSM8KTask, HumanEvalConfig, HumanEvalTask, Math500Config, Math500Task
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
@@ -68,13 +69,15 @@ def test_math500_and_humaneval_split_into_disjoint_halves():
     assert not {p.id for p in h.pool()} & {p.id for p in HumanEvalTask(HumanEvalConfig()).test()}
 
 
-def test_jsonl_task_with_a_field_mapping(tmp_path):
+def test_jsonl_task_is_the_dataset_task_with_a_column_mapping(tmp_path):
     path = tmp_path / "mine.jsonl"
     rows = [{"uid": f"q{i}", "text": f"What is {i}+{i}?", "gold": str(2 * i), "level": "easy"} for i in range(10)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = JsonlConfig(path=str(path), fields={"prompt": "text", "answer": "gold", "id": "uid", "bucket": "level"},
-                      verifier="exact", marker="=", prompt_template="Q: {prompt}\nA:")
-    task = JsonlTask(cfg)
+    cfg = parse_config({"task": {"name": "jsonl", "jsonl": {
+        "path": str(path), "columns": {"prompt": "text", "answer": "gold", "id": "uid", "bucket": "level"},
+        "verifier": "exact", "marker": "=", "prompt_template": "Q: {prompt}\nA:"}}})
+    task = build_task(cfg.task)
+    assert isinstance(task, DatasetTask)
     assert len(task.pool()) == 5 and len(task.test()) == 5 and task.human() == []
     p = task.test()[0]
     assert p.id.startswith("q") and p.bucket == "easy" and p.prompt.startswith("Q: What is")
@@ -82,11 +85,13 @@ def test_jsonl_task_with_a_field_mapping(tmp_path):
     assert [s.accepted for s in scores] == [True, p.answer == "0"]
 
 
-def test_jsonl_config_errors_say_what_is_missing():
-    with pytest.raises(ConfigError, match="verifier .code. needs the tests and entry_point fields"):
+def test_jsonl_config_errors_say_what_is_missing_and_where_fields_moved():
+    with pytest.raises(ConfigError, match="verifier .code. needs the tests field"):
         parse_config({"task": {"name": "jsonl", "jsonl": {"path": "x.jsonl", "verifier": "code"}}})
-    with pytest.raises(ConfigError, match="task jsonl needs jsonl.path"):
+    with pytest.raises(ConfigError, match="path: the dataset's hub name"):
         parse_config({"task": {"name": "jsonl"}})
+    with pytest.raises(ConfigError, match=r"task.jsonl.fields.prompt -> task.jsonl.columns.prompt"):
+        parse_config({"task": {"name": "jsonl", "jsonl": {"path": "x.jsonl", "fields": {"prompt": "q"}}}})
 
 
 def _tiny(name: str) -> dict:
@@ -96,10 +101,10 @@ def _tiny(name: str) -> dict:
     cfg["model"]["tiny"].update(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_length=1024)
     section = cfg["task"][name]
     section.update(human_size=4, pool_size=3, test_size=3)
-    for key in ("train_path", "test_path", "path"):
-        if section.get(key):
-            section[key] = str(ROOT / section[key])
-    cfg["model"]["sampler"] = {"batch_size": 8}
+    local = {"gsm8k": {"train_path": DATA / "gsm8k/train.jsonl", "test_path": DATA / "gsm8k/test.jsonl"},
+             "math500": {"path": DATA / "math500/test.jsonl"}}  # the shipped configs read the hub: offline, local copies
+    section.update({k: str(v) for k, v in local.get(name, {}).items()})
+    cfg["model"]["sampler"] = {"backend": "hf", "batch_size": 8}
     cfg["rest_em"]["e_step"].update(k=2, max_new_tokens=16, shard_size=2)
     for s in ("sft", "m_step"):
         cfg["rest_em"][s].update(steps=2, batch_size=2, gradient_checkpointing=False, learning_rate=1e-3)

@@ -79,3 +79,95 @@ def test_a_changed_verifier_setting_redoes_exactly_the_stages_that_depend_on_it(
     assert skipped == {"init/build", "sft/train", "pool/decontaminate", "iter-01/generate"}, out
     assert done == {"sft/evaluate", "iter-01/score", "iter-01/select", "iter-01/decontaminate", "iter-01/train",
                     "iter-01/evaluate"}, out
+
+
+MY_TASK = '''
+from selftrain.records import Problem
+from selftrain.tasks.base import Task, TaskSettings
+
+
+class ReverseSettings(TaskSettings):
+    verifier: str = "exact"
+    marker: str = "A:"
+
+
+class ReverseTask(Task):
+    """Reverse a word; the answer follows `A:`."""
+
+    name = "reverse"
+    config = ReverseSettings
+
+    def _split(self, start, n, solved):
+        words = ["".join(chr(97 + (i * 7 + j * 3) % 26) for j in range(3 + i % 3)) for i in range(start, start + n)]
+        return [Problem(f"r{start + i}", f"{w}=", w[::-1], f" A:{w[::-1]}" if solved else None) for i, w in enumerate(words)]
+
+    def human(self):
+        return self._split(0, 12, True)
+
+    def pool(self):
+        return self._split(100, 12, False)
+
+    def test(self):
+        return self._split(200, 6, False)
+
+    def verifier(self):
+        from selftrain.verifiers import build_verifier
+
+        return build_verifier(self.cfg.verifier, self.cfg, "task.settings.verifier")
+'''
+
+MY_VERIFIER = '''
+from selftrain.records import Score
+from selftrain.verifiers import VerifierKind
+
+
+class Reversed:
+    """Accepts a completion whose text after `A:` is the reference, reversed twice."""
+
+    def describe(self):
+        return {"kind": "reversed"}
+
+    def __call__(self, problems, completions):
+        return [Score(float(c.rpartition("A:")[2].strip()[::-1][::-1] == p.answer), "compared") for p, c in zip(problems, completions)]
+
+
+KIND = VerifierKind("reversed", lambda settings: Reversed(), frozenset({"answer"}))
+'''
+
+MY_BACKEND = '''
+from fakes import ScriptedSampler  # the FAKE model: the backend here is the extension under test
+
+from selftrain.samplers import LOCAL, Backend
+
+
+def _make(cfg, model, run_dir, turns=()):
+    return ScriptedSampler(lambda prompt, seed, model: " A:" + prompt.strip().rstrip("=")[::-1], model=model)
+
+
+BACKEND = Backend("mirror", _make, lambda cfg: LOCAL)
+'''
+
+
+def test_a_task_a_verifier_and_a_backend_of_your_own_are_one_file_each(tmp_path, monkeypatch):
+    """CONTRIBUTING's "one way to extend": each kind is one file, named by import path in the
+    config (or registered), found through the same registry pattern."""
+    from selftrain.artifacts import RunDir
+
+    for name, text in (("my_task.py", MY_TASK), ("my_verifier.py", MY_VERIFIER), ("my_backend.py", MY_BACKEND)):
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_config({
+        "name": "mine", "task": {"name": "my_task.py:ReverseTask", "settings": {"verifier": "my_verifier.py:KIND"}},
+        "model": {"tiny": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "max_length": 32},
+                  "sampler": {"backend": "my_backend.py:BACKEND"}},
+        "rest_em": {"iterations": 1, "compute_matched_baseline": False, "sft": {"steps": 1, "batch_size": 4},
+                    "e_step": {"k": 2, "max_new_tokens": 12}, "m_step": {"steps": 1, "batch_size": 4}},
+        "eval": {"k": 1, "max_new_tokens": 12}})
+    metrics = run_method(cfg, tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    assert run.record("iter-01/score").info["correct"] == 12 * 2  # the backend answers, the verifier accepts
+    assert metrics["rows"][-1]["test"]["accuracy"] == 1.0
+    with pytest.raises(ConfigError, match=r"task.settings of my_task.py:ReverseTask:\n  verifier"):
+        parse_config({"task": {"name": "my_task.py:ReverseTask", "settings": {"verifier": 3}}})
+    with pytest.raises(ConfigError, match="sampler.backend: my_verifier.py:KIND is a VerifierKind, not a"):
+        parse_config({"model": {"sampler": {"backend": "my_verifier.py:KIND"}}})

@@ -14,8 +14,10 @@ import sys
 import time
 
 import pytest
-from fakes import ScriptedSampler
-from test_distill import oracle  # the FAKE teacher's rule of the distillation tests
+from fakes import (
+    ScriptedSampler,
+    oracle,  # the FAKE teacher's rule of the distillation tests
+)
 
 from selftrain.artifacts import read_jsonl
 from selftrain.methods import parse_config

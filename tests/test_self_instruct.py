@@ -1,7 +1,7 @@
 """Self-Instruct: the prompt and the filters on real-looking teacher outputs, and the whole
 method through the OpenAI-compatible path (a real HTTP server on localhost, faults injected).
 
-The teacher behind the server here is `ScriptedSampler(teacher)`, a FAKE: it writes plausible
+The teacher behind the server here is `ScriptedSampler(self_instruct_teacher)`, a FAKE: it writes plausible
 instructions, labels and instances by rule. A real model that writes usable instructions
 (SmolLM2-135M-Instruct, the one available offline) needs minutes for a few dozen rows on
 this CPU; that run is in docs/synthetic-data.md, not in CI.
@@ -9,12 +9,11 @@ this CPU; that run is in docs/synthetic-data.md, not in CI.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 
-from fakes import ScriptedSampler
+from fakes import ScriptedSampler, self_instruct_teacher
 
 from selftrain.data import SELF_INSTRUCT_SEED_TASKS
 from selftrain.methods import parse_config
@@ -31,42 +30,6 @@ from selftrain.runs import run_method
 from selftrain.samplers.serve import Faults, ModelServer
 
 SEEDS = SELF_INSTRUCT_SEED_TASKS
-
-TOPICS = ["volcanoes", "tax returns", "chess openings", "sourdough bread", "jet lag", "tide pools", "bird songs",
-          "password managers", "the French revolution", "compound interest", "houseplants", "marathon training",
-          "solar panels", "haiku", "sleep hygiene", "public speaking", "origami", "coral reefs", "job interviews",
-          "electric cars", "beekeeping", "board games", "rainwater", "glaciers"]
-AUDIENCES = ["a busy nurse", "retired sailors", "first-year students", "a small bakery", "city planners",
-             "teenage gamers", "a village library", "night-shift workers"]
-FORMS = ["Explain {t} to a ten-year-old in three sentences.", "List five common mistakes people make with {t}.",
-         "Write a short persuasive paragraph about why {t} matter.", "Classify the sentiment of this review about {t}.",
-         "Suggest a catchy title for a blog post on {t}."]
-
-
-def _instruction(h: int) -> str:
-    form = FORMS[h % len(FORMS)]
-    if form.startswith("Classify"):
-        return form.format(t=TOPICS[(h >> 4) % len(TOPICS)])
-    return f"{form.format(t=TOPICS[(h >> 4) % len(TOPICS)])[:-1]} for {AUDIENCES[(h >> 9) % len(AUDIENCES)]}, " \
-           f"mentioning {TOPICS[(h >> 14) % len(TOPICS)]}."
-
-
-def teacher(prompt: str, seed: int, model: str = "") -> str:
-    """The FAKE teacher's rule (tests/fakes.py's ScriptedSampler plays it): answers each kind
-    of Self-Instruct request plausibly."""
-    prompt = prompt.strip()  # the server's plain chat format ends each message with a newline
-    h = int(hashlib.sha256(f"{prompt}{seed}".encode()).hexdigest(), 16)
-    if prompt.startswith("Come up with a series of tasks"):
-        items = [_instruction(h >> (24 * i)) for i in range(3)]
-        items += ["Draw a picture of a cat.", "Hi.", "Write a program that sorts numbers."]
-        return "Here are more tasks:\n" + "\n".join(f"{9 + i}. {x}" for i, x in enumerate(items))
-    task = prompt.rsplit("Task: ", 1)[-1]
-    if "Is it classification?" in prompt.rsplit("Task: ", 1)[-1]:
-        return " Yes" if "Classify" in task else " No"
-    if prompt.endswith("Class label:"):
-        return " Positive\nInput: I loved every minute.\nClass label: Negative\nInput: A waste of time."
-    return f"Input: \nOutput: An answer to: {task.splitlines()[0]}\nExample 2\nOutput: An answer to: {task.splitlines()[0]}"
-
 
 def test_bootstrap_prompt_and_parse_on_real_looking_outputs():
     prompt = encode_prompt([f"Task number {i}:" for i in range(8)])
@@ -115,7 +78,7 @@ def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatc
 
     out = tmp_path / "run"
     faults = Faults(rate=0.25, kinds=("429", "500", "truncated", "drop"), retry_after=0.05)
-    with ModelServer(ScriptedSampler(teacher), faults=faults) as server:
+    with ModelServer(ScriptedSampler(self_instruct_teacher), faults=faults) as server:
         metrics = run_method(_cfg(server.url, tmp_path), out)
         bodies = [b for _, b in server.arrivals]
     boot = metrics["instructions"]
@@ -154,7 +117,7 @@ def test_self_instruct_end_to_end_through_a_faulty_endpoint(tmp_path, monkeypatc
     assert "**Written by:** scripted" in card and "Self-Instruct seed tasks" in card
 
     # a rerun skips every stage and sends nothing
-    with ModelServer(ScriptedSampler(teacher)) as server:
+    with ModelServer(ScriptedSampler(self_instruct_teacher)) as server:
         again = run_method(_cfg(server.url, tmp_path), out)
         assert server.arrivals == []
     assert again["rows"] == metrics["rows"]

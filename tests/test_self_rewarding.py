@@ -13,15 +13,14 @@ import pytest
 import yaml
 
 from selftrain.artifacts import read_jsonl
-from selftrain.config import ArithmeticConfig
 from selftrain.data import SELF_INSTRUCT_SEED_TASKS
-from selftrain.methods import parse_config
+from selftrain.methods import complete, parse_config
 from selftrain.methods.self_rewarding import demo_config
 from selftrain.methods.self_rewarding.miniature import prompt_writing_rows
 from selftrain.records import Sample
 from selftrain.runs import run_method
-from selftrain.stages import judge_accuracy
-from selftrain.tasks.arithmetic import ArithmeticTask, aligned_solution, apply, operation
+from selftrain.stages.self_rewarding import judge_accuracy
+from selftrain.tasks.arithmetic import ArithmeticConfig, ArithmeticTask, aligned_solution, apply, operation
 from selftrain.tasks.arithmetic_judge import WellFormed, check_solution, eft_rows, judge_template, rubric
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "2"}
@@ -105,7 +104,7 @@ def test_judge_accuracy_counts_ties_and_unreadable_apart():
 def test_shipped_config_is_the_demo():
 
     shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "arithmetic-self-rewarding.yaml").read_text())
-    assert parse_config(shipped) == demo_config(0)
+    assert parse_config(shipped) == complete(demo_config(0))
 
 
 @pytest.mark.slow
@@ -114,7 +113,7 @@ def test_runs_resumes_and_reports_both_curves(tmp_path):
     cfg.write_text(yaml.safe_dump(_tiny_cfg()))
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "selftrain.cli", "run", str(cfg), "--out", str(out)]
-    killed = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, "SELFTRAIN_KILL_AT": "iter-01/samples.jsonl:shard0"}, timeout=600)
+    killed = subprocess.run(cmd, capture_output=True, text=True, env={**ENV, "SELFTRAIN_KILL_AT": "iter-01/responses.jsonl:shard0"}, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -122,7 +121,7 @@ def test_runs_resumes_and_reports_both_curves(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [r["label"] for r in metrics["rows"]] == ["M1", "M2", "M3"]
     assert all(0.0 <= r["judge_accuracy"] <= 1.0 and "accuracy" in r["test"] for r in metrics["rows"])
-    for name in ("prompts.jsonl", "samples.jsonl", "judgements.jsonl", "scores.jsonl", "pairs.jsonl"):
+    for name in ("prompts.jsonl", "responses.jsonl", "judgements.jsonl", "scores.jsonl", "pairs.jsonl"):
         assert (out / "iter-01" / name).is_file()
     judged = [json.loads(line) for line in (out / "iter-01" / "judgements.jsonl").open()]
     assert judged and all(len(j["outputs"]) == 2 for j in judged)

@@ -297,3 +297,4 @@ def test_rest_em_with_lora_m_steps_starts_one_engine_and_resumes_to_the_same_sam
     whole, killed = (json.loads((runs[n] / "metrics.json").read_text()) for n in ("whole", "killed"))
     assert [r["test"] for r in killed["rows"]] == [r["test"] for r in whole["rows"]]
     assert "Models served: 1 sampler starts" in (runs["whole"] / "report.html").read_text()
+

@@ -12,12 +12,12 @@ import pytest
 from fakes import scripted_backend
 
 from selftrain.artifacts import RunDir, read_jsonl
-from selftrain.config import DatasetConfig
 from selftrain.errors import ConfigError, TaskDataError
 from selftrain.methods import parse_config
 from selftrain.records import Problem
 from selftrain.runs import run_method
 from selftrain.tasks import build_task, task_class
+from selftrain.tasks.dataset import DatasetConfig
 from selftrain.verifiers.function import FunctionVerifier, VerifierError
 
 ROWS = [{"question": f"{a}+{b}=", "result": str(a + b), "worked": f"A:{a + b}" if a % 2 else None, "level": 1 + a % 3,
@@ -48,7 +48,8 @@ def test_a_dataset_by_path_with_a_column_mapping(tmp_path, fmt):
     assert len(pool) + len(test) == 36 and len(test) == (6 if fmt == "save_to_disk" else 18)
     assert {p.id for p in pool}.isdisjoint(p.id for p in test)
     assert human and all(p.solution == f"A:{p.answer}" for p in human)
-    assert {task.level(p) for p in pool} == {1, 2, 3} and pool[0].meta["columns"] == {"source": "mine"}
+    assert {task.level(p) for p in pool} == {1, 2, 3} and pool[0].meta["columns"]["source"] == "mine"
+    assert set(pool[0].meta["columns"]) == {"question", "result", "worked", "level", "source"}  # every column, by its own name
     p = pool[0]
     assert [s.accepted for s in task.verifier()([p, p], [f"x A:{p.answer}", "A:-1"])] == [True, False]
 
@@ -183,17 +184,17 @@ def test_a_verifier_of_your_own_raises_hangs_returns_garbage_and_nothing_is_acce
         assert "raised ValueError: cannot read A:4 boom (checks.py:" in scores[3].reason
         assert "returned 'yes'" in scores[4].reason and "could not judge" in scores[2].reason
         start = time.monotonic()
-        hung = verifier([p] * 3, ["A:4", "A:4 sleep", "A:4"])  # one batch: it hangs, every row of it is None
-        assert [s.value for s in hung] == [None] * 3 and "timed out after 3 s" in hung[0].reason
-        assert time.monotonic() - start < 15
+        hung = verifier([p] * 3, ["A:4", "A:4 sleep", "A:4"])  # one batch hangs: halved until the hanging row alone is None
+        assert [s.value for s in hung] == [1.0, None, 1.0] and "timed out after 3 s" in hung[1].reason
+        assert time.monotonic() - start < 15  # three deadlines: the batch, the half with the hang, the hang alone
         assert [s.value for s in verifier([p], ["A:4"])] == [1.0]  # a fresh worker after the hang
         with pytest.raises(VerifierError, match="returned 1 values for 2 completions"):
             FunctionVerifier(f"{tmp_path / 'checks.py'}:too_few")([p, p], ["a", "b"])
     finally:
         verifier.close()
-    with pytest.raises(ConfigError, match=r"task.jsonl.verifier: .*one_argument\(completions\) must take \(prompts, completions"):
+    with pytest.raises(ConfigError, match=r"task.dataset.verifier: .*one_argument\(completions\) must take \(prompts, completions"):
         parse_config({"task": {"name": "jsonl", "jsonl": {"path": "x.jsonl", "verifier": f"{tmp_path / 'checks.py'}:one_argument"}}})
-    with pytest.raises(ConfigError, match=r"task.jsonl.verifier: .*checks.py has no 'nope' \(it has: .*right_sum"):
+    with pytest.raises(ConfigError, match=r"task.dataset.verifier: .*checks.py has no 'nope' \(it has: .*right_sum"):
         parse_config({"task": {"name": "jsonl", "jsonl": {"path": "x.jsonl", "verifier": f"{tmp_path / 'checks.py'}:nope"}}})
     with pytest.raises(ConfigError, match="no file"):
         parse_config({"task": {"name": "jsonl", "jsonl": {"path": "x.jsonl", "verifier": "missing/checks.py:right_sum"}}})

@@ -19,14 +19,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "run": "selftrain.api", "config": "selftrain.api", "open_run": "selftrain.api", "Run": "selftrain.api",
+    "run": "selftrain.api", "config": "selftrain.api", "load_run": "selftrain.api", "Run": "selftrain.api",
     "RestEMConfig": "selftrain.methods.rest_em", "SelfRewardingConfig": "selftrain.methods.self_rewarding",
     "SelfInstructConfig": "selftrain.methods.self_instruct", "GroundedQAConfig": "selftrain.methods.grounded_qa",
     "DistillConfig": "selftrain.methods.distill",
     "TaskConfig": "selftrain.config", "ModelConfig": "selftrain.config", "SamplerConfig": "selftrain.config",
     "TeacherConfig": "selftrain.config", "TrainConfig": "selftrain.config", "DPOConfig": "selftrain.config",
     "Generation": "selftrain.config", "Sampling": "selftrain.config", "EvalConfig": "selftrain.config",
-    "TrackingConfig": "selftrain.config", "DatasetConfig": "selftrain.config", "ArithmeticConfig": "selftrain.config",
+    "TrackingConfig": "selftrain.config", "DatasetConfig": "selftrain.tasks.dataset", "ArithmeticConfig": "selftrain.tasks.arithmetic",
     "TinyModelConfig": "selftrain.config",
     "Task": "selftrain.tasks.base", "register_task": "selftrain.tasks", "Method": "selftrain.methods",
     "register": "selftrain.methods", "Problem": "selftrain.records", "Score": "selftrain.records",
@@ -36,9 +36,15 @@ _PUBLIC = {
 __all__ = ["__version__", *_PUBLIC]
 
 
+RENAMED = {"open_run": "load_run"}
+"""Public names that changed: the old one says the new one."""
+
+
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
+    if name in RENAMED:
+        raise AttributeError(f"selftrain.{name} is now selftrain.{RENAMED[name]}")
     raise AttributeError(f"module 'selftrain' has no attribute {name!r}")
 
 

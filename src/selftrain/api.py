@@ -89,7 +89,7 @@ def run(source: str | Path | dict[str, Any] | RunBase, out: str | Path | None = 
     return Run(folder, cfg)
 
 
-def open_run(folder: str | Path) -> Run:
+def load_run(folder: str | Path) -> Run:
     """A finished (or running) run's folder, as a `Run`."""
     from selftrain.methods import parse_config
 

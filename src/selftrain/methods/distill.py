@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, read_json
+from selftrain.artifacts import RunDir
 from selftrain.config import Generation, SelectConfig, TaskRun, TeacherConfig, TinyModelConfig, TrainConfig, _Section
 from selftrain.methods import Method
 from selftrain.report import escape, page, pct, table
@@ -103,10 +103,10 @@ def collect(run: RunDir, cfg: DistillConfig) -> dict[str, Any]:
     groups = [("teacher", "teacher (SFT on human data)"), ("student-human", "student, human data only")]
     groups += [(stages.group("round", r), f"student distilled, round {r}") for r in range(1, cfg.distill.rounds + 1)]
     for group, label in groups:
-        path = run.path(group, "eval.json")
-        if not path.exists():
+        test = stages.evaluation(run, group)
+        if test is None:
             continue
-        row = {"group": group, "label": label, "test": read_json(path)}
+        row = {"group": group, "label": label, "test": test}
         select, score = run.record(f"{group}/select"), run.record(f"{group}/score")
         if select:
             row["data"] = {**(score.info if score else {}), **select.info}

@@ -11,7 +11,7 @@ alone are kept.
        - duplicate question
        - support: too few of the answer's content words appear in the chunk (a cheap
          hallucination check; `min_support`)
-       - judge: the teacher, with the `grounded` judge template (verifiers/judge.py), says
+       - judge: the teacher, with the `grounded` judge template (verifiers/llm_judge.py), says
          whether the question is answerable from the chunk alone and the answer supported;
          `judge_samples` judgements are averaged and the pair kept at >= `keep_threshold`
     4. write `RUN/data.jsonl` (question, answer, the source chunk, its file and character
@@ -272,7 +272,7 @@ def collect(run: RunDir, cfg: GroundedQAConfig) -> dict[str, Any]:
     records = {n: run.record(n) for n in ("written", "candidates", "judge", "pairs")}
     info = {n: r.info if r else {} for n, r in records.items()}
     dropped = {**info["candidates"].get("filtered", {}), **({"judge": info["pairs"]["dropped"]} if info["pairs"].get("dropped") else {})}
-    data = read_jsonl(run.path("data.jsonl")) if run.path("data.jsonl").exists() else []
+    data = stages.training_data(run) or []
     return {
         "method": "grounded-qa", "name": cfg.name, "seed": cfg.seed, "teacher": cfg.grounded_qa.teacher.model,
         "chunks": info["written"].get("requests"), "parsed": info["candidates"].get("parsed"),
@@ -292,8 +292,8 @@ def render(metrics: dict[str, Any]) -> str:
                        f"judge {e['lineage']['score']}</small></li>" for e in metrics["examples"])
     return page(f"selftrain: {escape(metrics['name'])}",
                 f"<p>Grounded QA: pairs written per chunk and kept when the judge finds them answerable from the "
-                f"chunk alone; every dropped pair is in candidates.rejected.jsonl or pairs.rejected.jsonl with its "
-                f"reason.</p>{kv_table(rows)}<h2>First rows of data.jsonl</h2><ol>{examples}</ol>")
+                f"chunk alone; every dropped pair is kept with its reason in the rejected rows of the candidates "
+                f"and pairs filters, for review.</p>{kv_table(rows)}<h2>First rows of data.jsonl</h2><ol>{examples}</ol>")
 
 
 def summary(metrics: dict[str, Any]) -> list[str]:

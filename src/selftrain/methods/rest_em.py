@@ -64,7 +64,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from selftrain import stages
-from selftrain.artifacts import RunDir, read_json
+from selftrain.artifacts import RunDir
 from selftrain.config import (
     CurriculumConfig,
     FilterConfig,
@@ -77,7 +77,7 @@ from selftrain.config import (
 from selftrain.errors import ConfigError
 from selftrain.methods import Method
 from selftrain.report import PALETTE, escape, line_chart, page, pct, pct_cells, table
-from selftrain.verifiers.consistency import MajorityVote
+from selftrain.verifiers.majority import MajorityVote
 
 
 class RestEMSection(_Section):
@@ -199,16 +199,18 @@ def collect(run: RunDir, cfg: RestEMConfig) -> dict[str, Any]:
                                          "compute-matched": "SFT on human data, compute-matched"}
     rows: list[dict[str, Any]] = []
     for group, label in labels.items():
-        if run.path(group, "eval.json").exists():
+        test = stages.evaluation(run, group)
+        if test is not None:
             rows.append({"group": group, "label": label, "kind": "baseline", "train_steps_total": steps[group],
-                         "test": read_json(run.path(group, "eval.json")), "seconds": _seconds(run, group)})
+                         "test": test, "seconds": _seconds(run, group)})
     loops = [("", "rest-em", "ReST-EM" + (" + curriculum" if sec.curriculum else ""))]
     if sec.curriculum is not None and sec.curriculum.control:
         loops.append((FLAT, "flat", "ReST-EM (no curriculum)"))
     for prefix, kind, name in loops:
         for t in range(1, k + 1):
             group = stages.group("iter", t, prefix)
-            if not run.path(group, "eval.json").exists():
+            test = stages.evaluation(run, group)
+            if test is None:
                 continue
             score, select, train, schedule = (run.record(f"{group}/{s}") for s in ("score", "select", "train", "curriculum"))
             total = {"previous": sft_steps + t * its, "base": sft_steps + its, "init": its}[sec.start_from]
@@ -216,7 +218,7 @@ def collect(run: RunDir, cfg: RestEMConfig) -> dict[str, Any]:
                          "train_steps_total": total,
                          "estep": {**(score.info if score else {}), **(select.info if select else {})},
                          **({"curriculum": schedule.info} if schedule else {}),
-                         "train": train.info if train else {}, "test": read_json(run.path(group, "eval.json")),
+                         "train": train.info if train else {}, "test": test,
                          "seconds": _seconds(run, group)})
     return {"name": cfg.name, "method": cfg.method, "seed": cfg.seed, "start_from": sec.start_from, "rows": rows,
             "filter": sec.filter.kind,

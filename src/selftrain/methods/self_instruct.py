@@ -386,8 +386,8 @@ def collect(run: RunDir, cfg: SelfInstructConfig) -> dict[str, Any]:
         filtered.update(k.info.get("filtered", {}))
     asks = [rec for rec in [a for a, _ in rounds] + [run.record("classify"), run.record("instances")] if rec is not None]
     clf, inst = run.record("classify"), run.record("instances-kept")
-    classified = [r for r in read_jsonl(run.path("classify.jsonl"))] if run.path("classify.jsonl").exists() else []
-    data = read_jsonl(run.path("data.jsonl")) if run.path("data.jsonl").exists() else []
+    classified = stages.asked(run, "", "classify") or []
+    data = stages.training_data(run) or []
     boot = {"kept": sum(k.info["kept"] for _, k in rounds), "rounds": len(rounds),
             "filtered": {"parsed": sum(k.info.get("parsed", 0) for _, k in rounds), **dict(filtered)}}
     return {

@@ -1,7 +1,7 @@
 """One sampler factory for every role: the policy, a teacher, a judge, evaluation; the one
 place that knows Ray (`make_sampler(..., ray=)`, `run_verifier`).
 
-Backends are registered by name (`BACKENDS`); each declares the optional abilities it has
+Backends are found by name (`BACKENDS`, a registry like methods', tasks' and verifiers'); each declares the optional abilities it has
 under a given config (`samplers.registry`). A method
 declares what it needs per role (`Method.needs`), and `check_needs` refuses a config whose
 backend lacks it, before any work, naming the ability and the backends that have it.
@@ -48,15 +48,40 @@ def close(sampler: Sampler | None) -> None:
         sampler.close()
 
 
+def auto_backend() -> str:
+    """What `backend: auto` means on this machine: vLLM when it is installed, else transformers."""
+    import importlib.util
+
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+def resolve_auto(cfg):
+    """A config with every sampler's `backend: auto` replaced by `auto_backend()` (so the run's
+    config.yaml records what ran)."""
+    from pydantic import BaseModel
+
+    update = {}
+    for name in type(cfg).model_fields:
+        value = getattr(cfg, name)
+        if isinstance(value, SamplerConfig) and value.backend == "auto":
+            update[name] = resolve_auto(value).model_copy(update={"backend": auto_backend()})
+        elif isinstance(value, BaseModel):
+            resolved = resolve_auto(value)
+            if resolved is not value:
+                update[name] = resolved
+    return cfg.model_copy(update=update) if update else cfg
+
+
 def check_needs(where: str, cfg: SamplerConfig, needs: set[str]) -> None:
     """Refuse a sampler config whose backend lacks an ability the method needs there."""
     have = backend(cfg.backend).abilities(cfg)
     for ability in sorted(needs - have):
-        able = [n for n, b in sorted(BACKENDS.items()) if ability in b.abilities(cfg)]
+        able = [n for n in BACKENDS.names() if ability in backend(n).abilities(cfg)]
         raise ConfigError(f"{where}: this method needs a sampler that can {ABILITIES[ability]}; backend "
                           f"{cfg.backend!r}{' (chat)' if cfg.chat else ''} cannot. Backends that can: "
                           f"{', '.join(able) or 'none'}")
 
 
 __all__ = ["Sampler", "SamplingParams", "Backend", "BACKENDS", "LOCAL", "backend", "register_backend", "make_sampler", "run_verifier",
+           "auto_backend", "resolve_auto",
            "check_needs", "close"]

@@ -49,3 +49,9 @@ class ChatTemplateSampler:
     def close(self) -> None:
         if hasattr(self.inner, "close"):
             self.inner.close()
+
+    def __getattr__(self, name: str):
+        """`switch` and `rest` pass through to the engine beneath, when it has them."""
+        if name in ("switch", "rest"):
+            return getattr(self.inner, name)
+        raise AttributeError(name)

@@ -42,10 +42,55 @@ def connect(cfg: RayConfig) -> None:
         ray.init(address=cfg.address, **quiet)
 
 
-def _actor_options(cfg: RayConfig) -> dict[str, Any]:
-    res = dict(cfg.resources)
-    return dict(num_cpus=res.pop("CPU", 0), num_gpus=res.pop("GPU", 0), resources=res or None,
-                max_restarts=cfg.max_restarts, max_task_retries=-1)
+def worker_resources(cfg: RayConfig, sampler: SamplerConfig, gpu: bool | None = None) -> dict[str, float]:
+    """What each sampler worker reserves: `ray.resources`, or by default one GPU for a vLLM
+    sampler on a machine with one, one CPU otherwise.
+
+    >>> worker_resources(RayConfig(), SamplerConfig(backend="vllm"), gpu=True), worker_resources(RayConfig(), SamplerConfig(), gpu=True)
+    ({'GPU': 1.0}, {'CPU': 1.0})
+    """
+    if cfg.resources is not None:
+        return dict(cfg.resources)
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    return {"GPU": 1.0} if gpu and sampler.backend == "vllm" else {"CPU": 1.0}
+
+
+def _actor_options(cfg: RayConfig, resources: dict[str, float]) -> dict[str, Any]:
+    res = dict(resources)
+    gpus = res.pop("GPU", 0)
+    options = dict(num_cpus=res.pop("CPU", 0), num_gpus=gpus, resources=res or None, max_restarts=cfg.max_restarts,
+                   max_task_retries=-1)
+    if not gpus:
+        # Ray 2.60 leaves CUDA_VISIBLE_DEVICES as it is for an actor with no GPU (ray/_private/utils.py
+        # set_visible_accelerator_ids; RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO off): it would see every GPU
+        options["runtime_env"] = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}
+    return options
+
+
+def check_room(workers: int, per_worker: dict[str, float], total: dict[str, float], nodes: list[dict[str, float]]) -> None:
+    """Refuse, with the numbers, a pool of workers the cluster cannot place (an actor Ray
+    cannot place waits forever, silently).
+
+    >>> check_room(2, {"GPU": 1.0}, {"GPU": 1.0, "CPU": 2.0}, [{"GPU": 1.0, "CPU": 2.0}])
+    Traceback (most recent call last):
+    ...
+    selftrain.errors.ConfigError: ray: 2 workers x {'GPU': 1.0} need GPU 2, the cluster has 1 (nodes: [1.0]); set ray.workers or ray.resources (e.g. {GPU: 0.5} for two engines on one GPU)
+    """
+    from selftrain.errors import ConfigError
+
+    for name, amount in per_worker.items():
+        if amount <= 0:
+            continue
+        have = total.get(name, 0.0)
+        on_nodes = [n.get(name, 0.0) for n in nodes]
+        placeable = sum(int(n // amount + 1e-9) for n in on_nodes)
+        if placeable < workers:
+            raise ConfigError(f"ray: {workers} workers x {per_worker} need {name} {workers * amount:g}, the cluster has "
+                              f"{have:g} (nodes: {[round(n, 3) for n in on_nodes]}); set ray.workers or ray.resources "
+                              "(e.g. {GPU: 0.5} for two engines on one GPU)")
 
 
 class SamplerWorker:
@@ -86,8 +131,10 @@ class RaySampler:
         from ray.util import ActorPool
 
         connect(cfg)
-        threads = max(1, int(cfg.resources.get("CPU", 1)))
-        actor = ray.remote(SamplerWorker).options(**_actor_options(cfg))
+        resources = worker_resources(cfg, sampler)
+        check_room(cfg.workers, resources, ray.cluster_resources(), [n["Resources"] for n in ray.nodes() if n.get("Alive")])
+        threads = max(1, int(resources.get("CPU", 1)))
+        actor = ray.remote(SamplerWorker).options(**_actor_options(cfg, resources))
         self.workers = [actor.remote(sampler.model_dump(mode="json"), str(model), threads, [list(t) for t in turns])
                         for _ in range(cfg.workers)]
         self.pool = ActorPool(self.workers)

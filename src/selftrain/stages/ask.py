@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
+from selftrain.artifacts import RunDir, fingerprint, read_jsonl, write_jsonl
 from selftrain.config import TeacherConfig
 from selftrain.records import SamplingParams
 from selftrain.samplers.base import Failed, generate_or_fail
@@ -29,8 +29,15 @@ def ask(ctx: RunContext, group: str, name: str, teacher: TeacherConfig, requests
         write_jsonl(out, rows)
         return {"requests": len(rows), "failed": sum(isinstance(a, Failed) for a in answers)}
 
-    ctx.stage(f"{group}/{name}" if group else name, fp, work)
-    return Artifact(out, fp)
+    ctx.stage(f"{group}/{name}" if group else name, fp, work, outputs={"answers": out})
+    return Artifact.of(fp, "answers", answers=out)
+
+
+def asked(run: RunDir, group: str, name: str) -> list[dict[str, Any]] | None:
+    """The rows ask stage `name` of `group` wrote (None: it has not run): what reports read."""
+    stage = f"{group}/{name}" if group else name
+    path = run.output(stage, "answers") or run.path(group, f"{name}.jsonl")
+    return read_jsonl(path) if run.record(stage) is not None and path.is_file() else None
 
 
 def answered(answers: Artifact) -> list[dict[str, Any]]:

@@ -11,8 +11,6 @@ setting redoes exactly its stage and what follows.
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,10 +27,47 @@ from selftrain.records import Problem, Score
 
 @dataclass(frozen=True)
 class Artifact:
-    """A stage's output (a file or a model folder) and the fingerprint of what made it."""
+    """A stage's output and the fingerprint of what made it: its main file or folder (`path`)
+    and, by name, the files a reader may need (`files`: those it wrote, and the input it
+    stands beside, e.g. a score stage's `samples`). Readers ask by name (`scores["samples"]`),
+    never by file name."""
 
     path: Path
     fp: str
+    named: tuple[tuple[str, Path], ...] = ()
+
+    @classmethod
+    def of(cls, fp: str, main: str, **files: Path) -> Artifact:
+        """An artifact whose main file is `files[main]`.
+
+        >>> a = Artifact.of("f00", "scores", scores=Path("s.jsonl"), samples=Path("x.jsonl"))
+        >>> a.path.name, a["samples"].name, a.part("samples").path.name
+        ('s.jsonl', 'x.jsonl', 'x.jsonl')
+        """
+        return cls(Path(files[main]), fp, tuple(sorted((k, Path(v)) for k, v in files.items())))
+
+    @property
+    def files(self) -> dict[str, Path]:
+        return dict(self.named) or {"main": self.path}
+
+    def __getitem__(self, name: str) -> Path:
+        files = self.files
+        if name not in files:
+            raise KeyError(f"{self.path} carries no {name!r} file (it carries: {', '.join(files)})")
+        return files[name]
+
+    def rows(self, name: str) -> Path:
+        """The file of rows named `name`, or, for an artifact that names no such file, its main
+        file (a filter's kept rows given where samples are read).
+
+        >>> Artifact(Path("kept.jsonl"), "f00").rows("samples").name
+        'kept.jsonl'
+        """
+        return dict(self.named).get(name, self.path)
+
+    def part(self, name: str) -> Artifact:
+        """One of its files as an artifact of its own (the same fingerprint and files)."""
+        return Artifact(self[name], self.fp, self.named)
 
 
 @dataclass(frozen=True)
@@ -63,6 +98,16 @@ def group(kind: str, t: int, prefix: str = "") -> str:
     return f"{prefix}{kind}-{t:02d}"
 
 
+def file_of(name: str, usual: str, file: str) -> str:
+    """The file a stage writes: `file` when it has its usual name, else `<name>.jsonl`, so two
+    stages of a kind in one group (a second judge, an anchor's responses) never share one.
+
+    >>> file_of("generate", "generate", "samples.jsonl"), file_of("eft-answers", "generate", "samples.jsonl")
+    ('samples.jsonl', 'eft-answers.jsonl')
+    """
+    return file if name == usual else f"{name}.jsonl"
+
+
 C = TypeVar("C", bound=RunBase)
 
 
@@ -86,11 +131,11 @@ class RunContext(Generic[C]):
         self.tracker = tracker
         self.step = 0
         """The run's step: optimizer steps of its training stages so far (`selftrain.tracking`)."""
-        self.engines: Counter = Counter()
-        """What this process did to serve each model: `start` (a sampler loaded, an engine
-        started), `lora` (an adapter served by the engine already up), `reload` (a checkpoint
-        loaded into it in place)."""
-        self._sampler: tuple[str, str, Any] | None = None
+        from selftrain.samplers.engine import Engines
+
+        ranks = [v for k, v in _leaves(cfg.model_dump()) if k == "lora_r" and v]
+        self.serving = Engines(run.root, cfg.ray, max(ranks) if ranks else None, self.context_tokens, self.turns)
+        """The engine lifecycle (`samplers.engine`): which sampler serves which model, and its counts."""
 
     # the task and its splits, built on first use (the synthetic-data methods have none)
     @cached_property
@@ -100,6 +145,11 @@ class RunContext(Generic[C]):
         task = build_task(self.cfg.task)
         ui.say(f"task {task.name}: {len(task.human())} human, {len(task.pool())} pool, {len(task.test())} test problems")
         return task
+
+    @property
+    def task_spec(self) -> tuple[str, dict[str, Any]]:
+        """The task's name and settings, from which another process builds the same task."""
+        return self.cfg.task.name, self.cfg.task.settings
 
     @property
     def human(self) -> list[Problem]:
@@ -160,51 +210,44 @@ class RunContext(Generic[C]):
         return derive_seed(self.cfg.seed, *parts)
 
     def sampler(self, model: Artifact | str | Path, cfg: SamplerConfig | None = None):
-        """A sampler over a model folder (the policy's backend unless `cfg` names another);
-        one model in memory at a time. An engine that can take the next checkpoint without a
-        restart (a LoRA adapter on its base, weights reloaded in place: `switch`) does;
-        anything else is freed before the next model loads."""
-        from selftrain.samplers import make_sampler
+        """A sampler over a model folder (the policy's backend unless `cfg` names another),
+        from the run's engines (`samplers.engine.Engines`: one engine per run where the
+        weights allow it, one model in memory at a time)."""
+        return self.serving.sampler(model.path if isinstance(model, Artifact) else model, cfg or self.policy)
 
-        cfg = self._ready_for_lora(cfg or self.policy)
-        path = str(model.path if isinstance(model, Artifact) else model)
-        settings = fingerprint(cfg.model_dump())
-        if self._sampler is not None and self._sampler[:2] == (settings, path):
-            return self._sampler[2]
-        if self._sampler is not None and self._sampler[0] == settings and hasattr(self._sampler[2], "switch"):
-            mode = self._sampler[2].switch(path)
-            if mode is not None:
-                self.engines[mode] += 1
-                self._sampler = (settings, path, self._sampler[2])
-                return self._sampler[2]
-        self.release_sampler()  # free the old model before loading the next
-        self.engines["start"] += 1
-        self._sampler = (settings, path, make_sampler(cfg, path, self.run.root, ray=self.cfg.ray, turns=self.turns(cfg)))
-        return self._sampler[2]
-
-    def _ready_for_lora(self, cfg: SamplerConfig) -> SamplerConfig:
-        """A vLLM engine for a run that trains LoRA adapters starts ready to serve them."""
-        if cfg.backend != "vllm" or cfg.vllm.max_lora_rank is not None:
-            return cfg
-        ranks = [v for k, v in _leaves(self.cfg.model_dump()) if k == "lora_r" and v]
-        if not ranks:
-            return cfg
-        return cfg.model_copy(update={"vllm": cfg.vllm.model_copy(update={"max_lora_rank": max(ranks)})})
+    @property
+    def engines(self) -> Counter:
+        """What this process did to serve each model (`start`, `lora`, `reload`)."""
+        return self.serving.counts
 
     def save_engines(self) -> None:
         """This process's counts of how it served its models -> one line of RUN/engines.jsonl."""
-        if self.engines:
-            with open(self.run.path("engines.jsonl"), "a", encoding="utf-8") as f:
-                f.write(json.dumps({"pid": os.getpid(), **self.engines}) + "\n")
-            self.engines = Counter()
+        self.serving.save_counts(self.run.path("engines.jsonl"))
 
     def rest_sampler(self) -> None:
         """Training is about to run: an engine that can rest keeps its model (asleep on a GPU,
         as it is on a CPU); any other sampler frees its memory."""
-        if self._sampler is not None and hasattr(self._sampler[2], "rest"):
-            self._sampler[2].rest()
-        else:
-            self.release_sampler()
+        self.serving.rest()
+
+    def release_sampler(self) -> None:
+        """Free the sampler's model now (an engine's memory, Ray workers), e.g. before training."""
+        self.serving.release()
+
+    def context_tokens(self) -> int | None:
+        """The run's longest prompt and completion in tokens, as a vLLM engine on a GPU needs
+        its context (`samplers.engine.resolve`): twice the longest task prompt with the chat
+        turns, plus the largest `max_new_tokens` of the config, at least 2,048 (judge prompts
+        and written problems are longer than the task's); None for a run without a task."""
+        if not isinstance(self.cfg, TaskRun):
+            return None
+        from selftrain.models import load_tokenizer
+
+        tok = load_tokenizer(self.cfg.model.name_or_path) if self.cfg.model.name_or_path else None
+        texts = [p.prompt for split in (self.human, self.pool, self.test) for p in split]
+        turns = "".join(u + a for u, a in self.turns(self.policy)) + (self.policy.system or "")
+        longest = max((len(tok(turns + t)["input_ids"]) if tok else len(turns + t) for t in texts), default=0)
+        new = max((v for k, v in _leaves(self.cfg.model_dump()) if k == "max_new_tokens" and isinstance(v, int)), default=0)
+        return max(2048, 2 * (longest + new))
 
     def turns(self, cfg: SamplerConfig) -> list[tuple[str, str]]:
         """A chat sampler's few-shot turns: the task's first `fewshot` worked solutions."""
@@ -229,14 +272,6 @@ class RunContext(Generic[C]):
         return [{"prompt": chat_messages(r["prompt"], self.policy.system, turns),
                  "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
 
-    def release_sampler(self) -> None:
-        """Free the sampler's model now (an engine's memory, Ray workers), e.g. before training."""
-        from selftrain.samplers import close
-
-        held, self._sampler = self._sampler, None
-        if held is not None:
-            close(held[2])
-
     def verify(self, verifier, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
         """`verifier(problems, completions)`, spread over the run's Ray cluster when it has one."""
         from selftrain.samplers import run_verifier
@@ -245,16 +280,18 @@ class RunContext(Generic[C]):
             self.release_sampler()  # the sampler workers hold cluster resources the verifier's tasks need
         return run_verifier(verifier, problems, completions, self.cfg.ray)
 
-    def stage(self, name: str, fp: str, work: Callable[[], dict[str, Any]]) -> StageRecord:
-        """Run `work` as stage `name` unless it already finished with fingerprint `fp`;
-        one line on the terminal either way, live bars while it works."""
-        old = self.run.record(name)
-        if old is not None and old.fingerprint == fp:
+    def stage(self, name: str, fp: str, work: Callable[[], dict[str, Any]],
+              outputs: dict[str, Path] | None = None) -> StageRecord:
+        """Run `work` as stage `name` unless it already finished with fingerprint `fp` and its
+        `outputs` (the files it writes, by name) are in place; one line on the terminal either
+        way, live bars while it works."""
+        old, _ = self.run.reusable(name, fp, outputs)
+        if old is not None:
             ui.say(f"  [dim]skip[/dim] {name:<28} done before ({old.seconds:.0f} s)")
             self._track(name, old)
             return old
         with ui.stage_view(name):
-            record = self.run.stage(name, fp, work, log=lambda text: None)
+            record = self.run.stage(name, fp, work, log=lambda text: None, outputs=outputs)
         counts = ", ".join(f"{k} {v}" for k, v in record.info.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
         ui.say(f"  [green]done[/green] {name:<28} {record.seconds:6.1f} s  {counts}")
         self._track(name, record)

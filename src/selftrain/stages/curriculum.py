@@ -9,10 +9,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from selftrain.artifacts import fingerprint
+from selftrain.artifacts import describe, fingerprint
 from selftrain.config import CurriculumConfig
 from selftrain.errors import ConfigError
-from selftrain.records import Problem
+from selftrain.records import Problem, Sample, Score
 from selftrain.stages.context import Artifact, RunContext
 from selftrain.stages.generate import load_samples
 from selftrain.stages.score import load_scores
@@ -25,7 +25,7 @@ def levels(ctx: RunContext, problems: Sequence[Problem], what: str) -> dict[str,
         level = ctx.task.level(p)
         if level is None:
             raise ConfigError(f"rest_em.curriculum: {what} problem {p.id!r} has no level; the task "
-                              f"{ctx.task.name!r} must give one (a JSONL task: `fields.level`)")
+                              f"{ctx.task.name!r} must give one (a dataset task: `columns.level`)")
         out[p.id] = level
     return out
 
@@ -58,23 +58,31 @@ def curriculum_pool(ctx: RunContext, group: str, pool: Sequence[Problem], hardes
     return out
 
 
+def solve_rates(level_of: dict[str, int], samples: Sequence[Sample], scores: Sequence[Score]) -> dict[int, float]:
+    """The share of samples accepted, per level.
+
+    >>> solve_rates({"a": 1, "b": 2}, [Sample("a", 0, "", ""), Sample("b", 0, "", ""), Sample("b", 1, "", "")],
+    ...             [Score(1.0, ""), Score(0.0, ""), Score(1.0, "")])
+    {1: 1.0, 2: 0.5}
+    """
+    accepted: dict[int, int] = defaultdict(int)
+    seen: dict[int, int] = defaultdict(int)
+    for sample, score in zip(samples, scores, strict=True):
+        level = level_of[sample.problem_id]
+        seen[level] += 1
+        accepted[level] += score.accepted
+    return {level: accepted[level] / seen[level] for level in sorted(seen)}
+
+
 def next_level(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Problem], hardest: int,
                cfg: CurriculumConfig, pool: Sequence[Problem]) -> int:
     """The E-step's solve rate (accepted samples / samples) per level -> RUN/<group>'s
     `curriculum` record; the hardest level after this iteration: one more when its rate
     reached `cfg.threshold` and the pool has that level (and `cfg.max_level` allows it)."""
-    fp = fingerprint("curriculum", scores.fp, cfg.model_dump(exclude={"control"}), hardest)
+    fp = fingerprint("curriculum", scores.fp, cfg.model_dump(exclude={"control"}), hardest, describe(solve_rates))
 
     def work() -> dict[str, Any]:
-        level_of = levels(ctx, problems, "pool")
-        accepted: dict[int, int] = defaultdict(int)
-        seen: dict[int, int] = defaultdict(int)
-        samples = load_samples(scores.path.with_name("samples.jsonl"))
-        for sample, score in zip(samples, load_scores(scores.path)):
-            level = level_of[sample.problem_id]
-            seen[level] += 1
-            accepted[level] += score.accepted
-        rates = {level: accepted[level] / seen[level] for level in sorted(seen)}
+        rates = solve_rates(levels(ctx, problems, "pool"), load_samples(scores["samples"]), load_scores(scores["scores"]))
         allowed = hardest + 1 in levels(ctx, pool, "pool").values() and (cfg.max_level is None or hardest + 1 <= cfg.max_level)
         step = allowed and rates.get(hardest, 0.0) >= cfg.threshold
         return {"hardest": hardest, "solve_rate": {str(k): round(v, 4) for k, v in rates.items()},

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from selftrain.artifacts import fingerprint, read_jsonl, write_jsonl
+from selftrain.artifacts import RunDir, fingerprint, read_jsonl, write_jsonl
 from selftrain.data.decontamination import Match
 from selftrain.data.review import apply_review, decisions, row_key
 from selftrain.records import Problem
@@ -42,11 +42,20 @@ def decontaminate(ctx: RunContext, group: str, rows: Rows | Artifact, fields: Se
         info = {"checked": len(kept) + len(dropped), "contaminated": len(dropped), "contaminated_by_source": dict(sources)}
         return {**info, **({"rejected_by_review": rejected, "edited_by_review": edited} if mine else {})}
 
-    ctx.stage(f"{group}/decontaminate" if group else "decontaminate", fp, work)
+    ctx.stage(f"{group}/decontaminate" if group else "decontaminate", fp, work,
+              outputs={"data": clean, "contaminated": dirty})
     if isinstance(rows, Artifact):
-        return Artifact(clean, fp)
+        return Artifact.of(fp, "data", data=clean, contaminated=dirty)
     return Rows(fp, lambda: [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_jsonl(clean)], clean,
                 (ctx.relative(clean),))
+
+
+def training_data(run: RunDir, group: str = "") -> list[dict[str, Any]] | None:
+    """The rows the decontaminate stage of `group` kept (RUN/<group>/data.jsonl; None: it has
+    not run): what reports read."""
+    stage = f"{group}/decontaminate" if group else "decontaminate"
+    path = run.output(stage, "data") or run.path(group, "data.jsonl")
+    return read_jsonl(path) if run.record(stage) is not None and path.is_file() else None
 
 
 def decontaminate_problems(ctx: RunContext, group: str, problems: Sequence[Problem]) -> list[Problem]:
@@ -63,7 +72,7 @@ def decontaminate_problems(ctx: RunContext, group: str, problems: Sequence[Probl
         write_jsonl(dirty, ({"problem": p.to_json(), **_found(m)} for p, m in found))
         return {"checked": len(problems), "contaminated": len(found)}
 
-    ctx.stage(f"{group}/decontaminate", fp, work)
+    ctx.stage(f"{group}/decontaminate", fp, work, outputs={"contaminated": dirty})
     dropped = {r["problem"]["id"] for r in read_jsonl(dirty)}
     return [p for p in problems if p.id not in dropped]
 

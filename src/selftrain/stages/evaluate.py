@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from selftrain.artifacts import derive_seed, describe, fingerprint, write_json
+from selftrain.artifacts import RunDir, derive_seed, describe, fingerprint, read_json, write_json
 from selftrain.config import EvalConfig
 from selftrain.metrics import accuracy_by_bucket, maj_at_k, mean, pass_at_k
 from selftrain.records import Problem, Sample, SamplingParams, Score
@@ -39,6 +39,11 @@ def summarize_samples(
     return {name: round(v, 5) for name, v in out.items()}
 
 
+EVAL_FILES = {"eval": "eval.json", "greedy": "eval_greedy.jsonl", "samples": "eval_samples.jsonl",
+              "scores": "eval_scores.jsonl"}
+"""The files an evaluation writes in its group, by name."""
+
+
 def evaluate_model(
     sampler: Sampler,
     problems: Sequence[Problem],
@@ -49,13 +54,13 @@ def evaluate_model(
     desc: str = "eval",
     key: str = "",
 ) -> dict[str, Any]:
-    """Write `eval_greedy.jsonl`, `eval_samples.jsonl` and `eval.json` under `out_dir`."""
+    """Write the evaluation's files (`EVAL_FILES`) under `out_dir`; returns what eval.json holds."""
     greedy = sample_shards(
         sampler,
         problems,
         1,
         SamplingParams(temperature=0.0, max_new_tokens=cfg.max_new_tokens, stop=tuple(cfg.stop)),
-        out_dir / "eval_greedy.jsonl",
+        out_dir / EVAL_FILES["greedy"],
         seed,
         desc=f"{desc} greedy",
         key=key,
@@ -73,22 +78,32 @@ def evaluate_model(
         problems,
         cfg.k,
         cfg.params(),
-        out_dir / "eval_samples.jsonl",
+        out_dir / EVAL_FILES["samples"],
         derive_seed(seed, "sampled"),
         desc=f"{desc} pass@{cfg.k}",
         key=key,
     )
-    s_scores = score_samples(verifier, problems, sampled, out_dir / "eval_scores.jsonl")
+    s_scores = score_samples(verifier, problems, sampled, out_dir / EVAL_FILES["scores"])
     result.update(summarize_samples(problems, sampled, s_scores, cfg.k))
-    write_json(out_dir / "eval.json", result)
+    write_json(out_dir / EVAL_FILES["eval"], result)
     return result
 
 
 def evaluate(ctx: RunContext, group: str, model: Artifact, cfg: EvalConfig) -> Artifact:
     """Greedy test accuracy, pass@k and maj@k of `model` on the task's test split, graded by
-    the task's grader -> RUN/<group>/eval.json."""
+    the task's grader -> RUN/<group>/eval.json (the artifact's `eval`; the samples and their
+    scores beside it)."""
     seed = ctx.seed(f"{group}/evaluate")
-    fp = fingerprint("eval", model.fp, cfg.model_dump(), ctx.policy.model_dump(), ctx.data_fp, describe(ctx.grader), seed)
+    fp = fingerprint("eval", model.fp, cfg.model_dump(), ctx.policy.model_dump(), ctx.data_fp, describe(ctx.grader), seed,
+                     describe(summarize_samples), describe(accuracy_by_bucket))
+    files = {role: ctx.path(group, name) for role, name in EVAL_FILES.items()}
     ctx.stage(f"{group}/evaluate", fp, lambda: evaluate_model(
-        ctx.sampler(model), ctx.test, ctx.grader, cfg, ctx.path(group), seed, desc=f"{group} eval", key=fp))
-    return Artifact(ctx.path(group, "eval.json"), fp)
+        ctx.sampler(model), ctx.test, ctx.grader, cfg, ctx.path(group), seed, desc=f"{group} eval", key=fp), outputs=files)
+    return Artifact.of(fp, "eval", **files)
+
+
+def evaluation(run: RunDir, group: str) -> dict[str, Any] | None:
+    """What the evaluation of `group` measured (its eval.json), or None when it has not run:
+    what reports read."""
+    path = run.output(f"{group}/evaluate", "eval") or run.path(group, EVAL_FILES["eval"])
+    return read_json(path) if path.is_file() else None

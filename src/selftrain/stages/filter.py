@@ -23,9 +23,10 @@ class Filtered:
 
 def filter_rows(ctx: RunContext, group: str, name: str, sources: Sequence[Artifact], rule: Callable[..., Filtered],
                 settings: dict[str, Any] | None = None) -> Artifact:
-    """`rule(rows of each source..., **settings)` -> RUN/<group>/<name>.jsonl (the rows kept)
-    and RUN/<group>/<name>.rejected.jsonl (the rows dropped, with their reasons). The
-    fingerprint holds the sources', the rule's (its source) and the settings."""
+    """`rule(rows of each source..., **settings)` -> RUN/<group>/<name>.jsonl (the rows kept:
+    `kept`) and RUN/<group>/<name>.rejected.jsonl (the rows dropped, with their reasons:
+    `rejected`). The fingerprint holds the sources', the rule's (its code, callees included)
+    and the settings."""
     settings = settings or {}
     out, dropped = ctx.path(group, f"{name}.jsonl"), ctx.path(group, f"{name}.rejected.jsonl")
     fp = fingerprint("filter", [s.fp for s in sources], describe(rule), settings)
@@ -36,5 +37,5 @@ def filter_rows(ctx: RunContext, group: str, name: str, sources: Sequence[Artifa
         write_jsonl(dropped, result.rejected)
         return {"kept": len(result.kept), "dropped": len(result.rejected), **result.counts}
 
-    ctx.stage(f"{group}/{name}" if group else name, fp, work)
-    return Artifact(out, fp)
+    ctx.stage(f"{group}/{name}" if group else name, fp, work, outputs={"kept": out, "rejected": dropped})
+    return Artifact.of(fp, "kept", kept=out, rejected=dropped)

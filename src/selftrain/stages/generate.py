@@ -10,7 +10,7 @@ from selftrain.artifacts import ShardJournal, derive_seed, fingerprint, read_jso
 from selftrain.config import Generation, SamplerConfig
 from selftrain.records import Problem, Sample, SamplingParams
 from selftrain.samplers.base import Sampler, map_shards
-from selftrain.stages.context import Artifact, RunContext
+from selftrain.stages.context import Artifact, RunContext, file_of
 
 
 def sample_shards(
@@ -61,12 +61,11 @@ def load_samples(path: Path) -> list[Sample]:
 
 
 def generate(ctx: RunContext, group: str, model: Artifact, problems: Sequence[Problem], gen: Generation,
-             name: str = "generate", sampler: SamplerConfig | None = None, seed: int | None = None,
-             file: str = "samples.jsonl") -> Artifact:
+             name: str = "generate", sampler: SamplerConfig | None = None, seed: int | None = None) -> Artifact:
     """`gen.k` samples per problem from `model` (with the policy's backend, or `sampler`)
-    -> RUN/<group>/samples.jsonl (or `file`); `seed`: the stage's seed (default: derived from
-    its name)."""
-    out = ctx.path(group, file)
+    -> RUN/<group>/samples.jsonl (`<name>.jsonl` for a stage of another name), the artifact's
+    `samples`; `seed`: the stage's seed (default: derived from its name)."""
+    out = ctx.path(group, file_of(name, "generate", "samples.jsonl"))
     sampler = sampler or ctx.policy
     seed = ctx.seed(f"{group}/{name}") if seed is None else seed
     fp = fingerprint(name, model.fp, gen.model_dump(), [p.to_json() for p in problems], sampler.model_dump(), seed)
@@ -76,5 +75,5 @@ def generate(ctx: RunContext, group: str, model: Artifact, problems: Sequence[Pr
                                 desc=f"{group} {name}", key=fp)
         return {"samples": len(samples), "model": ctx.relative(model.path)}
 
-    ctx.stage(f"{group}/{name}", fp, work)
-    return Artifact(out, fp)
+    ctx.stage(f"{group}/{name}", fp, work, outputs={"samples": out})
+    return Artifact.of(fp, "samples", samples=out)

@@ -146,8 +146,8 @@ def write_prompts(ctx: RunContext, group: str, model: Artifact, pool: Sequence[s
         write_jsonl(out, (to_problem(p, f"{group}-{i}").to_json() for i, p in enumerate(made)))
         return counts
 
-    ctx.stage(f"{group}/prompts", fp, work)
-    return Artifact(out, fp)
+    ctx.stage(f"{group}/prompts", fp, work, outputs={"prompts": out})
+    return Artifact.of(fp, "prompts", prompts=out)
 
 
 def load_problems(prompts: Artifact) -> list[Problem]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from selftrain.artifacts import describe, fingerprint, read_jsonl, write_jsonl
 from selftrain.records import Problem, Sample, Score
-from selftrain.stages.context import Artifact, RunContext
+from selftrain.stages.context import Artifact, RunContext, file_of
 from selftrain.stages.generate import load_samples
 from selftrain.verifiers.base import Verifier
 
@@ -40,17 +40,17 @@ def load_scores(path: Path) -> list[Score]:
     return [Score(value=r["value"], reason=r["reason"], answer=r.get("answer")) for r in read_jsonl(path)]
 
 
-def score(ctx: RunContext, group: str, samples: Artifact, problems: Sequence[Problem], verifier: Verifier) -> Artifact:
-    """The verifier's verdict on every sample -> RUN/<group>/scores.jsonl (`<x>-scores.jsonl`
-    for samples in `<x>-samples.jsonl`). The fingerprint holds what the verifier declares of
-    itself (`describe()`: its kind and settings), so a changed verifier setting redoes this
-    stage and what follows it."""
-    prefix = samples.path.name[: -len("samples.jsonl")] if samples.path.name.endswith("-samples.jsonl") else ""
-    out = samples.path.with_name(f"{prefix}scores.jsonl")
+def score(ctx: RunContext, group: str, samples: Artifact, problems: Sequence[Problem], verifier: Verifier,
+          name: str = "score") -> Artifact:
+    """The verifier's verdict on every sample of `samples` -> RUN/<group>/scores.jsonl
+    (`<name>.jsonl` for a stage of another name): the artifact's `scores`, beside the
+    `samples` they judge. The fingerprint holds what the verifier declares of itself and its
+    code (`describe`), so a changed verifier redoes this stage and what follows it."""
+    out = ctx.path(group, file_of(name, "score", "scores.jsonl"))
     fp = fingerprint("score", samples.fp, describe(verifier))
 
     def work() -> dict[str, Any]:
-        rows = load_samples(samples.path)
+        rows = load_samples(samples.rows("samples"))
         scores = score_samples(verifier, problems, rows, out, ctx.verify)
         info = {
             "samples": len(rows),
@@ -61,5 +61,5 @@ def score(ctx: RunContext, group: str, samples: Artifact, problems: Sequence[Pro
         failed = verifier_errors(scores)
         return info | ({"verifier_errors": failed} if failed else {})
 
-    ctx.stage(f"{group}/{prefix}score", fp, work)
-    return Artifact(out, fp)
+    ctx.stage(f"{group}/{name}", fp, work, outputs={"scores": out})
+    return Artifact.of(fp, "scores", scores=out, samples=samples.rows("samples"))

@@ -61,25 +61,30 @@ def select_correct(
 
 def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Problem], cfg: SelectConfig,
            lineage: dict[str, Any] | None = None, audit: Verifier | None = None) -> Rows:
-    """Correct samples only, deduplicated, at most `cfg.max_per_problem` per problem ->
+    """Correct samples of `problems` only (the others scored beside them are left out),
+    deduplicated, at most `cfg.max_per_problem` per problem ->
     RUN/<group>/selected.jsonl, each row with its `lineage` (method, iteration, model, the
     problem and sample) when given. Returns them as training rows.
 
     `audit`: a grader that knows the answers, for samples accepted without it (majority
     voting): the record counts how many kept samples it accepts (`truly_right`), and how
     many of them per bucket; it decides nothing."""
-    folder = scores.path.parent
-    fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage, describe(audit))
+    out = ctx.path(group, "selected.jsonl")
+    fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage, describe(audit), describe(select_correct),
+                     [p.id for p in problems])
 
     def work() -> dict[str, Any]:
-        kept = select_correct(load_samples(folder / "samples.jsonl"), load_scores(scores.path), cfg.max_per_problem, cfg.dedupe)
+        ids = {p.id for p in problems}
+        pairs = [(s, sc) for s, sc in zip(load_samples(scores["samples"]), load_scores(scores["scores"]), strict=True)
+                 if s.problem_id in ids]
+        kept = select_correct([s for s, _ in pairs], [sc for _, sc in pairs], cfg.max_per_problem, cfg.dedupe)
 
         def row(s: Sample) -> dict[str, Any]:
             if lineage is None:
                 return s.to_json()
             return {**s.to_json(), "lineage": {**lineage, "prompt_id": s.problem_id, "sample": s.index, "score": 1.0}}
 
-        write_jsonl(folder / "selected.jsonl", (row(s) for s in kept))
+        write_jsonl(out, (row(s) for s in kept))
         buckets = {p.id: p.bucket for p in problems}
         by_bucket = Counter(buckets[s.problem_id] for s in kept)
         info: dict[str, Any] = {"kept": len(kept), "kept_by_bucket": dict(sorted(by_bucket.items()))}
@@ -90,6 +95,6 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
             info["truly_right_by_bucket"] = dict(sorted(Counter(buckets[s.problem_id] for s, ok in zip(kept, right) if ok).items()))
         return info
 
-    ctx.stage(f"{group}/select", fp, work)
-    return Rows(fp, lambda: [{"prompt": s.prompt, "completion": s.completion} for s in load_samples(folder / "selected.jsonl")],
-                folder / "selected.jsonl", (ctx.relative(folder / "selected.jsonl"),))
+    ctx.stage(f"{group}/select", fp, work, outputs={"selected": out})
+    return Rows(fp, lambda: [{"prompt": s.prompt, "completion": s.completion} for s in load_samples(out)],
+                out, (ctx.relative(out),))

@@ -30,8 +30,8 @@ def build_tiny(ctx: RunContext, group: str, tiny: TinyModelConfig, seed: int) ->
     from selftrain.training.tiny import save_tiny
 
     folder, fp = ctx.path(group, "model"), fingerprint("tiny", tiny.model_dump(), seed)
-    ctx.stage(f"{group}/build", fp, lambda: {"parameters": save_tiny(folder, tiny, seed)})
-    return Artifact(folder, fp)
+    ctx.stage(f"{group}/build", fp, lambda: {"parameters": save_tiny(folder, tiny, seed)}, outputs={"model": folder})
+    return Artifact.of(fp, "model", model=folder)
 
 
 def external_model(name_or_path: str, *settings: Any) -> Artifact:
@@ -101,8 +101,9 @@ def sft(ctx: RunContext, group: str, start: Artifact, rows: Rows, cfg: TrainConf
                               problems=list(validation_problems), grader=ctx.grader, max_new_tokens=max_new_tokens)
         return train_sft(start.path, data, cfg, out, seed, length, held)
 
-    ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: {**_inputs(ctx, start, rows.sources), **train()}))
-    return Artifact(out, fp)
+    ctx.stage(f"{group}/{name}", fp, _freed(ctx, lambda: {**_inputs(ctx, start, rows.sources), **train()}),
+              outputs={"model": out})
+    return Artifact.of(fp, "model", model=out)
 
 
 def _log(ctx: RunContext, group: str) -> Path:
@@ -145,5 +146,6 @@ def dpo(ctx: RunContext, group: str, start: Artifact, pairs: Artifact, cfg: DPOC
             return launched("dpo", start.path, data, cfg, out, seed, _log(ctx, group), **settings)
         return train_dpo(start.path, data, cfg, out, seed, **settings)
 
-    ctx.stage(f"{group}/train", fp, _freed(ctx, lambda: {**_inputs(ctx, start, (ctx.relative(pairs.path),)), **train()}))
-    return Artifact(out, fp)
+    ctx.stage(f"{group}/train", fp, _freed(ctx, lambda: {**_inputs(ctx, start, (ctx.relative(pairs.path),)), **train()}),
+              outputs={"model": out})
+    return Artifact.of(fp, "model", model=out)

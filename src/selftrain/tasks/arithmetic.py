@@ -19,14 +19,75 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property, partial
+from typing import Literal
 
-from selftrain.config import ArithmeticConfig
+from pydantic import Field, model_validator
+
+from selftrain.config import _Section
 from selftrain.records import Problem, Score
-from selftrain.tasks.base import Task
+from selftrain.tasks.base import NotAProblem, Task
 from selftrain.verifiers.exact import ExactAnswerVerifier, integer_answer
 
 MARKER = "A:"
+
+
+class ArithmeticConfig(_Section):
+    """The embedded task: addition (and subtraction) with digit-by-digit worked solutions."""
+
+    seed: int = 1234
+    """Seed of the problem generator (fixed across run seeds, so runs share one data set)."""
+    human_size: int = Field(300, ge=1)
+    """Problems with worked solutions: the "human data". Each split takes at most a third
+    of the 1-digit problems still free (there are only 100), so a split can come out a
+    little smaller than asked: the default gives 292."""
+    human_digits: dict[int, float] = {1: 0.1, 2: 0.3, 3: 0.5, 4: 0.1}
+    """Share of human problems per size (digits of the larger operand)."""
+    pool_size: int = Field(1000, ge=0)
+    """Problems with final answers only, that self-training samples on (0: none, for a method
+    whose model writes its own: `own-problems`)."""
+    pool_digits: dict[int, float] = {1: 0.05, 2: 0.15, 3: 0.35, 4: 0.45}
+    """Share of pool problems per size."""
+    test_per_bucket: int = Field(150, ge=1)
+    """Held-out problems per size (fewer for 1 digit, which has only 100 problems in all)."""
+    test_digits: list[int] = [1, 2, 3, 4]
+    """Sizes in the test set; each is a bucket of the report."""
+    verifier: Literal["answer", "steps"] = "answer"
+    """`answer`: the final answer alone decides, as in ReST-EM; `steps`: every step must be
+    right too (a process check the embedded task allows)."""
+    operations: list[Literal["+", "-"]] = ["+"]
+    """`+` addition; `-` subtraction (minuend >= subtrahend, borrows written like carries:
+    `0432-0085=` -> `2-5-0=17 3-8-1=14 4-0-1=03 0-0-0=00 A:347`; not in the plain layout).
+    Each size's problems are shared evenly between the operations; with `-` present, sums
+    stay below 10^columns."""
+    layout: Literal["aligned", "plain", "reversed"] = "aligned"
+    """`aligned`: operands zero-padded to the largest size and every column written, each
+    step the same width, as on squared paper (`0347+0085=` -> `7+5+0=12 ... 0+0+0=00 A:432`);
+    `plain`: `347+85=` -> `7+5+0=12 4+8+1=13 3+0+1=4 A:432`;
+    `reversed` (Lee et al. 2025): every number written units first and zero-padded to the
+    largest size (the answer to one column more), no worked steps (`7430+5800=` ->
+    `A:23400`, i.e. 347+85=432). Each answer digit then sits at the same distance from the
+    two operand digits it needs at every column, which is what lets a model trained on
+    short problems have a chance at longer ones (docs/curriculum.md)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ArithmeticConfig:
+        for name in ("human_digits", "pool_digits"):
+            shares = getattr(self, name)
+            if not shares or any(d < 1 or d > 9 for d in shares) or any(w < 0 for w in shares.values()):
+                raise ValueError(f"{name}: sizes must be 1..9 digits with non-negative shares")
+            if sum(shares.values()) <= 0:
+                raise ValueError(f"{name}: shares must not all be zero")
+        if not self.test_digits or any(d < 1 or d > 9 for d in self.test_digits):
+            raise ValueError("test_digits: sizes must be 1..9")
+        if not self.operations or len(set(self.operations)) != len(self.operations):
+            raise ValueError("operations: one or both of '+' and '-', each once")
+        if "-" in self.operations and self.layout == "plain":
+            raise ValueError("operations: subtraction is not written in the plain layout (layout: aligned or reversed)")
+        if self.verifier == "steps" and self.layout == "reversed":
+            raise ValueError("verifier: steps checks worked steps, which the reversed layout does not write")
+        return self
 
 
 def worked_solution(a: int, b: int) -> str:
@@ -293,6 +354,38 @@ class ArithmeticTask(Task):
     def level(self, problem: Problem) -> int:
         """A problem's difficulty level for a curriculum: its size in digits."""
         return problem.meta["digits"]
+
+    def oracle(self, written: str, id: str) -> Problem:
+        """A problem the model wrote, in this task's layout (`0347+0085=`, `7430+5800=`,
+        `347+85=`), with its answer computed exactly; `NotAProblem` for anything else: another
+        form, an operation the task does not use, a subtraction below zero, a sum past the
+        columns.
+
+        >>> task = ArithmeticTask(ArithmeticConfig(layout="reversed", test_digits=[1, 2, 3, 4]))
+        >>> p = task.oracle("7430+5800=", "w1")
+        >>> p.answer, p.bucket, task.grader()([p], ["A:23400"])[0].accepted
+        ('432', '3', True)
+        >>> task.oracle("7430+580=", "w2")
+        Traceback (most recent call last):
+        ...
+        selftrain.tasks.base.NotAProblem: not the task's form: 7430+580= (reversed layout, 4 columns)
+        """
+        text = written.strip()
+        m = re.fullmatch(r"(\d+)([+-])(\d+)=", text)
+        reverse, width = self.cfg.layout == "reversed", self.width
+        if m is None:
+            raise NotAProblem(f"not a problem: {text[:40]!r}")
+        (sa, op, sb) = m.groups()
+        a, b = (int(sa[::-1]), int(sb[::-1])) if reverse else (int(sa), int(sb))
+        if prompt_of(a, b, width, op, reverse) != text:
+            raise NotAProblem(f"not the task's form: {text} ({self.cfg.layout} layout, {width or 'any'} columns)")
+        if op not in self.cfg.operations:
+            raise NotAProblem(f"operation {op} is not the task's ({', '.join(self.cfg.operations)})")
+        if op == "-" and a < b:
+            raise NotAProblem(f"{a}-{b} is below zero")
+        if width and op == "+" and "-" in self.cfg.operations and a + b >= 10**width:
+            raise NotAProblem(f"the sum {a + b} needs more than {width} columns")
+        return replace(_problem(a, b, "own", False, width, op, self.cfg.layout), id=id)
 
     def verifier(self) -> ExactAnswerVerifier | StepVerifier:
         if self.cfg.verifier == "steps":

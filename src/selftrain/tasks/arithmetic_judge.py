@@ -18,7 +18,7 @@ from typing import Any
 
 from selftrain.records import Pair, Problem, Sample, SamplingParams, Score
 from selftrain.tasks.arithmetic import MARKER, aligned_solution, apply, final_answer, operands, operation
-from selftrain.verifiers.judge import JudgeTemplate, LLMJudge
+from selftrain.verifiers.llm_judge import JudgeTemplate, LLMJudge
 
 
 def shown_answer(completion: str, width: int) -> str:

@@ -1,12 +1,38 @@
-"""A task owns its problems, its prompt format and its grading."""
+"""A task owns its problems, its prompt format and its grading; where it can, an oracle that
+computes the answer of a problem the model writes (`Task.oracle`)."""
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
 
+from pydantic import Field
+
+from selftrain.config import _Section
 from selftrain.records import Problem
 from selftrain.verifiers.base import Verifier
+
+
+class TaskSettings(_Section):
+    """What every task of real data is limited and judged by (its config extends this)."""
+
+    human_size: int | None = Field(None, ge=1)
+    """At most this many problems with worked solutions (None: all)."""
+    pool_size: int | None = Field(None, ge=1)
+    """At most this many pool problems (None: all)."""
+    test_size: int | None = Field(None, ge=1)
+    """At most this many test problems (None: all)."""
+    timeout: float = Field(5.0, gt=0)
+    """Seconds for judging one answer (math) or running one program's tests (code); for a
+    verifier of your own, one batch."""
+    units: list[str] | None = None
+    """Math: unit words dropped after a number on both sides ("9 apples" reads 9); None:
+    `selftrain.verifiers.math.UNITS`."""
+
+
+class NotAProblem(ValueError):
+    """What an oracle raises for a text that is not a well-formed problem of its task (or one
+    out of its bounds), with the reason: `raise NotAProblem("9 digits: more than 8")`."""
 
 
 class Task(ABC):
@@ -38,6 +64,23 @@ class Task(ABC):
     def verifier(self) -> Verifier:
         """What decides which samples are kept for training."""
 
+    def written(self, problem: Problem) -> str:
+        """A problem as the model writes one when it makes its own (`own-problems`): the few-shot
+        examples the proposer is shown. By default its prompt."""
+        return problem.prompt
+
+    def oracle(self, written: str, id: str) -> Problem | None:
+        """The problem the model wrote (`written`, as `written()` writes one), with its answer
+        computed, never voted: a Problem whose prompt the solver sees and whose answer the
+        verifier checks against; None, or `NotAProblem(reason)`, when the text is not a
+        well-formed problem of this task within its bounds. A task without one says so."""
+        raise NotImplementedError(f"the task {self.name!r} has no oracle: it cannot compute the answer of a problem "
+                                  "the model writes (implement Task.oracle)")
+
+    @classmethod
+    def has_oracle(cls) -> bool:
+        return cls.oracle is not Task.oracle
+
     def level(self, problem: Problem) -> int | None:
         """A problem's difficulty level, for a curriculum (`rest_em.curriculum`): its
         `meta["level"]` when the task sets one, else None (the task has no levels)."""
@@ -58,11 +101,6 @@ class Task(ABC):
 # ---------------------------------------------------------------- helpers every task may use
 
 
-def units(cfg) -> dict:
-    """The math verifier's unit words: the task's `units` if set, else its default list."""
-    return {} if cfg.units is None else {"units": tuple(cfg.units)}
-
-
 def split(problems: list[Problem], pool_fraction: float, seed: int) -> tuple[list[Problem], list[Problem]]:
     """A seeded division into (a `pool_fraction` share, the rest), each in the original order."""
     order = list(range(len(problems)))
@@ -77,21 +115,8 @@ def limit(problems: list[Problem], n: int | None) -> list[Problem]:
 
 
 def make_verifier(cfg, setting: str) -> Verifier:
-    """The verifier a JSON-lines or dataset task names: `math`, `exact`, `code`, or a function
-    of your own by import path (`selftrain.verifiers.function`)."""
-    if cfg.verifier == "math":
-        from selftrain.verifiers.math import MathVerifier
+    """The verifier a task's settings name (`cfg.verifier`: math, exact, code, one registered,
+    or a function of your own by import path), built from the settings (`selftrain.verifiers`)."""
+    from selftrain.verifiers import build_verifier
 
-        return MathVerifier(timeout=cfg.timeout, **units(cfg))
-    if cfg.verifier == "code":
-        from selftrain.verifiers.code import CodeVerifier
-        from selftrain.verifiers.sandbox import Limits
-
-        return CodeVerifier(limits=Limits(wall_seconds=cfg.timeout, cpu_seconds=max(1, int(cfg.timeout))))
-    if cfg.verifier == "exact":
-        from selftrain.verifiers.exact import ExactAnswerVerifier, text_answer
-
-        return ExactAnswerVerifier(marker=cfg.marker, normalize=text_answer)
-    from selftrain.verifiers.function import FunctionVerifier
-
-    return FunctionVerifier(cfg.verifier, threshold=cfg.threshold, timeout=cfg.timeout, setting=setting)
+    return build_verifier(cfg.verifier, cfg, setting)

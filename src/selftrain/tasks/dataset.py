@@ -4,7 +4,10 @@ single parquet, JSON-lines, JSON or CSV file; a column mapping says which column
 prompt, the answer, a worked solution, an id, a bucket, a level, or chat `messages`.
 
 Rows with a worked solution are the human data; every row is in the pool; the test set is
-`test_split`, or a seeded share of `split`. Columns the mapping does not name travel with
+`test_path` (another file), `test_split`, or a seeded share of `split`. `task.name: jsonl`
+is this task (the name of an earlier, narrower one). Every column of a row travels with its
+problem (`meta["columns"]`), so a verifier of your own gets them as keyword arguments by the
+dataset's own names (`selftrain.verifiers.function.columns_of`). Columns the mapping does not name travel with
 each problem (`meta["columns"]`), so a verifier of your own gets them as keyword arguments.
 """
 
@@ -14,13 +17,84 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from selftrain.config import DatasetConfig
+from pydantic import Field, model_validator
+
+from selftrain.config import _Section
 from selftrain.errors import TaskDataError
 from selftrain.records import Problem
-from selftrain.tasks.base import Task, limit, make_verifier, split
+from selftrain.tasks.base import Task, TaskSettings, limit, make_verifier, split
 from selftrain.verifiers.base import Verifier
 
-_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+class Columns(_Section):
+    """Which column of the dataset holds what; None: it has no such column."""
+
+    prompt: str | None = "prompt"
+    """The problem's text (filled into `prompt_template` as `{prompt}`); None with `messages`."""
+    answer: str | None = "answer"
+    """The reference answer a verifier compares with."""
+    solution: str | None = None
+    """A worked solution: rows that have one are the human data (SFT)."""
+    messages: str | None = None
+    """Chat rows (`[{role, content}, ...]`): the last user turn is the prompt, the assistant
+    turn after it the solution (the human data), a system turn the system prompt."""
+    id: str | None = None
+    """None: `<split>-<row number>`."""
+    bucket: str | None = None
+    level: str | None = None
+    """A whole-number difficulty level, for a curriculum (`rest_em.curriculum`)."""
+    tests: str | None = None
+    entry_point: str | None = None
+
+
+class DatasetConfig(TaskSettings):
+    """A dataset by name or path, loaded with `datasets.load_dataset`: a Hugging Face hub
+    name, a local folder of data files or made by `save_to_disk`, or one file (parquet,
+    JSON lines, JSON, CSV)."""
+
+    path: str = ""
+    """Hub name (`openai/gsm8k`), a folder, or a file (parquet, JSON lines, JSON, CSV,
+    optionally gzipped); required."""
+    name: str | None = None
+    """The dataset's config (`main` for GSM8K)."""
+    split: str = "train"
+    """The split the pool (and the human data) come from."""
+    test_split: str | None = None
+    """The split of the test set; None: a seeded share of `split` (`pool_fraction`, `split_seed`)."""
+    test_path: str | None = None
+    """The test set from another file or folder (its `test_split`, or its only split) instead."""
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    revision: str | None = None
+    columns: Columns = Columns()
+    verifier: str = "math"
+    """`math`, `exact` (the text after the last `marker`), `code` (the sandbox), one registered
+    (`selftrain.verifiers.register`), or a function of your own by import path
+    (`my_checks:name`, `path/to/checks.py:name`; TRL's reward signature,
+    `selftrain.verifiers.function`)."""
+    threshold: float = 0.5
+    """A function's value at or above which a sample is accepted."""
+    marker: str = "A:"
+    """For `exact`: the final answer is the text after the last marker."""
+    prompt_template: str = "{prompt}"
+    pool_fraction: float = Field(0.5, gt=0, lt=1)
+    split_seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetConfig:
+        from selftrain.verifiers import check_verifier
+
+        if not self.path:
+            raise ValueError("path: the dataset's hub name, a folder or a file")
+        if not self.columns.prompt and not self.columns.messages:
+            raise ValueError("columns: a prompt column or a messages column")
+        mapped = {"answer"} if self.columns.answer else set()
+        if self.columns.tests and self.columns.entry_point:
+            mapped.add("tests")
+        check_verifier(self.verifier, "task.dataset.verifier", mapped)
+        return self
+
+
+_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".gz": "json"}
 
 
 def load_split(path: str, split: str, name: str | None = None, data_files: Any = None, revision: str | None = None,
@@ -31,6 +105,8 @@ def load_split(path: str, split: str, name: str | None = None, data_files: Any =
 
     datasets.disable_progress_bars()
     local = Path(path)
+    if not local.exists() and local.suffix in _BUILDERS:
+        raise TaskDataError(f"{setting}: no file {path} (from {Path.cwd()})")
     try:
         if local.is_dir() and ((local / "dataset_dict.json").is_file() or (local / "state.json").is_file()):
             loaded = datasets.load_from_disk(str(local))
@@ -40,7 +116,7 @@ def load_split(path: str, split: str, name: str | None = None, data_files: Any =
                 loaded = loaded[split]
         elif local.is_file():
             if local.suffix not in _BUILDERS:
-                raise TaskDataError(f"{setting}: cannot read {path}: a .parquet, .jsonl, .json or .csv file, or a folder")
+                raise TaskDataError(f"{setting}: cannot read {path}: a .parquet, .jsonl(.gz), .json or .csv file, or a folder")
             loaded = datasets.load_dataset(_BUILDERS[local.suffix], data_files=str(local), split="train")
         else:
             loaded = datasets.load_dataset(path, name, split=split, data_files=data_files, revision=revision)
@@ -62,21 +138,22 @@ class DatasetTask(Task):
     def __init__(self, cfg: DatasetConfig):
         self.cfg = cfg
 
-    def _rows(self, split: str) -> list[dict[str, Any]]:
-        c = self.cfg
-        return load_split(c.path, split, c.name, c.data_files, c.revision)
-
-    def _problems(self, split: str) -> list[Problem]:
-        rows, cols = self._rows(split), self.cfg.columns
+    def _problems(self, split: str, path: str | None = None, label: str | None = None) -> list[Problem]:
+        """The problems of `split` of the dataset at `path` (default: `path` of the settings),
+        their ids `<label>-<row>` when the data names none."""
+        c, cols = self.cfg, self.cfg.columns
+        path = path or c.path
+        setting = "task.dataset.test_path" if path == c.test_path else "task.dataset.path"
+        rows = load_split(path, split, c.name, c.data_files if path == c.path else None, c.revision, setting=setting)
         if not rows:
-            raise TaskDataError(f"task.dataset: {self.cfg.path} split {split!r} has no rows")
+            raise TaskDataError(f"{setting}: {path} split {split!r} has no rows")
         have = list(rows[0])
         named = {k: v for k, v in cols.model_dump().items() if v is not None}
         for what, column in named.items():
             if column not in rows[0]:
-                raise TaskDataError(f"task.dataset.columns.{what}: {self.cfg.path} ({split}) has no column {column!r}; "
+                raise TaskDataError(f"task.dataset.columns.{what}: {path} ({split}) has no column {column!r}; "
                                     f"its columns: {', '.join(have)}")
-        return [self._problem(split, i, row) for i, row in enumerate(rows)]
+        return [self._problem(label or split, i, row) for i, row in enumerate(rows)]
 
     def _problem(self, split: str, i: int, row: dict[str, Any]) -> Problem:
         cols = self.cfg.columns
@@ -84,7 +161,7 @@ class DatasetTask(Task):
         if cols.messages:
             prompt, chat_solution, system = _from_messages(row[cols.messages], f"{split} row {i + 1}")
             solution = solution if solution is not None else chat_solution
-        meta: dict[str, Any] = {"columns": {k: v for k, v in row.items() if k not in set(cols.model_dump().values())}}
+        meta: dict[str, Any] = {"columns": dict(row)}  # every column, by its own name: what a verifier of yours reads
         if cols.level:
             try:
                 meta["level"] = int(row[cols.level])
@@ -106,27 +183,25 @@ class DatasetTask(Task):
 
     @cached_property
     def _pool_and_test(self) -> tuple[list[Problem], list[Problem]]:
-
-        train = self._problems(self.cfg.split)
-        if self.cfg.test_split:
-            return train, self._problems(self.cfg.test_split)
-        return split(train, self.cfg.pool_fraction, self.cfg.split_seed)
+        c = self.cfg
+        train = self._problems(c.split)
+        if c.test_path:
+            return train, self._problems(c.test_split or "train", c.test_path, "test")
+        if c.test_split:
+            return train, self._problems(c.test_split)
+        return split(train, c.pool_fraction, c.split_seed)
 
     def human(self) -> list[Problem]:
-
         return limit([p for p in self._pool_and_test[0] if p.solution], self.cfg.human_size)
 
     def pool(self) -> list[Problem]:
-
         return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in limit(self._pool_and_test[0], self.cfg.pool_size)]
 
     def test(self) -> list[Problem]:
-
         return limit(self._pool_and_test[1], self.cfg.test_size)
 
     @cached_property
     def _verifier(self) -> Verifier:
-
         return make_verifier(self.cfg, "task.dataset.verifier")
 
     def verifier(self) -> Verifier:

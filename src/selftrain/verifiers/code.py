@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from selftrain.records import Problem, Score
+from selftrain.verifiers.base import VerifierKind
 from selftrain.verifiers.sandbox import CodeJob, Limits, Sandbox
 
 STOP_SEQUENCES = ("\nclass ", "\ndef ", "\n#", "\nif __name__", "\nprint(", "\nassert ")
@@ -70,3 +71,11 @@ class CodeVerifier:
             )
         verdicts = self.sandbox.map(jobs, self.workers)
         return [Score(float(v.passed), v.reason) for v in verdicts]
+
+
+def _make(cfg) -> CodeVerifier:
+    return CodeVerifier(limits=Limits(wall_seconds=cfg.timeout, cpu_seconds=max(1, int(cfg.timeout))))
+
+
+KIND = VerifierKind("code", _make, frozenset({"tests"}))
+"""`verifier: code`: the program passes the problem's tests in the sandbox (`timeout` seconds)."""

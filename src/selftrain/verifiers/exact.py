@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from selftrain.records import Problem, Score
+from selftrain.verifiers.base import VerifierKind
 
 
 def integer_answer(text: str) -> str | None:
@@ -77,3 +78,11 @@ class ExactAnswerVerifier:
             ok = got == self.reference(problem.answer)
             out.append(Score(float(ok), "correct" if ok else f"wrong answer {got}, expected {problem.answer}", got))
         return out
+
+
+def _make(cfg) -> ExactAnswerVerifier:
+    return ExactAnswerVerifier(marker=getattr(cfg, "marker", "A:"), normalize=text_answer)
+
+
+KIND = VerifierKind("exact", _make, frozenset({"answer"}))
+"""`verifier: exact`: the text after the task's `marker`, compared with the answer as text."""

@@ -11,12 +11,17 @@ or `\\text` inside is unwrapped), the last "the answer is ..." (to the end of it
 abbreviations such as "Mrs." do not end one), the last `#### ...` (GSM8K's marker), the last
 number. Both sides are then normalised alike: scientific notation (`4.5e33`,
 `4.5 \\times 10^{33}`) to one form, units and unit words dropped (`UNITS`, configurable;
-"9 (apples)" reads 9), `\\$`. Equivalence: two plain numbers (integers, decimals, fractions,
-scientific notation, with thousands separators) are compared exactly in Python; anything
-else goes to Hugging Face's math-verify, whole-parse checked, with equations compared as
-equations (the same relation up to a non-zero factor), matrices entry by entry, and a
-numeric check at random points that rejects clearly different expressions before any
-symbolic work (`_math_worker.compare`).
+"9 (apples)" reads 9), `\\$`, math written as plain text in LaTeX (`plain_math`:
+`sqrt(2)/2`). A reference that is words is compared as words, or, where the words name a
+set ("all real numbers", "no solution": `PHRASES`), as that set. Labels are a mapping
+(`_mislabelled`: a label repeated in place of another never matches). Equivalence: two
+plain numbers (integers, decimals, fractions, scientific notation, with thousands
+separators) are compared exactly in Python; anything else goes to Hugging Face's
+math-verify, whole-parse checked, with subscripted names read as symbols, equations
+compared as equations (the same relation up to a non-zero factor), intervals and sets
+endpoint by endpoint, matrices entry by entry, and a numeric check at random points over
+every free symbol that rejects clearly different expressions before any symbolic work
+(`_math_worker.compare`).
 
 math-verify's own timeouts use `signal.alarm`, which works only on a process's main thread.
 Here every math-verify call runs in a small pool of worker processes instead, each call with
@@ -29,17 +34,17 @@ problem often repeat an answer.
 from __future__ import annotations
 
 import atexit
-import pickle
 import re
 import select
-import subprocess
-import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import lru_cache
 
+from selftrain.plugins import Worker
 from selftrain.records import Problem, Score
+from selftrain.verifiers.base import VerifierKind
 
 _ANSWER_IS = re.compile(r"answer is[:\s]*", re.I)
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d+)?(?:/\d+)?|-?\$?\.\d+")
@@ -137,7 +142,7 @@ _SPACING = re.compile(r"(?<!\\)(?:\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displ
 def canonical(text: str) -> str:
     r"""One spelling of an answer, for identity: no `$`, no spacing (`\,` `\!` `~` `\quad`, blanks),
     no `\left` / `\right` / `\displaystyle`, `\dfrac` and `\tfrac` as `\frac`, no final period;
-    words (an answer with no digit and no LaTeX command) in lower case.
+    words (an answer of letters and punctuation alone) in lower case, so `Ax+a` is not `ax+A`.
 
     >>> canonical("$\\left( \\dfrac{1}{2}, 3 \\right)$.") == canonical("(\\frac{1}{2},3)")
     True
@@ -148,7 +153,7 @@ def canonical(text: str) -> str:
     t = _SPACING.sub(" ", t)
     t = re.sub(r"\\[dt]frac(?![a-zA-Z])", r"\\frac", t)
     t = re.sub(r"\s+", "", t).rstrip(".")
-    return t.lower() if "\\" not in t and not re.search(r"\d", t) else t
+    return t.lower() if re.fullmatch(r"[A-Za-z.,;:'()-]*", t) else t
 
 
 _WORDS = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*(?:[\s,;:]+[A-Za-z]+(?:['-][A-Za-z]+)*)*")
@@ -169,6 +174,99 @@ def words(text: str) -> list[str] | None:
     return found if len(found) >= 2 else None
 
 
+_FUNCTIONS = ("arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "sin", "cos", "tan", "cot", "sec", "csc", "ln",
+              "log", "exp")
+_GREEK_NAMES = ("alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "sigma", "omega", "phi", "rho", "tau")
+_PLAIN_FUNCTION = re.compile(rf"(?<![A-Za-z\\])({'|'.join(_FUNCTIONS)})(?=\s*[(|^]|\s+[\w(])")
+_PLAIN_CONSTANT = re.compile(rf"(?<![A-Za-z\\])(pi|infinity|inf|{'|'.join(_GREEK_NAMES)})(?![A-Za-z])")
+
+
+def _braced(text: str, start: int) -> int | None:
+    """The index just past the bracket that closes the one opening at `start`, or None."""
+    depth = 0
+    for j in range(start, len(text)):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return j + 1
+    return None
+
+
+def plain_math(text: str) -> str:
+    r"""Math written as plain text (no LaTeX command in it) in LaTeX: `sqrt(2)` as `\sqrt{2}`,
+    `pi`, `infinity` and Greek names as commands, `ln(2)` as `\ln(2)`, `<=` `>=` `!=`, a union
+    `U` between intervals as `\cup`, `x in [a, b]` as `x \in [a, b]`, a mixed number `1 4/5` as
+    `1\frac{4}{5}`, rows `[[1, 0], [0, 1]]` as a matrix, braces `{1, 2}` as a set. Text with a
+    LaTeX command is returned as it is.
+
+    >>> plain_math("sqrt(2)/2"), plain_math("(3, pi/2)"), plain_math("(-infinity, 3] U (5, inf)")
+    ('\\sqrt{2}/2', '(3, \\pi/2)', '(-\\infty, 3] \\cup (5, \\infty)')
+    >>> plain_math("2pi + ln(2)"), plain_math("x <= 3"), plain_math("spin"), plain_math("\\sqrt{2}")
+    ('2\\pi + \\ln(2)', 'x \\le 3', 'spin', '\\sqrt{2}')
+    >>> plain_math("1 +/- sqrt(19)"), plain_math("x in [-2,7]"), plain_math("1 4/5")
+    ('1 \\pm \\sqrt{19}', 'x \\in [-2,7]', '1\\frac{4}{5}')
+    >>> plain_math("[[1, 0], [0, 1]]"), plain_math("{-1} U [0,7)"), plain_math("x^{2}")
+    ('\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}', '\\{-1\\} \\cup [0,7)', 'x^{2}')
+    >>> plain_math("14{,}916"), plain_math("{1, 2} U {3}"), plain_math("10^((1+sqrt(5))/2)")
+    ('14{,}916', '\\{1, 2\\} \\cup \\{3\\}', '10^{(1+\\sqrt{5})/2}')
+    """
+    if "\\" in text:
+        return text
+    mixed = re.fullmatch(r"\s*(-?\d+)\s+(\d+)/(\d+)\s*", text)
+    if mixed:
+        return f"{mixed.group(1)}\\frac{{{mixed.group(2)}}}{{{mixed.group(3)}}}"
+    rows = re.fullmatch(r"\s*\[\s*(\[.*\])\s*\]\s*", text, re.S)
+    if rows:  # [[1, 2], [3, 4]]: a matrix by rows
+        lines = re.split(r"(?<=\])\s*,\s*(?=\[)", rows.group(1))
+        if all(line.strip().startswith("[") and line.strip().endswith("]") for line in lines):
+            cells = [top_level(line.strip()[1:-1], re.compile(",")) for line in lines]
+            body = " \\\\ ".join(" & ".join(plain_math(c.strip()) for c in row) for row in cells)
+            return f"\\begin{{pmatrix}} {body} \\end{{pmatrix}}"
+    if not re.search(r"[a-z]{2}|[<>!]=|\bU\b|\+/-|\{|\^\s*\(", text):
+        return text
+    t = re.sub(r"(?<![^\s(,=])\{([^{}]*)\}", r"\\{\1\\}", text)  # braces in plain text make a set
+    while (m := re.search(r"(?<![A-Za-z])sqrt\s*\(", t)) and (end := _braced(t, m.end() - 1)):
+        t = t[: m.start()] + "\\sqrt{" + t[m.end() : end - 1] + "}" + t[end:]
+    t = re.sub(r"(?<![A-Za-z])sqrt\s*(\d+|[A-Za-z](?![A-Za-z]))", r"\\sqrt{\1}", t)
+    while (m := re.search(r"\^\s*\(", t)) and (end := _braced(t, m.end() - 1)):  # 10^((1+x)/2): 10^{(1+x)/2}
+        t = t[: m.start()] + "^{" + t[m.end() : end - 1] + "}" + t[end:]
+    t = _PLAIN_FUNCTION.sub(r"\\\1", t)
+    t = _PLAIN_CONSTANT.sub(lambda m: "\\infty" if m.group(1).startswith("inf") else "\\" + m.group(1), t)
+    t = t.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ").replace("+/-", "\\pm ")
+    t = re.sub(r"(?<=\w)\s+in\s+(?=[\[(])", r" \\in ", t)
+    t = re.sub(r"(?<=[\])}])\s*U\s*(?=[\[({]|\\\{)", r" \\cup ", t)
+    return re.sub(r"\\(le|ge|ne|pm) +", r"\\\1 ", t)
+
+
+_SET_SPELLINGS = ((re.compile(r"^\\(?:varnothing|O)$|^\\\{\s*\\\}$|^\{\s*\}$"), "\\emptyset"),
+                  (re.compile(r"^\\R$|^\\mathbb\s*R$"), "\\mathbb{R}"))
+
+
+PHRASES = {
+    "all real numbers": "(-\\infty, \\infty)", "all reals": "(-\\infty, \\infty)", "all real x": "(-\\infty, \\infty)",
+    "every real number": "(-\\infty, \\infty)", "any real number": "(-\\infty, \\infty)",
+    "all real values": "(-\\infty, \\infty)", "all real values of x": "(-\\infty, \\infty)",
+    "the real numbers": "(-\\infty, \\infty)", "real numbers": "(-\\infty, \\infty)",
+    "no solution": "\\emptyset", "no solutions": "\\emptyset", "none": "\\emptyset", "empty set": "\\emptyset",
+    "the empty set": "\\emptyset", "there is no solution": "\\emptyset", "there are no solutions": "\\emptyset",
+}
+"""Phrases that name a set, written the way a set is written in LaTeX: a reference "all real
+numbers" is right for `\\mathbb{R}` and `(-\\infty, \\infty)`, wrong for `x > 0`. A phrase with
+another meaning ("no real solution", "does not exist") is compared only with the same words."""
+
+
+def phrase(text: str) -> str | None:
+    r"""The words of an answer that is only words (one or more), lower case and joined by
+    single spaces; None for an answer with digits or math in it.
+
+    >>> phrase("\\text{All Real Numbers.}"), phrase("None"), phrase("x = 2")
+    ('all real numbers', 'none', None)
+    """
+    bare = re.sub(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", r"\1", text).replace("$", "").strip().rstrip(".")
+    if not _WORDS.fullmatch(bare) or not re.search(r"[A-Za-z]{2,}", bare):
+        return None
+    return " ".join(re.findall(r"[a-z]+", bare.lower()))
+
+
 _E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*[eE]\s*([+-]?\d+)(?![\w.])")
 _TIMES_TEN = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*|x|×)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?")
 _THOUSANDS = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")  # `32,\! 349`: MATH's thousands separator
@@ -186,38 +284,65 @@ def normalize(text: str, units: tuple[str, ...] = UNITS) -> str:
     ('12', '100', '9.8', '50')
     >>> normalize("32,\\! 349")  # MATH's thousands separator
     '32,349'
+    >>> normalize("sqrt(2)/2"), normalize("\\varnothing"), normalize("\\{ \\}")  # plain-text math; the empty set
+    ('\\sqrt{2}/2', '\\emptyset', '\\emptyset')
+    >>> normalize("0.06 yuan"), normalize("2 pi")  # a number and a word: its unit
+    ('0.06', '2 \\pi')
     """
     t = _unwrap(_THOUSANDS.sub(",", text.strip()).replace("\\$", "").replace("$", "").replace("\\!", ""))
     t = _SPACING.sub(" ", t).strip()
     t = re.sub(r"\^\s*\{?\\circ\}?", "", t).replace("°", "")
     t = re.sub(r"(?<=[\d}])\s*\\?%\s*$", "", t)  # a percent sign after a number
     # a unit spelled in LaTeX after a number: \mathrm{km/h}, \text{ m}^2, \mathrm{kg \cdot m/s^2}
-    t = re.sub(r"(?<=[\d}])\s*\\(?:mathrm|text|mbox|rm)\{\s*[A-Za-z]{1,6}(?:\s*(?:/|\\cdot|\^)\s*[A-Za-z0-9]{1,6})*\s*\}"
+    t = re.sub(r"(?<=[\d}])\s*\\(?:mathrm|text|textbf|textnormal|textrm|mbox|rm)\{\s*[A-Za-z]{1,6}(?:\s*(?:/|\\cdot|\^)\s*[A-Za-z0-9]{1,6})*\s*\}"
                r"(?:\s*\^\s*\{?-?\d\}?)?\s*$", "", t)
+    t = plain_math(t)
+    for spelling, written in _SET_SPELLINGS:
+        t = spelling.sub(written.replace("\\", "\\\\"), t)
     t = _E_NOTATION.sub(r"\1\\times10^{\2}", t)
     t = _TIMES_TEN.sub(r"\1\\times10^{\2}", t)
+    t = _unit_after_number(tuple(units)).sub("", t)
+    t = t.strip().rstrip(".").strip()
+    counted = re.fullmatch(r"(-?\d[\d,]*(?:\.\d+)?)\s+([A-Za-z]{3,})", t)  # "0.06 yuan": a number and its word
+    return counted.group(1) if counted and _is_word(counted.group(2)) else t
+
+
+@lru_cache(maxsize=16)
+def _unit_after_number(units: tuple[str, ...]) -> re.Pattern:
+    """A unit word of `units` (plain, in `\\text{}`, or in parentheses) at the end, after a number."""
     words = "|".join(sorted((re.escape(u) for u in units), key=len, reverse=True))
     unit = rf"(?:\\(?:text|mbox|mathrm)\{{\s*(?:{words})\s*\}}|\(\s*(?:{words})\s*\)|(?:{words}))(?:\s*\^\s*\{{?\d\}}?)?"
-    t = re.sub(rf"(?<=[\d}}])\s*{unit}\s*$", "", t)
-    return t.strip().rstrip(".").strip()
+    return re.compile(rf"(?<=[\d}}])\s*{unit}\s*$")
 
 
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
+_SHORT_WORDS = frozenset("am an as at be by do go he if in is it me my no of on so to up us we".split())
+_MATH_WORDS = frozenset(_FUNCTIONS + _GREEK_NAMES + ("sqrt", "max", "min", "lim", "gcd", "lcm", "mod", "det", "arg",
+                                                     "deg", "pi", "inf", "infinity"))
+
+
+def _is_word(token: str) -> bool:
+    """An English word rather than letters written together (`xy`, `cy`: products) or a
+    function's name: two letters only if a common word, three or more with a vowel."""
+    w = token.lower()
+    if w in _MATH_WORDS or w in ("and", "or"):
+        return False
+    return w in _SHORT_WORDS if len(w) == 2 else bool(re.search(r"[aeiou]", w))
 
 
 def is_prose(text: str) -> bool:
-    r"""Two or more words of two or more letters outside LaTeX commands and `\\text{}`: a
-    sentence, not an answer that can be compared as a whole.
+    r"""Two or more words outside LaTeX commands and `\\text{}`: a sentence, not an answer
+    that can be compared as a whole. Letters written together (`xy - cy = c`) and function
+    names (`sin`, `sqrt`) are not words.
 
     >>> is_prose("The ball lands after 10 seconds"), is_prose("\\text{Evelyn}"), is_prose("\\sin x + 2")
     (True, False, False)
-    >>> is_prose("2 and 5"), is_prose("x = 2 or x = 3")
-    (False, False)
+    >>> is_prose("2 and 5"), is_prose("x = 2 or x = 3"), is_prose("xy - cy = c"), is_prose("sin x + cos x")
+    (False, False, False, False)
     """
     bare = re.sub(r"\\(?:text|mbox|mathrm|textbf)\{[^{}]*\}|\\(?:begin|end)\{[a-z*]+\}", " ", text)
     bare = re.sub(r"\\[a-zA-Z]+", " ", bare)
-    words = [w for w in _WORD.findall(bare) if w.lower() not in ("and", "or")]
-    return len(words) >= 2
+    return sum(map(_is_word, _WORD.findall(bare))) >= 2
 
 
 def parts(text: str) -> list[str]:
@@ -234,7 +359,9 @@ def parts(text: str) -> list[str]:
 
 _OR = re.compile(r"\s*(?:\\text\{\s*or\s*\}|\\mbox\{\s*or\s*\}|\bor\b)\s*")
 _AND = re.compile(r",\s*|\s*\\text\{\s*and\s*\}\s*|\s+and\s+")
-_LABEL = re.compile(r"^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*(.+)$", re.S)
+_LABEL = re.compile(r"^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*(?:=|\\equiv(?![a-zA-Z]))\s*(.+)$", re.S)
+_TUPLE_LABEL = re.compile(r"^\s*\(\s*([A-Za-z](?:_\{?\w+\}?)?(?:\s*,\s*[A-Za-z](?:_\{?\w+\}?)?)+)\s*\)\s*=\s*\((.*)\)\s*$",
+                          re.S)
 
 
 def top_level(text: str, separators: re.Pattern, keep: bool = False):
@@ -309,9 +436,14 @@ def chain_checks(ref: str, ans: str) -> list[tuple]:
     [('same', 'x = 2', 'x = 2')]
     >>> chain_checks("1.557", "\\tan(1) \\approx 1.557")
     [('approx', '\\tan(1)', '1.557'), ('same', '1.557', '1.557')]
+
+    An equation between intervals (or sets) is a chain too, both sides compared:
+
+    >>> chain_checks("[2, 5)", "[4/2, 10/2) = [2, 5)")
+    [('same', '[4/2, 10/2)', '[2, 5)'), ('same', '[2, 5)', '[2, 5)')]
     """
     (r, rj), (a, aj) = links(ref), links(ans)
-    if len(r) <= 2 and len(a) <= 2 and "\\approx" not in rj + aj:
+    if len(r) <= 2 and len(a) <= 2 and "\\approx" not in rj + aj and not (_set_equation(r) or _set_equation(a)):
         return [("same", ref, ans)]
     r_name = r[0] if len(r) > 1 and _NAME.fullmatch(r[0]) else None
     a_name = a[0] if len(a) > 1 and _NAME.fullmatch(a[0]) else None
@@ -329,6 +461,20 @@ def chain_checks(ref: str, ans: str) -> list[tuple]:
     return checks + [("same", r[-1], a[-1])]
 
 
+_SET_LIKE = re.compile(r"(?:\\left)?[\[(].*,.*[\])]|\\\{.*\\\}|.*\\cup(?![a-zA-Z]).*|\\emptyset|\\mathbb\{R\}", re.S)
+
+
+def _set_equation(chain: list[str]) -> bool:
+    r"""Two links that are both intervals, unions or sets (`[1, 3) = [2/2, 3)`): math-verify
+    cannot read such an equation whole, so its sides are compared one by one.
+
+    >>> _set_equation(["[1, 3)", "[2/2, 3)"]), _set_equation(["x", "[1, 3)"]), _set_equation(["(x, y)", "(1, 2)"])
+    (True, False, False)
+    """
+    names = re.compile(r"\(\s*[A-Za-z](?:_\{?\w+\}?)?(?:\s*,\s*[A-Za-z](?:_\{?\w+\}?)?)+\s*\)")  # `(x, y) =` labels
+    return len(chain) == 2 and all(_SET_LIKE.fullmatch(link.strip()) and not names.fullmatch(link.strip()) for link in chain)
+
+
 def list_items(text: str) -> tuple[str, list[str], list[str | None]]:
     r"""A list answer's parts and how they compare: `ordered` (a tuple or a sequence: part by
     part in order), `set` (roots, or parts joined by "or": in any order), `labelled` (`r = 4,
@@ -341,7 +487,14 @@ def list_items(text: str) -> tuple[str, list[str], list[str | None]]:
     (('set', ['1', '-2']), ('set', ['2', '3']), ('labelled', ['4', '(2, -1)'], ['r', 'C']))
     >>> list_items("19, 46, and 82")[:2], list_items("a=4, -8, -10")[:2], list_items("6 \\text{ and } 8")[:2]
     (('ordered', ['19', '46', '82']), ('set', ['4', '-8', '-10']), ('ordered', ['6', '8']))
+
+    Labels repeated among others (`C_2 = 1, C_2 = 3, C_3 = 2`) leave the parts whole, in order,
+    with their names:
+
+    >>> list_items("C_2=1, C_2=3, C_3=2")
+    ('ordered', ['C_2=1', 'C_2=3', 'C_3=2'], ['C_2', 'C_2', 'C_3'])
     """
+
     t = _THOUSANDS.sub(",", text.strip())
     if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", t):
         return "one", [t], [None]
@@ -361,7 +514,22 @@ def list_items(text: str) -> tuple[str, list[str], list[str | None]]:
             return "labelled", values, names
     if labels[0] and not any(labels[1:]):  # `a = 4, -8, -10`: the values of one name
         return "set", [labels[0].group(2).strip()] + pieces[1:], [labels[0].group(1)] + [None] * (len(pieces) - 1)
-    return ("set" if len(by_or) > 1 else "ordered"), pieces, [None] * len(pieces)
+    return ("set" if len(by_or) > 1 else "ordered"), pieces, [m.group(1) if m else None for m in labels]
+
+
+def tuple_labels(text: str) -> tuple[list[str], list[str]] | None:
+    r"""The values and names of `(a, b) = (1, 2)`, a tuple of distinct names labelling as many
+    values; else None.
+
+    >>> tuple_labels("(a, b) = (1, 2)"), tuple_labels("(x, y) = (5, 8) \\text{ and } (8, 5)")
+    ((['1', '2'], ['a', 'b']), None)
+    """
+    tupled = _TUPLE_LABEL.match(text)
+    if not tupled or _braced(f"({tupled.group(2)})", 0) != len(tupled.group(2)) + 2:
+        return None
+    names = [n.strip() for n in tupled.group(1).split(",")]
+    values = [v.strip() for v in top_level(tupled.group(2), re.compile(","))]
+    return (values, names) if len(values) == len(names) == len(set(names)) else None
 
 
 def plain_number(text: str) -> Fraction | None:
@@ -396,50 +564,12 @@ def plain_number(text: str) -> Fraction | None:
 # ---------------------------------------------------------------- math-verify in worker processes
 
 
-class _Worker:
-    """One `python -m selftrain.verifiers._math_worker` process."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "selftrain.verifiers._math_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
-        )
-        self.fd = self.proc.stdout.fileno()
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def send(self, pair: tuple[str, str]) -> None:
-        data = pickle.dumps(pair)
-        self.proc.stdin.write(len(data).to_bytes(4, "big") + data)
-
-    def receive(self, timeout: float | None = None):
-        """The next reply; EOFError if the worker died, TimeoutError if none came in time."""
-        if timeout is not None and not select.select([self.fd], [], [], timeout)[0]:
-            raise TimeoutError
-        head = self.proc.stdout.read(4)
-        if not head or len(head) < 4:
-            raise EOFError
-        n = int.from_bytes(head, "big")
-        body = self.proc.stdout.read(n)
-        if len(body) < n:
-            raise EOFError
-        return pickle.loads(body)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdin.close()
-        self.proc.stdout.close()
-
-
 class MathVerifyPool:
     """math-verify calls in `workers` processes, each call with a deadline of `timeout` s."""
 
     def __init__(self, workers: int = 2, timeout: float = 5.0):
         self.size, self.timeout = workers, timeout
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
         atexit.register(self.close)
 
     def close(self) -> None:
@@ -447,15 +577,10 @@ class MathVerifyPool:
             w.stop()
         self._workers = []
 
-    def _spawn(self) -> _Worker:
-        w = _Worker()
-        try:
-            if w.receive(timeout=120) == "ready":  # importing sympy takes a moment
-                return w
-        except (EOFError, TimeoutError):
-            pass
-        w.stop()
-        raise RuntimeError("the math-verify worker did not start (is math-verify installed?)")
+    def _spawn(self) -> Worker:
+        # `selftrain.plugins.Worker`'s framing and replies; importing sympy takes a moment
+        return Worker(module="selftrain.verifiers._math_worker", setting="the math verifier (is math-verify installed?)",
+                      ready_timeout=120)
 
     def check(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[bool | None, str]]:
         if not pairs:
@@ -465,7 +590,7 @@ class MathVerifyPool:
         out: list[tuple[bool | None, str] | None] = [None] * len(pairs)
         todo = deque(enumerate(pairs))
         idle = list(self._workers)
-        busy: dict[_Worker, tuple[int, float]] = {}
+        busy: dict[Worker, tuple[int, float]] = {}
         while todo or busy:
             while todo and idle:
                 w = idle.pop()
@@ -477,13 +602,13 @@ class MathVerifyPool:
             for w in list(busy):
                 i, deadline = busy[w]
                 if w in ready:
-                    try:
-                        out[i] = w.receive()
+                    kind, detail = w.reply(0)
+                    if kind in ("ok", "raised"):
+                        out[i] = detail if kind == "ok" else (None, detail)
                         del busy[w]
                         idle.append(w)
                         continue
-                    except EOFError:
-                        out[i] = (None, "math-verify worker died")
+                    out[i] = (None, "math-verify worker died")
                 elif time.monotonic() >= deadline:
                     out[i] = (None, f"timed out after {self.timeout:g} s")
                 else:
@@ -494,11 +619,6 @@ class MathVerifyPool:
                 self._workers[self._workers.index(w)] = fresh
                 idle.append(fresh)
         return out  # type: ignore[return-value]
-
-
-VERSION = 2
-"""The version of the verifier's rules: raised when a change alters verdicts, so that runs
-scored by the old rules score again."""
 
 
 class MathVerifier:
@@ -516,9 +636,13 @@ class MathVerifier:
         self.units = tuple(units)
         self._cache: dict[tuple[str, str, bool], tuple[bool | None, str]] = {}
 
+    covers = ("selftrain.verifiers._math_worker",)
+    """Code its verdicts come from that it reaches other than by name (the worker's module):
+    in its fingerprint with its own (`artifacts.describe`)."""
+
     def describe(self) -> dict:
-        """Its settings and the version of its rules, for a stage's fingerprint."""
-        return {"kind": "math", "version": VERSION, "timeout": self.pool.timeout, "units": list(self.units)}
+        """Its settings, for a stage's fingerprint (its code is added: `artifacts.describe`)."""
+        return {"kind": "math", "timeout": self.pool.timeout, "units": list(self.units)}
 
     def close(self) -> None:
         self.pool.close()
@@ -529,37 +653,55 @@ class MathVerifier:
         ref, ans = normalize(reference, self.units), normalize(answer, self.units)
         if canonical(reference) == canonical(answer) or canonical(ref) == canonical(ans):
             return True, "the reference itself"
-        ref_words = words(reference)
-        if ref_words is not None:  # words are compared as words, never by a number found in them
-            if words(answer) == ref_words:
+        ref_phrase = phrase(reference)
+        if ref_phrase is not None and (words(reference) is not None or ref_phrase in PHRASES):
+            # words are compared as words, never by a number found in them; a phrase that names a
+            # set (`PHRASES`) is compared as that set with an answer written in math
+            ans_phrase, meaning = phrase(answer), PHRASES.get(ref_phrase)
+            if ans_phrase == ref_phrase:
                 return True, "the same words"
-            return None, "the reference is words; the answer is not the same words"
-        if is_prose(reference):
+            if meaning is not None and PHRASES.get(ans_phrase) == meaning:
+                return True, f"words that mean the same ({ans_phrase})"
+            if meaning is None or ans_phrase is not None or is_prose(answer):
+                return None, "the reference is words; the answer is not the same words"
+            ref = meaning
+        elif is_prose(reference):
             return None, "the reference is prose, not an answer to compare whole"
         if is_prose(answer):
             return None, "the answer is prose, not an answer to compare whole"
         ref_parts, ans_parts = parts(ref), parts(ans)
+        if len(ref_parts) != len(ans_parts) and 1 in (len(ref_parts), len(ans_parts)):
+            # the same parts on lines (or `;`) on one side, in a list on the other
+            joined_ref, joined_ans = _one_line(ref_parts, ans_parts), _one_line(ans_parts, ref_parts)
+            if joined_ref != ref_parts:
+                ref, ref_parts = joined_ref[0], joined_ref
+            if joined_ans != ans_parts:
+                ans, ans_parts = joined_ans[0], joined_ans
         if len(ref_parts) > 1:
             if len(ans_parts) != len(ref_parts):
                 return None, f"the reference has {len(ref_parts)} parts, the answer {len(ans_parts)}"
             pairs = list(zip(ref_parts, ans_parts))
         else:
             mode, items, names = list_items(ref)
+            a_mode, a_items, a_names = list_items(ans)
+            # a tuple of names labels its values where the other side gives labelled values
+            if mode == "one" and a_mode == "labelled" and (tupled := tuple_labels(ref)):
+                mode, (items, names) = "labelled", tupled
+            elif a_mode == "one" and mode == "labelled" and (tupled := tuple_labels(ans)):
+                a_mode, (a_items, a_names) = "labelled", tupled
             if mode == "one":
                 return "all", chain_checks(ref, ans.replace("\n", " "))
-            a_mode, a_items, a_names = list_items(ans)
             if len(a_items) != len(items):
                 return False, f"the reference has {len(items)} parts, the answer {len(a_items)}"
-            if mode == "labelled" and a_mode == "labelled":
-                if sorted(a_names) != sorted(names):
-                    return False, f"the answer does not give the parts {', '.join(names)}"
-                given = dict(zip(a_names, a_items))
-                pairs = [(item, given[name]) for item, name in zip(items, names)]
-            elif mode == "labelled" and a_mode == "set" and a_names[0] is not None:
+            mislabelled = _mislabelled(mode, names, a_names)
+            if mislabelled:
+                return False, mislabelled
+            if mode == "labelled" and a_mode == "set" and a_names[0] is not None:
                 return False, f"the answer gives values of one name; the reference of {', '.join(names)}"
+            if mode == "labelled" and a_mode == "labelled":
+                given = dict(zip(map(_name_key, a_names), a_items))
+                pairs = [(item, given[_name_key(name)]) for item, name in zip(items, names)]
             elif mode == "set" or as_set:
-                if names[0] and a_names[0] and canonical(names[0]) != canonical(a_names[0]):
-                    return False, f"the answer gives values of {a_names[0]}, the reference of {names[0]}"
                 return "set", [("same", r, a) for r in items for a in a_items]
             else:
                 pairs = list(zip(items, a_items))
@@ -605,6 +747,52 @@ class MathVerifier:
                 detail = f" ({why})" if why.startswith("could not") else ""
                 out.append(Score(0.0, f"wrong answer {answer}, expected {problem.answer}{detail}", answer))
         return out
+
+
+def _name_key(name: str) -> str:
+    """A label's name for comparison: `C_{2}` is `C_2`."""
+    return re.sub(r"[{}\s]", "", name)
+
+
+def _mislabelled(mode: str, names: list[str | None], a_names: list[str | None]) -> str | None:
+    r"""Why an answer's labels cannot be the reference's, or None. Labels are a mapping: an
+    answer's label must be one of the reference's, and given no more often than the
+    reference gives it (a label repeated in place of another never matches); the values of
+    one name (`x = 1, x = -2`) must all be that name's. An answer that labels only some of
+    its parts is left to the parts' comparison.
+
+    >>> _mislabelled("labelled", ["C_1", "C_2"], ["C_2", "C_2"])
+    'the answer labels its parts C_2, C_2; the reference C_1, C_2'
+    >>> _mislabelled("set", ["x", "x"], ["x", "y"]), _mislabelled("labelled", ["a", "b"], ["b", "a"])
+    ('the answer gives values of x, y; the reference of x', None)
+    >>> _mislabelled("labelled", ["a", "b"], ["a", None]), _mislabelled("labelled", ["a", "b"], ["c", None])
+    (None, 'the answer labels its parts c, ?; the reference a, b')
+    """
+    given = Counter(_name_key(n) for n in a_names if n)
+    if not given:
+        return None
+    if mode == "set" and names[0]:
+        if set(given) != {_name_key(names[0])}:
+            return f"the answer gives values of {', '.join(dict.fromkeys(n for n in a_names if n))}; the reference of {names[0]}"
+        return None
+    if all(names):
+        wanted = Counter(_name_key(n) for n in names)  # type: ignore[arg-type]
+        if any(count > wanted[name] for name, count in given.items()):
+            return f"the answer labels its parts {', '.join(n or '?' for n in a_names)}; the reference {', '.join(names)}"  # type: ignore[arg-type]
+    return None
+
+
+def _one_line(mine: list[str], other: list[str]) -> list[str]:
+    r"""`mine`, parts on lines or `;`, as one list (`x = 2, y = 3`) where the other side is one
+    part listing as many items; else as it is.
+
+    >>> _one_line(["x = 2", "y = 3"], ["x = 2, y = 3"]), _one_line(["x = 2", "y = 3"], ["2"])
+    (['x = 2, y = 3'], ['x = 2', 'y = 3'])
+    """
+    if len(mine) < 2 or len(other) != 1 or len(list_items(other[0])[1]) != len(mine):
+        return mine
+    joined = ", ".join(mine)
+    return [joined] if len(list_items(joined)[1]) == len(mine) else mine
 
 
 _ASKS_FOR_A_SET = re.compile(
@@ -668,3 +856,11 @@ def _combine(verdicts: list[tuple[bool | None, str]]) -> tuple[bool | None, str]
         if ok is None:
             return ok, why
     return True, verdicts[0][1] if len(verdicts) == 1 else f"{len(verdicts)} parts"
+
+
+def _make(cfg) -> MathVerifier:
+    return MathVerifier(timeout=cfg.timeout, **({} if getattr(cfg, "units", None) is None else {"units": tuple(cfg.units)}))
+
+
+KIND = VerifierKind("math", _make, frozenset({"answer"}))
+"""`verifier: math`: the final answer against the reference (`timeout` seconds a judgement, `units`)."""

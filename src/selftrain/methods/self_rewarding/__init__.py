@@ -52,7 +52,7 @@ Deviations from the paper, each forced by the tiny model or chosen to measure:
   written out by the model: a tiny model taught to write the comparison itself did not
   learn to tell two digits apart within the budget (docs/self-rewarding.md). The model still
   does the judging work (the check), and the rubric keeps the paper's additive 0-5 form.
-  For chat models, `verifiers.judge.ADDITIVE_5_POINT` is the paper's prompt word for word.
+  For chat models, `verifiers.llm_judge.ADDITIVE_5_POINT` is the paper's prompt word for word.
 - EFT data are the model's own answers (M0's samples on pool problems), half right and half
   wrong, each with its exact worked check (from the task's grader), not human-ranked Open
   Assistant data.
@@ -86,6 +86,7 @@ from selftrain.methods.self_rewarding.chat import Chat
 from selftrain.methods.self_rewarding.config import SelfRewardingConfig, SelfRewardingSection, demo_config
 from selftrain.methods.self_rewarding.miniature import Miniature, controls
 from selftrain.methods.self_rewarding.report import collect, render, summary
+from selftrain.methods.self_rewarding.variant import Variant
 
 
 def run(ctx: stages.RunContext[SelfRewardingConfig]) -> None:
@@ -99,7 +100,7 @@ def run(ctx: stages.RunContext[SelfRewardingConfig]) -> None:
         controls(ctx, variant, m1, iterate)
 
 
-def iterate(ctx: stages.RunContext[SelfRewardingConfig], variant: Miniature | Chat, m1: stages.Artifact,
+def iterate(ctx: stages.RunContext[SelfRewardingConfig], variant: Variant, m1: stages.Artifact,
             prefix: str = "") -> None:
     """Steps 1-6, `iterations` times from M1; groups `<prefix>iter-NN`. The remedies
     (`variant.remedies`, `remedies.py`) add to steps 4 and 5 when set."""
@@ -133,4 +134,4 @@ def _needs(cfg: SelfRewardingConfig) -> list[tuple[str, object, set[str]]]:
 METHOD = Method("self-rewarding", SelfRewardingConfig, run, collect, render, summary, needs=_needs, demo=demo_config,
                 final_model=lambda cfg: stages.group("iter", cfg.self_rewarding.iterations))
 
-__all__ = ["METHOD", "SelfRewardingConfig", "SelfRewardingSection", "demo_config", "iterate", "run"]
+__all__ = ["METHOD", "SelfRewardingConfig", "SelfRewardingSection", "Variant", "demo_config", "iterate", "run"]

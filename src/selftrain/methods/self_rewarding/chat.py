@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from selftrain import stages
 from selftrain.artifacts import read_jsonl, read_rows
@@ -32,7 +32,8 @@ from selftrain.errors import ConfigError
 from selftrain.methods.self_rewarding.config import Remedies
 from selftrain.records import Pair, Problem
 from selftrain.stages.prompts import FEWSHOT_HEADER, PromptFilter
-from selftrain.verifiers.judge import TEMPLATES, LLMJudge
+from selftrain.stages.self_rewarding import judge_pairs, pairwise
+from selftrain.verifiers.llm_judge import TEMPLATES, LLMJudge
 
 
 def prompt_problem(text: str, pid: str) -> Problem:
@@ -45,14 +46,19 @@ class Chat:
     """The chat variant of the loop (`methods.self_rewarding.iterate` runs its steps)."""
 
     ctx: stages.RunContext
-    remedies: Remedies | None = None
-    """The remedies this loop runs (None: the config's)."""
-    row = staticmethod(stages.chat_rows)
-    """Step 5's rows: conversational, so that TRL applies the chat template."""
-    first: stages.Artifact | None = field(default=None, repr=False)
-    pair_judge = "self"
-    m0 = None
+    remedies: Remedies = None  # type: ignore[assignment]
+    """The remedies this loop runs (None given: the config's)."""
+    pair_judge: Literal["self", "grader"] = "self"
+    m0: stages.Artifact | None = field(default=None, repr=False)
     """No model before M1 (the given model): iteration 1 has no previous judge."""
+    first: stages.Artifact | None = field(default=None, repr=False)
+    first_answers: stages.Artifact | None = field(default=None, repr=False)
+    """M1's answers to the held-out prompts (step 6 of M1), which later models are compared with."""
+
+    @property
+    def row(self) -> Callable[[Pair], dict[str, Any]]:
+        """Step 5's rows: conversational, so that TRL applies the chat template."""
+        return stages.chat_rows
 
     def __post_init__(self):
         if self.remedies is None:
@@ -98,14 +104,15 @@ class Chat:
     def meta_judge(self, group: str, policy: stages.Artifact, problems: list[Problem], scores: stages.Artifact) -> stages.Artifact:
         """Meta-Rewarding's judge pairs: for each response, its highest- and lowest-scored
         judgements compared by `policy` with `META_JUDGE` in both orders; the winner chosen."""
-        folder, params, seed = scores.path.parent, self.sec.judge.params(), self.ctx.seed(f"{group}/meta-judge")
+        params, seed = self.sec.judge.params(), self.ctx.seed(f"{group}/meta-judge")
         by_id = {p.id: p for p in problems}
+        responses, judgements = scores["samples"], scores["judgements"]
 
         def make(sampler) -> tuple[list[Pair], dict[str, Any]]:
-            return chat_meta_pairs(LLMJudge(sampler, "additive-5", 1, params, seed), by_id,
-                                   read_jsonl(folder / "samples.jsonl"), read_jsonl(folder / "judgements.jsonl"))
+            return chat_meta_pairs(LLMJudge(sampler, "additive-5", 1, params, seed), by_id, read_jsonl(responses),
+                                   read_jsonl(judgements))
 
-        return stages.judge_pairs(self.ctx, group, "meta-judge", policy, make, scores, params, seed, sampler=self.sampler)
+        return judge_pairs(self.ctx, group, "meta-judge", policy, make, scores, params, seed, sampler=self.sampler)
 
     def eft_refresh(self, group: str, policy: stages.Artifact) -> stages.Artifact:
         """EFT refresh (uses labels): `policy` answers the first `eft_refresh.problems` rows of
@@ -117,13 +124,12 @@ class Chat:
                         for i, r in enumerate(read_rows(refresh.data, ("prompt", "answer"))[: refresh.problems])]
         else:
             labelled = ctx.human[: refresh.problems]
-        answers = stages.generate(ctx, group, policy, labelled, self.sec.responses, name="eft-answers", sampler=self.sampler,
-                                  file="eft-samples.jsonl")
-        labels = stages.score(ctx, group, answers, labelled, ctx.grader)
+        answers = stages.generate(ctx, group, policy, labelled, self.sec.responses, name="eft-answers", sampler=self.sampler)
+        labels = stages.score(ctx, group, answers, labelled, ctx.grader, name="eft-labels")
         checked = stages.judge(ctx, group, policy, labelled, answers, "additive-5", judge.samples, judge.params(),
                                self.sec.chat.finish, sampler=self.sampler, name="eft-judge")
-        judgements = stages.Artifact(checked.path.with_name("eft-judge-judgements.jsonl"), checked.fp)
-        return stages.filter_rows(ctx, group, "eft-pairs", [answers, judgements, labels], chat_grounded_pairs)
+        return stages.filter_rows(ctx, group, "eft-pairs", [answers, checked.part("judgements"), labels],
+                                  chat_grounded_pairs)
 
     def pair_check(self, problems: list[Problem]) -> Callable[[list[Pair]], dict[str, Any]] | None:
         return None  # no grader knows the right answer to an open prompt
@@ -134,15 +140,16 @@ class Chat:
         ctx, sec = self.ctx, self.sec
         problems = [Problem(f"eval-{i}", p, "") for i, p in enumerate(self.held_out)]
         answers = stages.generate(ctx, group, model, problems, Generation(k=1, temperature=0.0, max_new_tokens=sec.responses.max_new_tokens),
-                                  name="answers", sampler=self.sampler, file="answers.jsonl")
+                                  name="answers", sampler=self.sampler)
         greedy = sec.judge.model_copy(update={"temperature": 0.0, "samples": 1})
         stages.judge(ctx, group, model, problems, answers, "additive-5", 1, greedy.params(), sec.chat.finish,
                      sampler=self.sampler, name="self-judge")
-        if model.path != self.first.path:
+        if self.first_answers is None:  # M1's own evaluation: the answers the others are compared with
+            self.first_answers = answers
+        else:
             stages.judge(ctx, group, self.first, problems, answers, "additive-5", 1, greedy.params(), sec.chat.finish,
                          sampler=self.sampler, name="m1-judge")
-            m1_answers = stages.Artifact(ctx.path("m1", "answers.jsonl"), self.first.fp)
-            stages.pairwise(ctx, group, self.first, problems, answers, m1_answers, greedy.params(), sampler=self.sampler)
+            pairwise(ctx, group, self.first, problems, answers, self.first_answers, greedy.params(), sampler=self.sampler)
 
 
 def chat_meta_pairs(meta: LLMJudge, by_id: dict[str, Problem], samples: list[dict[str, Any]],

@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from selftrain.config import (
-    ArithmeticConfig,
     DPOConfig,
     EarlyStopping,
     EvalConfig,
@@ -226,7 +225,7 @@ class SelfRewardingConfig(TaskRun):
             if named:
                 raise ValueError("the self-rewarding miniature trains the tiny model; for the model in "
                                  "model.name_or_path set self_rewarding.chat (`chat: {}` for its defaults)")
-            if self.task.name != "arithmetic" or sorted(self.task.arithmetic.operations) != ["+", "-"]:
+            if self.task.name != "arithmetic" or sorted(self.task.settings.get("operations", ["+"])) != ["+", "-"]:
                 raise ValueError("the self-rewarding miniature runs on the embedded task with both operations "
                                  "(task.arithmetic.operations: ['+', '-']): its judge checks an answer by the inverse one")
         return self
@@ -240,8 +239,8 @@ def demo_config(seed: int = 0) -> SelfRewardingConfig:
     return SelfRewardingConfig(
         name="arithmetic-self-rewarding",
         seed=seed,
-        task=TaskConfig(arithmetic=ArithmeticConfig(operations=["+", "-"], human_size=300,
-                                                    human_digits={1: 0.1, 2: 0.3, 3: 0.5, 4: 0.1}, test_per_bucket=150)),
+        task=TaskConfig(settings={"operations": ["+", "-"], "human_size": 300,
+                                  "human_digits": {1: 0.1, 2: 0.3, 3: 0.5, 4: 0.1}, "test_per_bucket": 150}),
         model=ModelConfig(tiny=TinyModelConfig(max_length=160)),
         self_rewarding=SelfRewardingSection(
             prompts=PromptWriting(n=1000), judge=JudgeConfig(max_new_tokens=64),

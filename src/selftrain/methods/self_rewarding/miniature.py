@@ -32,6 +32,7 @@ from selftrain.config import Generation, TrainConfig
 from selftrain.methods.self_rewarding.config import Remedies
 from selftrain.records import Pair, Problem, SamplingParams
 from selftrain.stages.prompts import PromptFilter, fewshot_prompt
+from selftrain.stages.self_rewarding import evaluate_judge, judge_pairs
 from selftrain.tasks.arithmetic import aligned_solution, operation
 from selftrain.tasks.arithmetic_judge import (
     CheckJudge,
@@ -50,21 +51,27 @@ class Miniature:
     """The miniature variant of the loop (`methods.self_rewarding.iterate` runs its steps)."""
 
     ctx: stages.RunContext
+    remedies: Remedies = None  # type: ignore[assignment]
+    """The remedies this loop runs (None given: the config's)."""
     pair_judge: Literal["self", "grader"] = "self"
-    remedies: Remedies | None = None
-    """The remedies this loop runs (None: the config's)."""
-    sampler = None
-    """Steps 1-3 sample the policy as it is (raw text)."""
-    row = staticmethod(stages.prompt_rows)
-    """Step 5's rows: prompt, chosen, rejected as raw text."""
-    held_out: stages.Artifact | None = field(default=None, repr=False)
-    data: stages.Rows | None = field(default=None, repr=False)
     m0: stages.Artifact | None = field(default=None, repr=False)
     """The model before step 0's SFT: the anchor (`anchor.model: m0`) and iteration 1's previous judge."""
+    held_out: stages.Artifact | None = field(default=None, repr=False)
+    data: stages.Rows | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.remedies is None:
             self.remedies = self.sec.remedies
+
+    @property
+    def sampler(self) -> None:
+        """Steps 1-3 sample the policy as it is (raw text)."""
+        return None
+
+    @property
+    def row(self) -> Callable[[Pair], dict[str, Any]]:
+        """Step 5's rows: prompt, chosen, rejected as raw text."""
+        return stages.prompt_rows
 
     @property
     def sec(self):
@@ -121,7 +128,7 @@ class Miniature:
         """Meta-Rewarding's judge pairs: `policy` checks each of its checks of a response by
         the inverse operation again; of a response's checks, the best by that meta-check
         against the worst (scored 5 against at most 3, the workings different)."""
-        judgements = scores.path.parent / "judgements.jsonl"
+        judgements = scores["judgements"]
         width, params, seed = self.width, self.sec.judge.params(), self.ctx.seed(f"{group}/meta-judge")
         pairs = self.sec.pairs
 
@@ -129,7 +136,7 @@ class Miniature:
             return meta_pairs(sampler, read_jsonl(judgements), width, params, seed,
                               pairs.min_chosen_score or 5.0, pairs.max_rejected_score or 3.0)
 
-        return stages.judge_pairs(self.ctx, group, "meta-judge", policy, make, scores, width, params, seed)
+        return judge_pairs(self.ctx, group, "meta-judge", policy, make, scores, width, params, seed)
 
     def eft_refresh(self, group: str, policy: stages.Artifact) -> stages.Artifact:
         """EFT refresh (uses labels): `policy` answers `eft_refresh.problems` pool problems and
@@ -137,11 +144,11 @@ class Miniature:
         check's working is chosen against its own."""
         ctx, n = self.ctx, self.remedies.eft_refresh.problems
         labelled = ctx.pool[:n]
-        answers = stages.generate(ctx, group, policy, labelled, self.sec.responses, name="eft-answers", file="eft-samples.jsonl")
+        answers = stages.generate(ctx, group, policy, labelled, self.sec.responses, name="eft-answers")
         checked = stages.judge(ctx, group, policy, labelled, answers, judge_template(self.width), 1, self.sec.judge.params(),
                                name="eft-judge")
-        judgements = stages.Artifact(checked.path.with_name("eft-judge-judgements.jsonl"), checked.fp)
-        return stages.filter_rows(ctx, group, "eft-pairs", [answers, judgements], grounded_pairs, {"width": self.width})
+        return stages.filter_rows(ctx, group, "eft-pairs", [answers, checked.part("judgements")], grounded_pairs,
+                                  {"width": self.width})
 
     def pair_check(self, problems: list[Problem]) -> Callable[[list[Pair]], dict[str, Any]]:
         """Step 4's record: how many chosen answers are truly right, rejected truly wrong."""
@@ -152,7 +159,7 @@ class Miniature:
         ctx = self.ctx
         stages.evaluate(ctx, group, model, ctx.cfg.eval)
         greedy = self.sec.judge.model_copy(update={"temperature": 0.0}).params()
-        stages.evaluate_judge(ctx, group, model, self.held_out, judge_template(self.width), greedy)
+        evaluate_judge(ctx, group, model, self.held_out, judge_template(self.width), greedy)
 
 
 def controls(ctx: stages.RunContext, variant: Miniature, m1: stages.Artifact, iterate) -> None:

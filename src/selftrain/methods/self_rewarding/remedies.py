@@ -14,26 +14,26 @@ sets it, and each records what it did in its stage's record:
 
 from __future__ import annotations
 
-from typing import Any
-
 from selftrain import stages
+from selftrain.methods.self_rewarding.variant import Variant
 from selftrain.records import Problem
+from selftrain.stages.self_rewarding import anchored_pairs, consistency_of, mix
 
 
-def pairs(ctx: stages.RunContext, variant: Any, group: str, policy: stages.Artifact, m1: stages.Artifact,
+def pairs(ctx: stages.RunContext, variant: Variant, group: str, policy: stages.Artifact, m1: stages.Artifact,
           problems: list[Problem], responses: stages.Artifact, scores: stages.Artifact) -> stages.Artifact:
     """Step 4: best against worst (ties dropped); anchored: against the anchor model's worst."""
     sec = ctx.cfg.self_rewarding
-    anchor = None
+    check = variant.pair_check(problems)
     if variant.remedies.anchor is not None and variant.pair_judge == "self":
         theirs = stages.generate(ctx, group, variant.anchor(m1), problems, sec.responses, name="anchor-responses",
-                                 sampler=variant.sampler, file="anchor-samples.jsonl")
-        anchor = (theirs, variant.judge(group, policy, problems, theirs, name="anchor-judge"))
-    return stages.pairs(ctx, group, scores, sec.pairs.min_chosen_score, sec.pairs.max_rejected_score,
-                        check=variant.pair_check(problems), anchor=anchor)
+                                 sampler=variant.sampler)
+        judged = variant.judge(group, policy, problems, theirs, name="anchor-judge")
+        return anchored_pairs(ctx, group, scores, judged, sec.pairs.min_chosen_score, sec.pairs.max_rejected_score, check)
+    return stages.pairs(ctx, group, scores, sec.pairs.min_chosen_score, sec.pairs.max_rejected_score, check=check)
 
 
-def judge_pairs(ctx: stages.RunContext, variant: Any, group: str, policy: stages.Artifact, problems: list[Problem],
+def judge_pairs(ctx: stages.RunContext, variant: Variant, group: str, policy: stages.Artifact, problems: list[Problem],
                 scores: stages.Artifact, answer_pairs: stages.Artifact) -> stages.Artifact:
     """Step 4b: the meta-judge's and the EFT refresh's judge pairs mixed into the update's."""
     rem = variant.remedies
@@ -41,10 +41,10 @@ def judge_pairs(ctx: stages.RunContext, variant: Any, group: str, policy: stages
         return answer_pairs
     meta = variant.meta_judge(group, policy, problems, scores) if rem.meta_judge is not None else None
     grounded = variant.eft_refresh(group, policy) if rem.eft_refresh is not None else None
-    return stages.mix(ctx, group, answer_pairs, meta, rem.meta_judge.share if rem.meta_judge else 1.0, grounded)
+    return mix(ctx, group, answer_pairs, meta, rem.meta_judge.share if rem.meta_judge else 1.0, grounded)
 
 
-def consistency(ctx: stages.RunContext, variant: Any, group: str, previous: stages.Artifact | None,
+def consistency(ctx: stages.RunContext, variant: Variant, group: str, previous: stages.Artifact | None,
                 problems: list[Problem], responses: stages.Artifact, scores: stages.Artifact,
                 answer_pairs: stages.Artifact) -> stages.Artifact | None:
     """Step 5's soft labels (CREAM): the previous model judges the same responses; the rank
@@ -52,4 +52,4 @@ def consistency(ctx: stages.RunContext, variant: Any, group: str, previous: stag
     if variant.remedies.consistency is None or variant.pair_judge != "self":
         return None
     before = variant.judge(group, previous, problems, responses, name="previous-judge") if previous is not None else None
-    return stages.consistency(ctx, group, answer_pairs, scores, before)
+    return consistency_of(ctx, group, answer_pairs, scores, before)
