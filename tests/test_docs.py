@@ -44,3 +44,15 @@ def test_the_walkthrough_runs_as_written(tmp_path):
     accuracy = {r["label"]: r["test"]["accuracy"] for r in rows}
     assert accuracy["ReST-EM iteration 3"] > accuracy["SFT on human data"] + 0.1  # the page's claim, on this machine's numerics
     assert (tmp_path / "runs" / "sort" / "report.html").is_file()
+
+
+def test_the_settings_reference_is_the_config_classes():
+    """docs/config.md is `selftrain settings`: every field of every config class, its type,
+    default and documentation (regenerate: `selftrain settings > docs/config.md`)."""
+    from selftrain.api import settings_reference
+
+    assert (ROOT / "docs" / "config.md").read_text() == settings_reference(), \
+        "docs/config.md is out of date: selftrain settings > docs/config.md"
+    undocumented = [line.split("|")[1].strip() for line in settings_reference().splitlines()
+                    if line.startswith("| `") and line.rstrip().endswith("|  |")]
+    assert not undocumented, f"settings without a docstring where declared: {undocumented}"

@@ -29,12 +29,12 @@ def _guard(work: Callable[[], Any]) -> Any:
         _fail(err)
 
 
-def _run(cfg, out: Optional[Path], verbose: bool) -> None:
+def _run(cfg, out: Optional[Path], verbose: bool, check: bool = True) -> None:
     from selftrain import runs, ui
 
     ui.setup_terminal(verbose)
     out = out or runs.default_out(cfg)
-    metrics = _guard(lambda: runs.run_method(cfg, out))
+    metrics = _guard(lambda: runs.run_method(cfg, out, check=check))
     for line in runs.summary(metrics):
         typer.echo(line)
     typer.echo(f"report: {out / 'report.html'}")
@@ -63,12 +63,36 @@ def run(
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/<name>-seed<SEED>)."),
     seed: Optional[int] = typer.Option(None, help="Override the config's seed."),
     verbose: bool = VERBOSE,
+    check: bool = typer.Option(True, "--check/--no-check", help="Check the data, lengths and verifier first (selftrain check)."),
 ) -> None:
     """Run, or resume, the method a config file describes."""
     from selftrain.methods import load_config
 
     cfg = _guard(lambda: load_config(config, {"seed": seed} if seed is not None else None))
-    _run(cfg, out, verbose)
+    _run(cfg, out, verbose, check)
+
+
+@app.command()
+def check(
+    config: Path = typer.Argument(..., help="A run config (YAML)."),
+    seed: Optional[int] = typer.Option(None, help="Override the config's seed."),
+    sample: bool = typer.Option(True, "--sample/--no-sample", help="Also sample a few test prompts from the start model."),
+) -> None:
+    """In seconds, before anything is spent: the data (rows per split, empty answers,
+    duplicates, test overlap), the lengths against the model's context, the verifier on the
+    human data, a small batch from the start model with the verifier's verdicts, and the
+    plan's sampling, timed. Exit status 2 when a check fails."""
+    import time
+
+    from selftrain.methods import load_config
+    from selftrain.runs import preflight, render_checks
+
+    start = time.perf_counter()
+    cfg = _guard(lambda: load_config(config, {"seed": seed} if seed is not None else None))
+    found = _guard(lambda: preflight(cfg, sample=sample))
+    typer.echo(f"selftrain check {config} ({cfg.method})\n{render_checks(found)}\n({time.perf_counter() - start:.0f} s)")
+    if any(c.status == "fail" for c in found):
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -173,6 +197,15 @@ def serve(
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def settings() -> None:
+    """Every setting of every run config: its name, type, default and what it does (the text
+    of docs/config.md)."""
+    from selftrain.api import settings_reference
+
+    typer.echo(settings_reference(), nl=False)
 
 
 @app.command()

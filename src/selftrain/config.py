@@ -9,13 +9,11 @@ names (a discriminated union on `method`).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from selftrain.errors import ConfigError
 from selftrain.records import SamplingParams
 
 
@@ -24,7 +22,7 @@ class _Section(BaseModel):
     part (a mapping) fills the rest from that field's own default, not from its class's:
     `rest_em.sft: {batch_size: 8}` keeps the 300 steps `rest_em.sft` defaults to."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -82,9 +80,13 @@ class TinyModelConfig(_Section):
     same Llama-style decoder with no positional encoding at all (SmolLM3 with RoPE off in
     every layer), which Lee et al. 2025 use for length generalisation."""
     hidden_size: int = Field(128, ge=8)
+    """Width of the residual stream."""
     num_layers: int = Field(3, ge=1)
+    """Decoder layers."""
     num_heads: int = Field(4, ge=1)
+    """Attention heads (they divide hidden_size)."""
     intermediate_size: int = Field(384, ge=8)
+    """Width of each layer's MLP."""
     max_length: int = Field(96, ge=16)
     """Longest sequence (prompt + completion) in tokens."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -175,9 +177,13 @@ class SamplerConfig(_Section):
     base_url: str | None = None
     """openai: the endpoint, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1."""
     api_key_env: str = "OPENAI_API_KEY"
+    """openai: the environment variable that holds the API key."""
     max_concurrency: int = Field(16, ge=1)
+    """openai: requests in flight at once."""
     max_retries: int = Field(6, ge=0)
+    """openai: retries of a failed request (with backoff) before its row is kept as failed."""
     timeout: float = Field(120.0, gt=0)
+    """openai: seconds for one request."""
     vllm: VLLMOptions = VLLMOptions()
 
 
@@ -203,7 +209,9 @@ class TeacherConfig(SamplerConfig):
     license: str | None = None
     """The teacher's licence (or API terms), stated in the dataset cards of the data it writes."""
     chat: bool = True
+    """Send each request as a chat message (False: raw text to continue)."""
     batch_size: int = Field(16, ge=1)
+    """Requests sampled together (a local teacher)."""
 
 
 class Sampling(_Section):
@@ -212,9 +220,11 @@ class Sampling(_Section):
     temperature: float = Field(0.7, ge=0.0)
     """0 means greedy decoding."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling: only the most probable tokens whose probabilities add up to this; 1: all."""
     top_k: int = Field(0, ge=0)
     """0 turns top-k filtering off."""
     max_new_tokens: int = Field(64, ge=1)
+    """The longest completion, in tokens."""
     stop: list[str] = []
     """A completion ends before the first of these strings (vLLM stops there; the
     transformers backend cuts the text there)."""
@@ -325,15 +335,22 @@ class TrainConfig(_Section):
     """One fine-tuning run with a TRL trainer; the loss is on the completion only."""
 
     steps: int = Field(60, ge=1)
+    """Optimizer steps (the most, with `max_epochs` or `early_stopping`)."""
     max_epochs: float | None = Field(None, gt=0)
     """At most this many passes over the training rows: fewer steps than `steps` when the
     rows are few (e.g. preference pairs, whose number each iteration decides); None: `steps`."""
     batch_size: int = Field(64, ge=1)
+    """Rows per optimizer step, over all processes (`launch`: each takes its share)."""
     learning_rate: float = Field(2e-3, gt=0)
+    """AdamW's peak learning rate."""
     warmup_steps: int = Field(10, ge=0)
+    """Steps of linear warm-up to the peak learning rate."""
     lr_scheduler: Literal["constant_with_warmup", "cosine", "linear"] = "cosine"
+    """The learning rate after the warm-up: constant, or decayed to 0 by the last step."""
     weight_decay: float = Field(0.0, ge=0)
+    """AdamW's decoupled weight decay."""
     logging_steps: int = Field(50, ge=1)
+    """Steps between two logged losses (RUN/logs, the trackers)."""
     group_by_length: bool = True
     """Batch examples of similar length together: less padding, faster steps."""
     gradient_checkpointing: bool = False
@@ -342,7 +359,9 @@ class TrainConfig(_Section):
     """LoRA rank (needs `peft`); None trains every weight. The adapter is merged into the
     saved model, so every checkpoint stays a plain Hugging Face folder."""
     lora_alpha: int = Field(16, ge=1)
+    """LoRA's scale (the update is alpha / r times the adapter's product)."""
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout on LoRA's input."""
     early_stopping: EarlyStopping | None = None
     """Stop on a held-out measure (the stage then needs validation rows or problems: the
     Self-Rewarding miniature's M1 has both); None: train `steps`."""
@@ -401,6 +420,10 @@ class EvalConfig(Sampling):
     """Samples per test problem for pass@k and maj@k."""
     temperature: float = Field(1.0, ge=0.0)
     """Of the k samples (accuracy is always greedy)."""
+    max_unjudged_share: float = Field(0.05, ge=0.0, le=1.0)
+    """Above this share of test answers the grader could not judge (None: a timeout, a raise,
+    a reference it cannot read), the evaluation says so loudly; accuracy is always over the
+    judged ones, the unjudged counted apart with their reasons."""
 
 
 class DecontaminationConfig(_Section):
@@ -409,6 +432,7 @@ class DecontaminationConfig(_Section):
     test split and the sets named here."""
 
     enabled: bool = True
+    """Check training rows against the evaluation sets (False: keep them all, e.g. a synthetic set whose templates all overlap)."""
     n: int = Field(13, ge=4)
     """Words per n-gram (the usual 8 to 13); shorter test items are matched whole."""
     against: list[Literal["gsm8k", "math500", "humaneval"]] = []
@@ -463,6 +487,7 @@ class RunBase(_Section):
     """What every run config has; each method's config adds `method` and its section."""
 
     name: str = "run"
+    """The run's name: the default run folder (runs/<name>-seed<seed>) and the trackers' run name."""
     seed: int = 0
     """Seed of model initialisation, sampling and training order."""
     method: str
@@ -470,6 +495,10 @@ class RunBase(_Section):
     """Every method drops generated or selected training rows that overlap an evaluation set."""
     ray: RayConfig = RayConfig()
     tracking: TrackingConfig = TrackingConfig()
+    allow_empty_stages: bool = False
+    """Go on when a score stage judges none of its samples, or an iteration keeps nothing after
+    one that kept rows (usually a verifier that cannot read the model's answers, or a broken
+    format); False: the run stops there with the reasons counted."""
 
     def to_yaml(self) -> str:
         """The config as YAML (a task's settings with their defaults: `methods.parse_config`
@@ -487,57 +516,3 @@ class TaskRun(RunBase):
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
     eval: EvalConfig = EvalConfig()
-
-
-def _section_at(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
-    """The section class at a dotted path of `model`'s fields (None when it is no section)."""
-    import typing
-
-    for part in path:
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        todo, found = [field.annotation], None
-        while todo and found is None:
-            t = todo.pop()
-            if isinstance(t, type) and issubclass(t, BaseModel):
-                found = t
-            else:
-                todo.extend(typing.get_args(t))
-        if found is None:
-            return None
-        model = found
-    return model
-
-
-def format_validation_error(err: ValidationError, source: str, root: type[BaseModel] | None = None, skip: int = 0) -> str:
-    """One line per error, naming the field; an unknown field names the nearest known one
-    (`root`: the config class, whose fields the locations after `skip` parts walk)."""
-    import difflib
-
-    lines = [f"invalid config {source}:"]
-    for e in err.errors():
-        loc = tuple(e["loc"])[skip:]
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        message = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden" and root is not None and loc:
-            section = _section_at(root, loc[:-1])
-            known = list(section.model_fields) if section else []
-            near = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-            message = f"unknown field{f'; did you mean {near[0]!r}?' if near else ''} (known here: {', '.join(known)})"
-        lines.append(f"  {where}: {message}")
-    return "\n".join(lines)
-
-
-def read_yaml(path: str | Path) -> dict:
-    """A YAML mapping from a file; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no config file at {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return data

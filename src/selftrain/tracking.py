@@ -64,18 +64,38 @@ class Tracker:
         self.logged = self._logged()
         self.backends = [self._open(kind, cfg, Path(run_dir), name, config) for kind in cfg.kinds()]
 
-    def _logged(self) -> set[str]:
-        """The stages whose points an earlier process of this run already wrote."""
+    def _logged(self) -> dict[str, str | None]:
+        """The stages whose points an earlier process of this run already wrote, each with the
+        fingerprint of the stage's run that made them (None in files of earlier versions)."""
         if not self.path.exists():
-            return set()
-        done = set()
+            return {}
+        done: dict[str, str | None] = {}
         with open(self.path, encoding="utf-8") as f:
             for line in f:
                 try:
-                    done.add(json.loads(line)["stage"])
+                    row = json.loads(line)
+                    done[row["stage"]] = row.get("fingerprint")
                 except (ValueError, KeyError):
                     continue  # a line cut short by a kill
         return done
+
+    def forget(self, stage: str) -> None:
+        """Drop the points of an earlier run of `stage` (it was redone): metrics.jsonl then holds
+        what the run's stages hold now, as metrics.json does."""
+        from selftrain.artifacts import atomic_write_text
+
+        if stage not in self.logged or not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["stage"] == stage:
+                    continue
+            except (ValueError, KeyError):
+                continue
+            kept.append(line + "\n")
+        atomic_write_text(self.path, "".join(kept))
+        del self.logged[stage]
 
     @staticmethod
     def _open(kind: str, cfg, run_dir: Path, name: str, config: dict[str, Any]):
@@ -106,12 +126,14 @@ class Tracker:
                               f"pip install 'selftrain[{EXTRAS[kind]}]'") from None
         raise ConfigError(f"tracking.report_to: unknown tracker {kind!r} ({', '.join(EXTRAS)})")
 
-    def log(self, stage: str, values: dict[str, float], step: int) -> None:
-        """One point: a line of metrics.jsonl, and each tracker's tags `<series>/<key>`."""
+    def log(self, stage: str, values: dict[str, float], step: int, fingerprint: str | None = None) -> None:
+        """One point: a line of metrics.jsonl (with the fingerprint of the stage's run that made
+        it), and each tracker's tags `<series>/<key>`."""
         if not values:
             return
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, "stage": stage, **values}) + "\n")
+            f.write(json.dumps({"step": step, "stage": stage, "fingerprint": fingerprint, **values}) + "\n")
+        self.logged[stage] = fingerprint
         tagged = {f"{series(stage)}/{k}": v for k, v in values.items()}
         for backend in self.backends:
             backend.log(tagged, step)

@@ -19,8 +19,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from selftrain.config import RunBase, SamplerConfig, format_validation_error, read_yaml
-from selftrain.errors import ConfigError
+from selftrain.config import RunBase, SamplerConfig
+from selftrain.errors import ConfigError, format_validation_error, read_yaml
 from selftrain.methods.compat import moved_fields
 from selftrain.plugins import Registry
 
@@ -45,6 +45,9 @@ class Method:
     """demo(seed) -> the config `selftrain demo --method <name>` runs (offline, CPU)."""
     final_model: Callable[[Any], str | None] = lambda cfg: None
     """final_model(cfg) -> the group whose `model/` is the method's final model (None: it trains none)."""
+    plan: Callable[[Any, dict[str, int]], list[tuple[str, int, int]]] = lambda cfg, sizes: []
+    """plan(cfg, split sizes) -> (stage, sequences sampled, most new tokens each): what `selftrain
+    check` estimates the run's sampling from ([]: not estimated)."""
 
 
 def _method(obj: Any, name: str) -> Method:
@@ -114,8 +117,51 @@ def complete(cfg: RunBase) -> RunBase:
     return parse_config(cfg.model_dump(mode="json"), f"<{type(cfg).__name__}>")
 
 
+PATHS = ("train_path", "test_path", "seed_prompts", "seed_tasks", "documents", "config_file", "data")
+"""Settings that are always local paths: relative ones are read from the config file's folder."""
+MAYBE_PATHS = ("path", "name_or_path", "model")
+"""Settings that are a local path or a hub name: from the config file's folder when there."""
+CODE = ("verifier", "name", "backend")
+"""Settings that may name code of your own by import path (`checks.py:fn`)."""
+
+
+def from_folder(data: Any, folder: Path, key: str = "") -> Any:
+    """`data` (a config's YAML) with its relative paths read from `folder` (the config file's):
+    a path that is there becomes absolute; one that is not, but is under the working folder,
+    is kept (configs written before paths were read from their folder); any other local path
+    is read from `folder`, so that an error names where it was looked for.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); (d / "data.jsonl").write_text("{}")
+    2
+    >>> got = from_folder({"task": {"dataset": {"path": "data.jsonl", "verifier": "openai/gsm8k"}}}, d)
+    >>> got["task"]["dataset"]["path"] == str(d / "data.jsonl"), got["task"]["dataset"]["verifier"]
+    (True, 'openai/gsm8k')
+    """
+    if isinstance(data, dict):
+        return {k: from_folder(v, folder, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [from_folder(v, folder, key) for v in data]
+    if not isinstance(data, str) or not data or Path(data).is_absolute():
+        return data
+    if key in CODE:
+        file, sep, attr = data.rpartition(":")
+        if sep and file.endswith(".py") and not Path(file).is_absolute() and (folder / file).is_file():
+            return f"{(folder / file).resolve()}:{attr}"
+        return data
+    if key not in PATHS + MAYBE_PATHS:
+        return data
+    there = folder / data
+    if there.exists():
+        return str(there.resolve())
+    if Path(data).exists() or key not in PATHS:
+        return data
+    return str(there.resolve())
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None):
-    """Read and validate a YAML run config; errors name the file and the field."""
-    data = read_yaml(path)
+    """Read and validate a YAML run config; errors name the file and the field. Relative
+    paths in it are read from the file's folder (`from_folder`); `overrides` as given."""
+    data = from_folder(read_yaml(path), Path(path).resolve().parent)
     data.update(overrides or {})
     return parse_config(data, str(path))

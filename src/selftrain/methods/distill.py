@@ -39,6 +39,7 @@ class DistillSection(_Section):
     """Teacher -> student distillation on a task with a verifier."""
 
     rounds: int = Field(1, ge=1)
+    """Rounds of steps 1-5 (each student may teach the next round)."""
     teacher: TeacherConfig = TeacherConfig(chat=False)
     """An external teacher (a model folder or an endpoint); empty `model`: the built-in one."""
     teacher_tiny: TinyModelConfig = TinyModelConfig()

@@ -45,7 +45,9 @@ class GroundedJudging(Sampling):
     """Step 3's judge: the teacher with the `grounded` judge template (greedy by default)."""
 
     temperature: float = Field(0.0, ge=0.0)
+    """0: greedy judgements."""
     max_new_tokens: int = Field(96, ge=1)
+    """The longest judgement, in tokens."""
     samples: int = Field(1, ge=1)
     """Judgements per pair, averaged."""
     keep_threshold: float = Field(0.5, ge=0.0, le=1.0)
@@ -58,10 +60,15 @@ class GroundedQASection(_Section):
     teacher: TeacherConfig = TeacherConfig()
     """The model that writes the pairs and judges them."""
     documents: str = "docs"
+    """The folder of documents (read recursively; relative: from the config file's folder)."""
     patterns: list[str] = ["*.md", "*.txt"]
+    """The files of `documents` read."""
     chunk_chars: int = Field(1200, ge=100)
+    """The longest chunk, in characters (paragraphs are packed up to it)."""
     max_chunks: int | None = Field(None, ge=1)
+    """At most this many chunks (the first); None: all."""
     pairs_per_chunk: int = Field(3, ge=1)
+    """Question-answer pairs the teacher writes per chunk."""
     write: Sampling = Sampling(temperature=0.7, top_p=0.9, max_new_tokens=256)
     """Step 2: how the teacher writes the pairs."""
     min_support: float = Field(0.5, ge=0.0, le=1.0)

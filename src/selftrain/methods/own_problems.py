@@ -60,6 +60,7 @@ class Band(_Section):
     """Step 4: the problems kept, by their pass rate over step 3's K samples."""
 
     low: float = Field(0.25, ge=0.0, le=1.0)
+    """The lowest pass rate kept."""
     high: float = Field(0.75, ge=0.0, le=1.0)
     """Kept when low <= pass rate <= high: with K = 4, 1 to 3 right (R-Zero keeps 0.3-0.8; STP
     under 25%; SGS up to the target problems' 70th percentile)."""
@@ -75,6 +76,7 @@ class OwnProblemsSection(_Section):
     """The model makes its own problems (STP, SGS, R-Zero, Absolute Zero)."""
 
     iterations: int = Field(10, ge=1)
+    """Iterations of steps 1-6."""
     sft: TrainConfig | None = TrainConfig(steps=1500, learning_rate=1e-3)
     """Step 0: SFT on the human worked solutions and the proposer's format; None: none."""
     proposer_rows: int | None = Field(None, ge=1)
@@ -257,6 +259,19 @@ the held-out test set. "Valid": what the oracle answered and no filter dropped; 
 <div class="charts">{''.join(charts)}</div>""")
 
 
-METHOD = Method("own-problems", OwnProblemsConfig, run, collect, render, summary,
+def plan(cfg: OwnProblemsConfig, sizes: dict[str, int]) -> list[tuple[str, int, int]]:
+    """What the run samples at most (every proposal valid): (stage, sequences, new tokens each)."""
+    sec, ev = cfg.own_problems, cfg.eval
+    evaluate = lambda group: (f"{group}/evaluate", sizes["test"] * (1 + ev.k), ev.max_new_tokens)  # noqa: E731
+    out = [evaluate("sft")] + ([evaluate("compute-matched")] if sec.compute_matched_baseline else [])
+    for prefix in [""] + [f"{c}-" for c in sec.controls]:
+        for t in range(1, sec.iterations + 1):
+            it = stages.group("iter", t, prefix)
+            out += [(f"{it}/propose", sec.propose.n, sec.propose.max_new_tokens),
+                    (f"{it}/generate", sec.propose.n * sec.solve.k, sec.solve.max_new_tokens), evaluate(it)]
+    return out
+
+
+METHOD = Method("own-problems", OwnProblemsConfig, run, collect, render, summary, plan=plan,
                 needs=lambda cfg: [("model.sampler", cfg.model.sampler, {"local"})],
                 final_model=lambda cfg: stages.group("iter", cfg.own_problems.iterations))

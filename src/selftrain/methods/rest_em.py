@@ -82,6 +82,7 @@ from selftrain.verifiers.majority import MajorityVote
 
 class RestEMSection(_Section):
     iterations: int = Field(3, ge=1)
+    """Iterations of steps 1-5 (E-step and M-step)."""
     start_from: Literal["base", "previous", "init"] = "previous"
     """Where each iteration's fine-tuning starts: `base`, the model the loop started from
     (the paper); `previous`, the last iteration's model; `init`, the model before SFT on
@@ -114,6 +115,7 @@ class RestEMConfig(TaskRun):
     name: str = "arithmetic-rest-em"
     method: Literal["rest-em"] = "rest-em"
     rest_em: RestEMSection = RestEMSection()
+    """ReST-EM's steps, one sub-section per role."""
 
 
 def run(ctx: stages.RunContext[RestEMConfig]) -> None:
@@ -145,7 +147,7 @@ def self_train(ctx: stages.RunContext[RestEMConfig], prefix: str, init: stages.A
     sec = ctx.cfg.rest_em
     accept, audit = acceptance(ctx, sec.filter)
     hardest = stages.first_level(ctx, ctx.human, curriculum) if curriculum else None
-    policy = base
+    policy, kept = base, None
     for t in range(1, sec.iterations + 1):
         it = stages.group("iter", t, prefix)
         problems = stages.curriculum_pool(ctx, it, pool, hardest, curriculum) if curriculum else pool
@@ -155,7 +157,7 @@ def self_train(ctx: stages.RunContext[RestEMConfig], prefix: str, init: stages.A
         scores = stages.score(ctx, it, samples, problems, accept)
         # step 3 (E-step): correct samples only, at most N per problem, no duplicates, none
         # overlapping an evaluation set (not in the paper: decontamination)
-        kept = stages.select(ctx, it, scores, problems, sec.select, audit=audit)
+        kept = stages.select(ctx, it, scores, problems, sec.select, audit=audit, previous=kept)
         kept = stages.decontaminate(ctx, it, kept, ("prompt", "completion"))
         if curriculum:  # the next level joins when the hardest is solved often enough
             hardest = stages.next_level(ctx, it, scores, problems, hardest, curriculum, pool)
@@ -227,6 +229,7 @@ def collect(run: RunDir, cfg: RestEMConfig) -> dict[str, Any]:
 
 def summary(metrics: dict[str, Any]) -> list[str]:
     return [f"{r['label']:<40} accuracy {r['test']['accuracy'] * 100:5.1f}%  " + pct_cells(r["test"]["by_bucket"])
+            + (f"  unjudged {r['test']['unjudged']} ({r['test']['unjudged_share']:.1%})" if r["test"].get("unjudged") else "")
             for r in metrics["rows"]]
 
 
@@ -253,13 +256,19 @@ def _table(rows: list[dict[str, Any]], buckets: list[str], k_names: list[str]) -
     """One line per model: train steps, accuracy (all, by bucket), pass@k, maj@k, the E-step's counts."""
     head = ["", "train steps", "accuracy %"] + [f"{b}-digit %" if b.isdigit() else f"{b} %" for b in buckets]
     audited = any("truly_right" in r.get("estep", {}) for r in rows)
-    head += [f"{m} %" for m in k_names] + ["samples", "accepted", "kept"] + (["kept truly right %"] if audited else []) + ["seconds"]
+    unjudged = any(r["test"].get("unjudged") for r in rows)
+    head += [f"{m} %" for m in k_names] + (["unjudged (not in accuracy)"] if unjudged else []) + ["samples", "accepted", "kept"]
+    head += (["kept truly right %"] if audited else []) + ["seconds"]
     body = []
     for r in rows:
         e = r.get("estep", {})
         cells = [r["label"], r["train_steps_total"], pct(r["test"]["accuracy"])]
         cells += [pct(r["test"]["by_bucket"].get(b)) for b in buckets]
         cells += [pct(r["test"].get(m)) for m in k_names]
+        if unjudged:
+            t = r["test"]
+            cells.append(f"{t['unjudged']} ({pct(t['unjudged_share'])}%): " + escape(", ".join(t["unjudged_reasons"]))
+                         if t.get("unjudged") else "0")
         cells += [e.get("samples", ""), e.get("correct", ""), e.get("kept", "")]
         if audited:
             cells.append(pct(e["truly_right"] / e["kept"]) if e.get("kept") else "")
@@ -327,6 +336,17 @@ def _schedule(schedule: list[dict[str, Any]]) -> tuple[list[str], str]:
     return [chart], f"<h2>Level schedule</h2><ul>{items}</ul>"
 
 
-METHOD = Method("rest-em", RestEMConfig, run, collect, render, summary,
+def plan(cfg: RestEMConfig, sizes: dict[str, int]) -> list[tuple[str, int, int]]:
+    """What the run samples: (stage, sequences, most new tokens each)."""
+    sec, ev = cfg.rest_em, cfg.eval
+    evaluate = lambda group: (f"{group}/evaluate", sizes["test"] * (1 + ev.k), ev.max_new_tokens)  # noqa: E731
+    out = [evaluate("sft")] + ([evaluate("compute-matched")] if sec.compute_matched_baseline else [])
+    for t in range(1, sec.iterations + 1):
+        out += [(f"{stages.group('iter', t)}/generate", sizes["pool"] * sec.e_step.k, sec.e_step.max_new_tokens),
+                evaluate(stages.group("iter", t))]
+    return out
+
+
+METHOD = Method("rest-em", RestEMConfig, run, collect, render, summary, plan=plan,
                 needs=lambda cfg: [("model.sampler", cfg.model.sampler, {"local"})], demo=lambda seed: RestEMConfig(seed=seed),
                 final_model=lambda cfg: stages.group("iter", cfg.rest_em.iterations))

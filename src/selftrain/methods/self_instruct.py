@@ -64,7 +64,9 @@ class InstructionFilter(_Section):
     """Steps 2-3: what a new instruction must pass."""
 
     min_words: int = Field(4, ge=1)
+    """Shorter instructions are dropped."""
     max_words: int = Field(150, ge=1)
+    """Longer instructions are dropped."""
     novelty_threshold: float = Field(0.7, gt=0.0, le=1.0)
     """Kept only if its ROUGE-L to every instruction in the pool is below this."""
 
@@ -73,7 +75,9 @@ class InstanceWriting(Sampling):
     """Steps 5-6: the instances written for each instruction (greedy by default)."""
 
     temperature: float = Field(0.0, ge=0.0)
+    """0: greedy instances."""
     max_new_tokens: int = Field(256, ge=1)
+    """The longest answer with its instances, in tokens."""
     per_task: int = Field(3, ge=1)
     """At most this many instances kept per instruction."""
     shots: int = Field(3, ge=1)
@@ -89,9 +93,13 @@ class SelfInstructSection(_Section):
     """JSON lines of seed tasks (instruction, instances, is_classification); None: the 175 of
     the paper, shipped with selftrain (`selftrain.data.SELF_INSTRUCT_SEED_TASKS`)."""
     num_instructions: int = Field(100, ge=1)
+    """New instructions to keep (the paper: 52K)."""
     requests_per_round: int = Field(8, ge=1)
+    """Requests to the teacher per round."""
     max_rounds: int = Field(50, ge=1)
+    """Stop after this many rounds even with fewer instructions kept."""
     shots: int = Field(8, ge=2)
+    """In-context instructions per request (the paper: 8)."""
     machine_shots: int = Field(2, ge=0)
     """Of the `shots` in-context instructions, how many come from those generated so far."""
     bootstrap: Sampling = Sampling(temperature=0.7, top_p=0.5, max_new_tokens=256)

@@ -147,6 +147,11 @@ class RunContext(Generic[C]):
         return task
 
     @property
+    def allow_empty(self) -> bool:
+        """Whether a stage that made nothing lets the run go on (`allow_empty_stages`)."""
+        return self.cfg.allow_empty_stages
+
+    @property
     def task_spec(self) -> tuple[str, dict[str, Any]]:
         """The task's name and settings, from which another process builds the same task."""
         return self.cfg.task.name, self.cfg.task.settings
@@ -308,15 +313,16 @@ class RunContext(Generic[C]):
         offset = self.step
         if trained:
             self.step += record.info["steps"]
-        if self.tracker is None or name in self.tracker.logged:
+        if self.tracker is None or (name in self.tracker.logged and self.tracker.logged[name] in (record.fingerprint, None)):
             return
+        self.tracker.forget(name)  # a stage redone: its old points go
         log = self.run.path(name.rpartition("/")[0], "model", "train_log.json")
         if trained and log.is_file():
             for entry in read_json(log):
                 if "step" in entry and "train_runtime" not in entry:
                     values = flat_numbers({k: v for k, v in entry.items() if k not in ("step", "epoch")})
-                    self.tracker.log(name, values, offset + int(entry["step"]))
-        self.tracker.log(name, flat_numbers(record.info), self.step)
+                    self.tracker.log(name, values, offset + int(entry["step"]), record.fingerprint)
+        self.tracker.log(name, flat_numbers(record.info), self.step, record.fingerprint)
 
     def relative(self, path: Path) -> str:
         """A path as a record names it: inside the run folder relative to it, else as given."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,31 @@ def summarize_samples(
     return {name: round(v, 5) for name, v in out.items()}
 
 
-EVAL_FILES = {"eval": "eval.json", "greedy": "eval_greedy.jsonl", "samples": "eval_samples.jsonl",
-              "scores": "eval_scores.jsonl"}
+EVAL_FILES = {"eval": "eval.json", "greedy": "eval_greedy.jsonl", "greedy_scores": "eval_greedy_scores.jsonl",
+              "samples": "eval_samples.jsonl", "scores": "eval_scores.jsonl"}
 """The files an evaluation writes in its group, by name."""
+
+
+def greedy_accuracy(buckets: Sequence[str], scores: Sequence[Score], top: int = 3) -> dict[str, Any]:
+    """Accuracy over the items the grader judged, overall and by bucket; the items it could
+    not judge (None) counted apart, with their most common reasons, never as wrong.
+
+    >>> r = greedy_accuracy(["1", "1", "2", "2"], [Score(1.0, "ok"), Score(0.0, "no"), Score(None, "timed out"), Score(1.0, "ok")])
+    >>> r["accuracy"], r["by_bucket"], r["unjudged"], r["unjudged_share"], r["unjudged_reasons"]
+    (0.66667, {'1': 0.5, '2': 1.0}, 1, 0.25, {'timed out': 1})
+    """
+    judged = [(b, sc.accepted) for b, sc in zip(buckets, scores, strict=True) if sc.value is not None]
+    reasons = Counter(sc.reason.split(" (")[0][:80] for sc in scores if sc.value is None)
+    out: dict[str, Any] = {
+        "accuracy": round(mean([float(ok) for _, ok in judged]), 5) if judged else 0.0,
+        "by_bucket": {b: round(a, 5) for b, a in accuracy_by_bucket([b for b, _ in judged], [ok for _, ok in judged]).items()},
+    }
+    if reasons:
+        n = len(scores)
+        out.update(unjudged=sum(reasons.values()), unjudged_share=round(sum(reasons.values()) / max(n, 1), 5),
+                   accuracy_counting_unjudged_wrong=round(sum(ok for _, ok in judged) / max(n, 1), 5),
+                   unjudged_reasons=dict(reasons.most_common(top)))
+    return out
 
 
 def evaluate_model(
@@ -66,13 +88,8 @@ def evaluate_model(
         key=key,
     )
     by_id = {p.id: p for p in problems}
-    g_scores = verifier([by_id[s.problem_id] for s in greedy], [s.completion for s in greedy])
-    correct = [sc.accepted for sc in g_scores]
-    result: dict[str, Any] = {
-        "n_problems": len(problems),
-        "accuracy": round(mean(map(float, correct)), 5),
-        "by_bucket": {b: round(a, 5) for b, a in accuracy_by_bucket([by_id[s.problem_id].bucket for s in greedy], correct).items()},
-    }
+    g_scores = score_samples(verifier, problems, greedy, out_dir / EVAL_FILES["greedy_scores"])
+    result: dict[str, Any] = {"n_problems": len(problems), **greedy_accuracy([by_id[s.problem_id].bucket for s in greedy], g_scores)}
     sampled = sample_shards(
         sampler,
         problems,
@@ -94,11 +111,18 @@ def evaluate(ctx: RunContext, group: str, model: Artifact, cfg: EvalConfig) -> A
     the task's grader -> RUN/<group>/eval.json (the artifact's `eval`; the samples and their
     scores beside it)."""
     seed = ctx.seed(f"{group}/evaluate")
-    fp = fingerprint("eval", model.fp, cfg.model_dump(), ctx.policy.model_dump(), ctx.data_fp, describe(ctx.grader), seed,
-                     describe(summarize_samples), describe(accuracy_by_bucket))
+    fp = fingerprint("eval", model.fp, cfg.model_dump(exclude={"max_unjudged_share"}), ctx.policy.model_dump(), ctx.data_fp,
+                     describe(ctx.grader), seed, describe(summarize_samples), describe(greedy_accuracy))
     files = {role: ctx.path(group, name) for role, name in EVAL_FILES.items()}
-    ctx.stage(f"{group}/evaluate", fp, lambda: evaluate_model(
+    record = ctx.stage(f"{group}/evaluate", fp, lambda: evaluate_model(
         ctx.sampler(model), ctx.test, ctx.grader, cfg, ctx.path(group), seed, desc=f"{group} eval", key=fp), outputs=files)
+    if record.info.get("unjudged_share", 0.0) > cfg.max_unjudged_share:
+        from selftrain import ui
+
+        reasons = ", ".join(f"{why} ({n})" for why, n in record.info["unjudged_reasons"].items())
+        ui.say(f"  [bold red]warning[/bold red] {group}: the grader could not judge {record.info['unjudged']} of "
+               f"{record.info['n_problems']} test answers ({record.info['unjudged_share']:.1%}); accuracy is over the rest. "
+               f"Most common: {reasons}")
     return Artifact.of(fp, "eval", **files)
 
 

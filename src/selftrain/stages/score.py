@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from selftrain.artifacts import describe, fingerprint, read_jsonl, write_jsonl
+from selftrain.errors import StageFailed
 from selftrain.records import Problem, Sample, Score
 from selftrain.stages.context import Artifact, RunContext, file_of
 from selftrain.stages.generate import load_samples
@@ -36,6 +37,21 @@ def verifier_errors(scores: Sequence[Score]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def unjudged_reasons(samples: Sequence[Sample], scores: Sequence[Score], top: int = 3) -> str:
+    """The most common reasons samples were not judged, each with one example.
+
+    >>> s = [Sample("p", i, "q", c) for i, c in enumerate(["A:4", "A:5"])]
+    >>> unjudged_reasons(s, [Score(None, "raised KeyError: 'target' (checks.py:3)"), Score(None, "raised KeyError: 'target' (checks.py:3)")])
+    "Most common: 2 x raised KeyError: 'target' (checks.py:3) (e.g. 'A:4')"
+    """
+    counts: dict[str, list] = {}
+    for s, sc in zip(samples, scores):
+        if sc.value is None:
+            counts.setdefault(sc.reason, []).append(s.completion)
+    common = sorted(counts.items(), key=lambda kv: -len(kv[1]))[:top]
+    return "Most common: " + "; ".join(f"{len(ex)} x {why} (e.g. {ex[0][:60]!r})" for why, ex in common)
+
+
 def load_scores(path: Path) -> list[Score]:
     return [Score(value=r["value"], reason=r["reason"], answer=r.get("answer")) for r in read_jsonl(path)]
 
@@ -59,6 +75,9 @@ def score(ctx: RunContext, group: str, samples: Artifact, problems: Sequence[Pro
             "problems_solved": len({s.problem_id for s, sc in zip(rows, scores) if sc.accepted}),
         }
         failed = verifier_errors(scores)
+        if rows and info["unjudged"] == len(rows) and not ctx.allow_empty:
+            raise StageFailed(f"{group}/{name}: the verifier judged none of the {len(rows)} samples, so nothing can be "
+                              f"kept or learned. {unjudged_reasons(rows, scores)} (to go on anyway: allow_empty_stages: true)")
         return info | ({"verifier_errors": failed} if failed else {})
 
     ctx.stage(f"{group}/{name}", fp, work, outputs={"scores": out})

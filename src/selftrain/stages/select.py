@@ -11,8 +11,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from selftrain.artifacts import describe, fingerprint, write_jsonl
+from selftrain.artifacts import describe, fingerprint, read_jsonl, write_jsonl
 from selftrain.config import SelectConfig
+from selftrain.errors import StageFailed
 from selftrain.records import Problem, Sample, Score
 from selftrain.stages.context import Artifact, Rows, RunContext
 from selftrain.stages.generate import load_samples
@@ -60,7 +61,7 @@ def select_correct(
 
 
 def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Problem], cfg: SelectConfig,
-           lineage: dict[str, Any] | None = None, audit: Verifier | None = None) -> Rows:
+           lineage: dict[str, Any] | None = None, audit: Verifier | None = None, previous: Rows | None = None) -> Rows:
     """Correct samples of `problems` only (the others scored beside them are left out),
     deduplicated, at most `cfg.max_per_problem` per problem ->
     RUN/<group>/selected.jsonl, each row with its `lineage` (method, iteration, model, the
@@ -68,7 +69,9 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
 
     `audit`: a grader that knows the answers, for samples accepted without it (majority
     voting): the record counts how many kept samples it accepts (`truly_right`), and how
-    many of them per bucket; it decides nothing."""
+    many of them per bucket; it decides nothing. `previous`: the last iteration's kept rows;
+    keeping none after it kept some stops the run (a broken verifier or format, more often
+    than a model that forgot everything), unless the run allows empty stages."""
     out = ctx.path(group, "selected.jsonl")
     fp = fingerprint("select", scores.fp, cfg.model_dump(), lineage, describe(audit), describe(select_correct),
                      [p.id for p in problems])
@@ -84,6 +87,13 @@ def select(ctx: RunContext, group: str, scores: Artifact, problems: Sequence[Pro
                 return s.to_json()
             return {**s.to_json(), "lineage": {**lineage, "prompt_id": s.problem_id, "sample": s.index, "score": 1.0}}
 
+        if not kept and previous is not None and previous.path is not None and previous.path.is_file() and \
+                read_jsonl(previous.path) and not ctx.allow_empty:
+            rates = load_scores(scores["scores"])
+            raise StageFailed(f"{group}/select: this iteration kept no sample, the last kept {len(read_jsonl(previous.path))}; "
+                              f"of {len(rates)} samples {sum(s.value is None for s in rates)} were not judged and "
+                              f"{sum(s.value is not None and not s.accepted for s in rates)} rejected "
+                              "(to go on anyway: allow_empty_stages: true)")
         write_jsonl(out, (row(s) for s in kept))
         buckets = {p.id: p.bucket for p in problems}
         by_bucket = Counter(buckets[s.problem_id] for s in kept)

@@ -54,7 +54,7 @@ def task_settings(cfg: TaskConfig):
     (errors name `task.<name>.<field>`); None for a task that takes none."""
     from pydantic import ValidationError
 
-    from selftrain.config import format_validation_error
+    from selftrain.errors import format_validation_error
 
     cls = task_class(cfg.name)
     where = f"task.{cfg.name}" if cfg.name in TASKS.names() else f"task.settings of {cfg.name}"

@@ -41,10 +41,13 @@ class Columns(_Section):
     id: str | None = None
     """None: `<split>-<row number>`."""
     bucket: str | None = None
+    """The report's buckets (accuracy per bucket); None: one bucket, `all`."""
     level: str | None = None
     """A whole-number difficulty level, for a curriculum (`rest_em.curriculum`)."""
     tests: str | None = None
+    """Test code defining `check(candidate)` (verifier `code`)."""
     entry_point: str | None = None
+    """The name of the function the tests call (verifier `code`)."""
 
 
 class DatasetConfig(TaskSettings):
@@ -64,7 +67,9 @@ class DatasetConfig(TaskSettings):
     test_path: str | None = None
     """The test set from another file or folder (its `test_split`, or its only split) instead."""
     data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    """`datasets.load_dataset`'s data_files (a hub dataset's files, or a folder's)."""
     revision: str | None = None
+    """A hub dataset's revision (a branch, tag or commit)."""
     columns: Columns = Columns()
     verifier: str = "math"
     """`math`, `exact` (the text after the last `marker`), `code` (the sandbox), one registered
@@ -76,8 +81,11 @@ class DatasetConfig(TaskSettings):
     marker: str = "A:"
     """For `exact`: the final answer is the text after the last marker."""
     prompt_template: str = "{prompt}"
+    """What the model is given: `{prompt}` is the prompt column."""
     pool_fraction: float = Field(0.5, gt=0, lt=1)
+    """Without a test split: the share of `split` in the pool; the rest is the test set."""
     split_seed: int = 0
+    """Without a test split: the seed of the shuffle that divides `split`."""
 
     @model_validator(mode="after")
     def _check(self) -> DatasetConfig:

