@@ -2,7 +2,7 @@
 
     python examples/word_arithmetic.py runs/data/word-arithmetic [--seed 0]
 
-Writes train.jsonl (problems with a one-line worked solution: the human data and the pool)
+Writes train.jsonl (problems with a one-line worked solution and its expression: the human data and the pool)
 and test.jsonl (no solutions). The numbers have 1 or 2 digits (SmolLM2-135M-Instruct, few-shot, answers
 7% of 2-3-digit ones right: too few to start from); each solution is
 `a + b = c. The answer is c.` Used by configs/smollm2-rest-em.yaml.
@@ -33,7 +33,7 @@ def problem(rng: random.Random, i: int) -> dict:
         a, b = max(a, b), min(a, b)
         q, c, op = rng.choice(SUB).format(n=n, a=a, b=b, t=t), a - b, "-"
     return {"id": f"w{i}", "question": q, "answer": str(c), "solution": f" {a} {op} {b} = {c}. The answer is {c}.",
-            "digits": str(digits)}
+            "digits": str(digits), "expression": f"{a} {op} {b}"}
 
 
 def main() -> None:

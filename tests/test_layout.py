@@ -117,6 +117,8 @@ def test_methods_spell_no_file_names_and_do_no_path_arithmetic():
     an artifact by hand, or derives one path from another (docstrings and comments aside)."""
     found = []
     for path in sorted((PACKAGE / "methods").rglob("*.py")):
+        if path.relative_to(PACKAGE).as_posix() in ("methods/__init__.py", "methods/compat.py"):
+            continue  # the registry and the old layouts' map, not methods
         tree = ast.parse(path.read_text())
         docstrings = {id(n.body[0].value) for n in ast.walk(tree)
                       if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
@@ -134,3 +136,17 @@ def test_methods_spell_no_file_names_and_do_no_path_arithmetic():
                     and isinstance(node.func.value, ast.Name) and node.func.value.id in ("run", "ctx"):
                 found.append(f"{where} builds a path in the run folder ({node.func.value.id}.path)")
     assert not found, "\n".join(found)
+
+
+def test_the_readme_layout_names_every_module_and_no_other():
+    """README's layout tree is the package: each module's file name appears in it (a package's
+    `__init__.py` and `__main__.py` by the names they hold), and every `name.py` it names exists."""
+    import re
+
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    tree = readme.split("## Layout", 1)[1].split("```", 2)[1].split("\nconfigs/")[0]  # the package's part
+    files = {p.name for p in PACKAGE.rglob("*.py")} | {p.name for p in PACKAGE.rglob("*.html")}
+    missing = sorted(name for name in files if name not in tree)
+    named = set(re.findall(r"[\w]+\.(?:py|html)", tree))
+    stale = sorted(named - files)
+    assert not missing and not stale, f"README layout misses {missing}; names what is gone: {stale}"

@@ -13,7 +13,7 @@ alone are kept.
          hallucination check; `min_support`)
        - judge: the teacher, with the `grounded` judge template (verifiers/llm_judge.py), says
          whether the question is answerable from the chunk alone and the answer supported;
-         `judge_samples` judgements are averaged and the pair kept at >= `keep_threshold`
+         `judge.samples` judgements are averaged and the pair kept at >= `judge.keep_threshold`
     4. write `RUN/data.jsonl` (question, answer, the source chunk, its file and character
        span, lineage with the judge's score); every dropped pair is kept with its reason
        (`RUN/candidates.rejected.jsonl`: the cheap checks; `RUN/pairs.rejected.jsonl`: the

@@ -112,8 +112,11 @@ class OwnProblemsConfig(TaskRun):
 
     @model_validator(mode="after")
     def _oracle(self) -> OwnProblemsConfig:
-        from selftrain.tasks import task_class
+        from selftrain.tasks import task_class, task_settings
 
+        if getattr(task_settings(self.task), "oracle", "") is None:
+            raise ValueError(f"task.{self.task.name}.oracle: own-problems computes the answers of the problems the model "
+                             "writes: set oracle: expression (and columns.expression for the seed problems)")
         if not task_class(self.task.name).has_oracle():
             raise ValueError(f"task.name: the task {self.task.name!r} has no oracle: own-problems needs one to compute the "
                              "answers of the problems the model writes (Task.oracle; built-in: arithmetic, dataset with "

@@ -18,6 +18,7 @@ from selftrain.stages.evaluate import evaluate, evaluate_model, evaluation, summ
 from selftrain.stages.filter import Filtered, filter_rows
 from selftrain.stages.generate import generate, load_samples, sample_shards
 from selftrain.stages.judge import judge
+from selftrain.stages import own_problems, self_rewarding
 from selftrain.stages.pairs import best_vs_worst, pairs
 from selftrain.stages.prompts import PromptFilter, load_problems, write_prompts
 from selftrain.stages.score import load_scores, score, score_samples

@@ -14,30 +14,37 @@ from selftrain.artifacts import describe, fingerprint, read_jsonl, write_jsonl
 from selftrain.records import Problem, SamplingParams
 from selftrain.stages.context import Artifact, Rows, RunContext
 from selftrain.stages.generate import load_samples
-from selftrain.stages.prompts import fewshot_prompt
 from selftrain.stages.score import load_scores
 from selftrain.stages.train import made_rows
 
 
+def separator(examples: Sequence[str]) -> str:
+    """What separates written problems: a line break, or a blank line when a problem has
+    several lines (a question and its expression; a program and its input)."""
+    return "\n\n" if any("\n" in e for e in examples) else "\n"
+
+
 def proposal_requests(examples: Sequence[str], n: int, shots: int, seed: int) -> list[str]:
-    """`n` proposer prompts: `shots` examples drawn at random, one per line, the next line left
-    for the model.
+    """`n` proposer prompts: `shots` examples drawn at random, each followed by the separator
+    (`separator`), the next problem left for the model.
 
     >>> proposal_requests(["1+2=", "3+4=", "5+6="], 2, 1, 0)
     ['3+4=\\n', '3+4=\\n']
+    >>> proposal_requests(["Q: 1?\\nE: 1"], 1, 1, 0)
+    ['Q: 1?\\nE: 1\\n\\n']
     """
     rng = random.Random(seed)
-    pool = list(examples)
-    return [fewshot_prompt(rng.sample(pool, min(shots, len(pool))), header="", numbered=False) for _ in range(n)]
+    pool, sep = list(examples), separator(examples)
+    return ["".join(e.strip("\n") + sep for e in rng.sample(pool, min(shots, len(pool)))) for _ in range(n)]
 
 
-def first_line(completion: str) -> str:
-    """What the proposer wrote: its first line.
+def first_written(completion: str, sep: str = "\n") -> str:
+    """What the proposer wrote: its completion up to the first separator.
 
-    >>> first_line(" 7430+5800=\\n1+1=")
-    '7430+5800='
+    >>> first_written(" 7430+5800=\\n1+1="), first_written("Q: 2?\\nE: 2\\n\\nQ: 3?", "\\n\\n")
+    ('7430+5800=', 'Q: 2?\\nE: 2')
     """
-    return completion.strip("\n ").split("\n")[0].strip()
+    return completion.strip("\n ").split(sep)[0].strip()
 
 
 def propose(ctx: RunContext, group: str, model: Artifact, seeds: Sequence[str], kept: Artifact | None, n: int, shots: int,
@@ -48,13 +55,14 @@ def propose(ctx: RunContext, group: str, model: Artifact, seeds: Sequence[str], 
     out = ctx.path(group, "proposed.jsonl")
     seed = ctx.seed(f"{group}/propose")
     fp = fingerprint("propose", model.fp, list(seeds), kept.fp if kept is not None else None, n, shots, params, seed,
-                     describe(proposal_requests), describe(first_line))
+                     describe(proposal_requests), describe(first_written))
 
     def work() -> dict[str, Any]:
         shown = [r["written"] for r in read_jsonl(kept["kept"])] if kept is not None else []
         source = "kept" if len(shown) >= shots else "seeds"
         requests = proposal_requests(shown if source == "kept" else seeds, n, shots, seed)
-        written = [first_line(c) for c in ctx.sampler(model).generate(requests, params, seed)]
+        sep = separator(seeds)
+        written = [first_written(c, sep) for c in ctx.sampler(model).generate(requests, params, seed)]
         write_jsonl(out, ({"id": f"{group}-{i}", "request": r, "written": w} for i, (r, w) in enumerate(zip(requests, written))))
         return {"model": ctx.relative(model.path), "requested": n, "examples": source, "empty": sum(not w for w in written)}
 
@@ -244,9 +252,10 @@ def seed_rows(examples: Sequence[str], n: int, shots: int, seed: int) -> Rows:
     def load() -> list[dict[str, str]]:
         rng = random.Random(seed)
         rows = []
+        sep = separator(examples)
         for _ in range(n):
             chosen = rng.sample(list(examples), shots + 1)
-            rows.append({"prompt": fewshot_prompt(chosen[:shots], header="", numbered=False), "completion": chosen[shots]})
+            rows.append({"prompt": "".join(e.strip("\n") + sep for e in chosen[:shots]), "completion": chosen[shots]})
         return rows
 
     return made_rows(load, list(examples), n, shots, seed, sources=("seed problems (proposer format)",))

@@ -31,6 +31,7 @@ TASKS: Registry[type[Task]] = Registry("task", {
     "math500": "selftrain.tasks.real:Math500Task",
     "humaneval": "selftrain.tasks.real:HumanEvalTask",
     "dataset": "selftrain.tasks.dataset:DatasetTask",
+    "deduction": "selftrain.tasks.deduction:DeductionTask",
 }, setting="task.name", check=_task_class, aliases={"jsonl": "dataset"})
 """`jsonl` is the `dataset` task: JSON lines are one of the files it reads."""
 

@@ -18,13 +18,13 @@ class TaskSettings(_Section):
 
     human_size: int | None = Field(None, ge=1)
     """At most this many problems with worked solutions (None: all)."""
-    pool_size: int | None = Field(None, ge=1)
-    """At most this many pool problems (None: all)."""
+    pool_size: int | None = Field(None, ge=0)
+    """At most this many pool problems (None: all; 0: none, for `own-problems`)."""
     test_size: int | None = Field(None, ge=1)
     """At most this many test problems (None: all)."""
     timeout: float = Field(5.0, gt=0)
     """Seconds for judging one answer (math) or running one program's tests (code); for a
-    verifier of your own, one batch."""
+    verifier of your own, one call (a batch of `verifier_batch_size`)."""
     units: list[str] | None = None
     """Math: unit words dropped after a number on both sides ("9 apples" reads 9); None:
     `selftrain.verifiers.math.UNITS`."""

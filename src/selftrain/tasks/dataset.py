@@ -13,16 +13,18 @@ each problem (`meta["columns"]`), so a verifier of your own gets them as keyword
 
 from __future__ import annotations
 
+import re
+from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from selftrain.config import _Section
 from selftrain.errors import TaskDataError
 from selftrain.records import Problem
-from selftrain.tasks.base import Task, TaskSettings, limit, make_verifier, split
+from selftrain.tasks.base import NotAProblem, Task, TaskSettings, limit, make_verifier, split
 from selftrain.verifiers.base import Verifier
 
 
@@ -46,6 +48,9 @@ class Columns(_Section):
     """A whole-number difficulty level, for a curriculum (`rest_em.curriculum`)."""
     tests: str | None = None
     """Test code defining `check(candidate)` (verifier `code`)."""
+    expression: str | None = None
+    """The arithmetic expression that computes the answer (`oracle: expression`: the seed
+    problems are shown to the proposer as the question and its expression)."""
     entry_point: str | None = None
     """The name of the function the tests call (verifier `code`)."""
 
@@ -78,6 +83,14 @@ class DatasetConfig(TaskSettings):
     `selftrain.verifiers.function`)."""
     threshold: float = 0.5
     """A function's value at or above which a sample is accepted."""
+    oracle: Literal["expression"] | None = None
+    """How the answer of a problem the model writes is computed (`own-problems`):
+    `expression`: the model writes a question and, on its last line, `Expression: <+ - * /
+    of whole numbers>`, evaluated exactly; every number in it must appear in the question, and
+    the answer must be a whole number. None: the task has no oracle."""
+    verifier_batch_size: int = Field(64, ge=1)
+    """A verifier of your own: completions per call, each call with `timeout` seconds (a call
+    that hangs is halved until only the hanging completions are None)."""
     marker: str = "A:"
     """For `exact`: the final answer is the text after the last marker."""
     prompt_template: str = "{prompt}"
@@ -214,6 +227,74 @@ class DatasetTask(Task):
 
     def verifier(self) -> Verifier:
         return self._verifier
+
+    @classmethod
+    def has_oracle(cls) -> bool:
+        return True  # with `oracle: expression` (the config checks it is set where it is needed)
+
+    def written(self, problem: Problem) -> str:
+        """A problem as the proposer writes one: its question, then `Expression: ...`."""
+        cols = problem.meta["columns"]
+        return f"{cols[self.cfg.columns.prompt]}\nExpression: {cols[self.cfg.columns.expression]}"
+
+    def oracle(self, written: str, id: str) -> Problem:
+        """`oracle: expression`: the question the model wrote and the answer its expression
+        evaluates to, exactly; `NotAProblem` for anything else (no expression, an operation or
+        token outside + - * / ( ) and whole numbers, a number the question does not state, a
+        division by zero, an answer that is not a whole number)."""
+        if self.cfg.oracle != "expression":
+            raise NotAProblem("the dataset task computes answers only with `oracle: expression`")
+        question, sep, expression = written.strip().rpartition("\nExpression:")
+        question, expression = question.strip(), expression.strip().split("\n")[0]
+        if not sep or not question:
+            raise NotAProblem("no question and `Expression:` line")
+        value = evaluate(expression)
+        stated = set(re.findall(r"\d+", question))
+        unstated = [n for n in re.findall(r"\d+", expression) if n not in stated]
+        if unstated:
+            raise NotAProblem(f"the expression uses {unstated[0]}, which the question does not state")
+        if value.denominator != 1:
+            raise NotAProblem(f"the answer {value} is not a whole number")
+        cols = self.cfg.columns
+        answer = str(value.numerator)
+        digits = max(len(n) for n in re.findall(r"\d+", expression))
+        return Problem(id, self.cfg.prompt_template.format(prompt=question), answer, None, str(digits),
+                       {"columns": {cols.prompt: question, cols.answer or "answer": answer,
+                                    cols.expression or "expression": expression}})
+
+
+def evaluate(expression: str) -> Fraction:
+    """An arithmetic expression of whole numbers, + - * / and parentheses, evaluated exactly.
+
+    >>> evaluate("45 + 17"), evaluate("(7 - 2) * 3 / 5")
+    (Fraction(62, 1), Fraction(3, 1))
+    >>> evaluate("2 ** 10")
+    Traceback (most recent call last):
+    ...
+    selftrain.tasks.base.NotAProblem: not + - * / of whole numbers: 2 ** 10
+    """
+    import ast
+
+    def value(node) -> Fraction:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+            return Fraction(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -value(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+            a, b = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Div):
+                if b == 0:
+                    raise NotAProblem("a division by zero")
+                return a / b
+            return a + b if isinstance(node.op, ast.Add) else a - b if isinstance(node.op, ast.Sub) else a * b
+        raise NotAProblem(f"not + - * / of whole numbers: {expression}")
+
+    if len(expression) > 200:
+        raise NotAProblem("an expression of more than 200 characters")
+    try:
+        return value(ast.parse(expression, mode="eval").body)
+    except SyntaxError:
+        raise NotAProblem(f"not an expression: {expression[:40]!r}") from None
 
 
 def _from_messages(messages: Any, where: str) -> tuple[str, str | None, str | None]:

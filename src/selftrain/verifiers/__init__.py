@@ -66,7 +66,7 @@ def build_verifier(name: str, settings: Any, setting: str = "verifier") -> Verif
         from selftrain.verifiers.function import FunctionVerifier
 
         return FunctionVerifier(name, threshold=getattr(settings, "threshold", 0.5), timeout=settings.timeout,
-                                setting=setting)
+                                batch_size=getattr(settings, "verifier_batch_size", 64), setting=setting)
     return VERIFIERS.get(name, setting).make(settings)
 
 

@@ -22,59 +22,29 @@ The remedies for small models (`self_rewarding.remedies`, each off by default; `
     5.  consistency: M_{t-1} judges the same responses; C, the agreement of the two rankings,
         makes soft labels: C * DPO(y+, y-) + (1 - C) * DPO(y-, y+) (CREAM, arXiv 2410.12735).
 
-Run it:  `selftrain demo --method self-rewarding`  (the miniature on the embedded task), or
-`selftrain run configs/self-rewarding.yaml` (a chat model). The section holds each shared
-step's settings by role: `prompts` (step 1), `responses` (step 2), `judge` (step 3),
-`pairs` (step 4), `dpo` (step 5); then the variant's own: `miniature` (the tiny model on the
-embedded task, where both abilities are measured exactly: `miniature.py`) or `chat` (any
-chat model in `model.name_or_path`, the paper's judge prompt word for word: `chat.py`). The
-variants differ in steps 0, 1, 3 and 6 only; `iterate` below is the loop of both.
+Run it:  `selftrain demo --method self-rewarding` (the miniature: the tiny model on the
+embedded task, both abilities measured exactly: `miniature.py`), or `selftrain run
+configs/self-rewarding.yaml` (any chat model, the paper's judge prompt: `chat.py`). The
+variants differ in steps 0, 1, 3 and 6 only (`variant.Variant`); `iterate` is the loop of both.
+The miniature's judge checks an answer by the inverse operation, scored by the paper's
+additive 0-5 form; docs/self-rewarding.md has the design and the measurements.
 
-The miniature (the embedded task with addition and subtraction, `task.arithmetic.operations`)
-measures both abilities exactly: answer accuracy is the task's grader on the test set, greedy;
-judge accuracy is how often the model's own greedy judgement scores the right answer of a
-held-out pair (M1's own right and wrong answers to one test problem) above the wrong one.
-
-The miniature's judge checks an answer by the inverse operation (`CheckJudge`): for
-`0347+0085=` answered 432 it is asked `0432-0085=` and solves it as it solves any problem;
-an additive rubric scores how far the check's result agrees with 347 (+1 a well-formed
-answer, +1 the units digit, +1 the two lowest digits, +2 all digits; right answers 5, wrong
-ones at most 3). Checking is then no harder than solving, the judge never sees the working
-it judges, and a wrong answer passes only if the check errs into exactly the right number.
-
-Deviations from the paper, each forced by the tiny model or chosen to measure:
-- The paper's M0 is a pretrained model (Llama 2 70B). The miniature's M0 is the tiny model
-  trained on the worked solutions alone (`miniature.pretrain`), its stand-in for pretraining; it
-  cannot few-shot anything, so M1's SFT data also teaches the prompt-writing format (8 pool
-  prompts, one per line, then a new one).
-- The judge prompt is the check (the paper's 1,500-character prompt does not fit the tiny
-  model's context), and the rubric is applied to the check's result by code rather than
-  written out by the model: a tiny model taught to write the comparison itself did not
-  learn to tell two digits apart within the budget (docs/self-rewarding.md). The model still
-  does the judging work (the check), and the rubric keeps the paper's additive 0-5 form.
-  For chat models, `verifiers.llm_judge.ADDITIVE_5_POINT` is the paper's prompt word for word.
-- EFT data are the model's own answers (M0's samples on pool problems), half right and half
-  wrong, each with its exact worked check (from the task's grader), not human-ranked Open
-  Assistant data.
-- New prompts must be well-formed problems in range and never a test problem
-  (contamination), and preference pairs that overlap an evaluation set are dropped before
-  DPO (decontamination).
-- A pair is kept only when its chosen response scored 5 on average and its rejected one at
-  most 3 (`pairs.min_chosen_score`, `pairs.max_rejected_score`: the Iterative RPO condition, a right
-  answer against a wrong one, as the judge sees them); the paper drops only ties.
-- M1 (the miniature) trains until its greedy accuracy on a validation split of pool problems
-  stops improving (`miniature.sft.early_stopping`), so that the compute-matched control
-  cannot win by training longer; the paper trains M1 a fixed number of epochs.
-- Steps per DPO iteration are fixed (`dpo.steps`, capped by `dpo.max_epochs`), not
-  early-stopped. DPO may add an NLL term on the chosen response (`dpo.nll_weight`, Iterative
-  RPO; 0 in the paper). The miniature's update is that NLL term alone (`dpo.loss_type: sft`,
-  rejection-sampling fine-tuning on the self-chosen answers): on its model every contrastive
-  loss, DPO + NLL, APO-zero and step-level pairs, lowered answer accuracy more than the NLL
-  alone, even with perfect pairs (`experiments/dpo_arms.py`, docs/self-rewarding.md).
-- Answers are evaluated greedily; the paper's AlpacaEval has no equivalent here.
-- `miniature.controls` run beside the method from the same M1: `grader` (the exact check makes the
-  pairs: the upper bound of a judge) and `sft` (M1's own data for the same steps). They are
-  measurements, not part of the method.
+Deviations, each forced by the tiny model or chosen to measure:
+- The miniature's M0 is the tiny model trained on the worked solutions (`miniature.pretrain`),
+  not a pretrained model; M1's data also teaches it the prompt-writing format.
+- Its judge prompt is the inverse-operation check (the paper's prompt does not fit its
+  context), its rubric applied by code; chat models get the paper's prompt word for word.
+- EFT data are M0's own answers, half right and half wrong, each with its exact check.
+- New prompts must be well-formed, in range, never a test problem; pairs overlapping an
+  evaluation set are dropped before DPO.
+- A pair is kept only when its chosen scored 5 and its rejected at most 3
+  (`pairs.min_chosen_score`, `max_rejected_score`); the paper drops only ties.
+- M1 trains until its validation accuracy stops rising (`miniature.sft.early_stopping`);
+  the paper trains a fixed number of epochs.
+- DPO steps are fixed (`dpo.steps`, `max_epochs`); an NLL term may be added (`dpo.nll_weight`);
+  the miniature's update is the NLL alone (`dpo.loss_type: sft`).
+- Answers are evaluated greedily (no AlpacaEval); `miniature.controls` (`grader`, `sft`) run
+  beside the method as measurements.
 """
 
 from __future__ import annotations
