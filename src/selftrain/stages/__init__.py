@@ -10,6 +10,7 @@ What one method alone uses lives in a sub-module named after it, imported from t
 judge's own measurements).
 """
 
+from selftrain.stages import own_problems, self_rewarding
 from selftrain.stages.ask import answered, ask, asked
 from selftrain.stages.context import Artifact, Rows, RunContext, group, open_run
 from selftrain.stages.curriculum import curriculum_pool, first_level, next_level
@@ -18,7 +19,6 @@ from selftrain.stages.evaluate import evaluate, evaluate_model, evaluation, summ
 from selftrain.stages.filter import Filtered, filter_rows
 from selftrain.stages.generate import generate, load_samples, sample_shards
 from selftrain.stages.judge import judge
-from selftrain.stages import own_problems, self_rewarding
 from selftrain.stages.pairs import best_vs_worst, pairs
 from selftrain.stages.prompts import PromptFilter, load_problems, write_prompts
 from selftrain.stages.score import load_scores, score, score_samples
@@ -41,5 +41,5 @@ __all__ = [
     "summarize_samples", "Filtered", "filter_rows", "generate", "load_samples", "sample_shards", "judge", "best_vs_worst",
     "pairs", "PromptFilter", "load_problems", "write_prompts", "load_scores", "score", "score_samples", "select",
     "select_correct", "build_tiny", "chat_rows", "dpo", "external_model", "made_rows", "human_rows", "prompt_rows", "sft",
-    "start_model",
+    "start_model", "own_problems", "self_rewarding",
 ]
