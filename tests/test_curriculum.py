@@ -15,10 +15,10 @@ import yaml
 
 from selftrain import stages
 from selftrain.artifacts import fingerprint, write_jsonl
-from selftrain.config import CurriculumConfig
 from selftrain.errors import ConfigError
 from selftrain.methods import parse_config
 from selftrain.records import Problem
+from selftrain.stages.curriculum import CurriculumConfig
 from selftrain.tasks import task_settings
 from selftrain.tasks.arithmetic import ArithmeticConfig, ArithmeticTask, reversed_answer
 from selftrain.verifiers.exact import ExactAnswerVerifier

@@ -150,3 +150,11 @@ def test_the_readme_layout_names_every_module_and_no_other():
     named = set(re.findall(r"[\w]+\.(?:py|html)", tree))
     stale = sorted(named - files)
     assert not missing and not stale, f"README layout misses {missing}; names what is gone: {stale}"
+
+
+def test_the_shared_config_and_the_top_level_stay_small():
+    """config.py holds the sections several methods share (a method's or a stage's own settings
+    live with it) and stays under 500 lines; the package's top level holds at most 14 modules."""
+    assert len((PACKAGE / "config.py").read_text().splitlines()) < 500
+    top = sorted(p.name for p in PACKAGE.glob("*.py") if not p.name.startswith("__"))
+    assert len(top) <= 14, top

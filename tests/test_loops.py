@@ -243,7 +243,7 @@ def _own_problems(**own) -> dict:
         "task": {"arithmetic": {"layout": "reversed", "human_size": 30, "human_digits": {1: 0.2, 2: 0.4, 3: 0.4},
                                 "pool_size": 0, "test_per_bucket": 3, "test_digits": [1, 2, 3, 4, 5, 6]}},
         "model": {"tiny": {**TINY, "arch": "llama"}, "sampler": {"backend": "scripted"}},
-        "own_problems": {"iterations": 2, "sft": TRAIN, "train": TRAIN, "propose": {"n": 40, "max_new_tokens": 20},
+        "own_problems": {"iterations": 2, "sft": TRAIN, "proposer_format": TRAIN, "train": TRAIN, "propose": {"n": 40, "max_new_tokens": 20},
                          "solve": {"k": 4, "max_new_tokens": 12}, "compute_matched_baseline": False, **own},
         "eval": {"k": 1, "max_new_tokens": 12},
     }
@@ -265,7 +265,10 @@ def test_own_problems_learns_only_from_problems_it_wrote_answered_by_the_oracle_
         cfg = parse_config(_own_problems())
         run_method(cfg, tmp_path)
     rec, run, task = _records(tmp_path), RunDir(tmp_path), build_task(cfg.task)
-    assert rec["sft/train"]["data"] == ["human", "seed problems (proposer format)"]
+    # step 0: the solutions alone, then the proposer's format on the seed problems beside them
+    assert rec["sft/train"]["data"] == ["human"]
+    assert rec["proposer-format/train"]["data"] == ["human", "seed problems (proposer format)"]
+    assert rec["proposer-format/train"]["start"] == "sft/model"
     for t, it in enumerate(("iter-01", "iter-02"), 1):
         proposed = read_jsonl(run.output(f"{it}/propose", "proposed"))
         problems = read_jsonl(run.output(f"{it}/ground-truth", "problems"))
@@ -290,7 +293,7 @@ def test_own_problems_learns_only_from_problems_it_wrote_answered_by_the_oracle_
         requests = [r for r in rows if r["prompt"].endswith("\n")]
         assert {r["prompt"] for r in solutions} <= {r["prompt"] for r in kept}
         assert sorted(r["completion"] for r in requests) == sorted(r["written"] for r in kept)
-        assert rec[f"{it}/train"]["start"] == ("sft/model" if t == 1 else "iter-01/model")
+        assert rec[f"{it}/train"]["start"] == ("proposer-format/model" if t == 1 else "iter-01/model")
     # the second iteration's proposer was shown the problems the first band kept
     shown = {line for r in read_jsonl(run.output("iter-02/propose", "proposed")) for line in r["request"].splitlines()}
     assert shown <= {r["written"] for r in read_jsonl(run.output("iter-01/band", "kept"))}

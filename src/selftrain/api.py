@@ -122,7 +122,7 @@ def settings_reference() -> str:
 
     def first(doc: str | None) -> str:
         text = " ".join((doc or "").split())
-        m = re.search(r"(?<!e\.g)(?<!i\.e)(?<!etc)\.\s", text)
+        m = re.search(r"(?<!e\.g)(?<!i\.e)(?<!etc)(?<! al)\.\s", text)
         return (text if m is None else text[:m.start() + 1]).replace("|", "\\|")
 
     def rows(model: type[BaseModel], prefix: str, only: tuple[str, ...] | None = None) -> list[str]:
@@ -152,7 +152,7 @@ def settings_reference() -> str:
              + "\n".join(rows(TaskRun, "", only=tuple(n for n in TaskRun.model_fields if n not in RunBase.model_fields)))]
     for name in sorted(TASKS.builtin):
         cls = TASKS.get(name)
-        parts.append(f"## Task `{name}` (`task.{name}`)\n\n{first(cls.__doc__)}\n\n" + head + "\n".join(rows(cls.config, f"task.{name}.")))
+        parts.append(f"## Task `{name}` (`task.{name}`)\n\n{first(cls.__doc__ or cls.config.__doc__)}\n\n" + head + "\n".join(rows(cls.config, f"task.{name}.")))
     for method in all_methods():
         own = tuple(n for n in method.config.model_fields if n not in TaskRun.model_fields)
         parts.append(f"## Method `{method.name}`\n\n" + head + "\n".join(rows(method.config, "", only=own)))

@@ -250,39 +250,6 @@ class SelectConfig(_Section):
     """Drop exact duplicate completions of the same problem."""
 
 
-class CurriculumConfig(_Section):
-    """Easy to hard (Lee et al. 2025): the pool starts at the levels the human data covers;
-    when the E-step's solve rate at the hardest level in it reaches `threshold`, the next
-    level's problems join. Levels come from the task (`Task.level`: digits for arithmetic,
-    `level` for MATH, `columns.level` for a dataset task)."""
-
-    threshold: float = Field(0.8, gt=0, le=1)
-    """Share of the hardest level's samples the E-step accepts that adds the next level."""
-    start: int | None = None
-    """The hardest level at the start; None: the hardest level of the human data."""
-    max_level: int | None = None
-    """No level past this joins; None: up to the pool's hardest."""
-    mastered_share: float = Field(1.0, gt=0, le=1)
-    """Share of each easier (mastered) level's pool problems kept in the E-step; the
-    hardest level keeps all its problems."""
-    control: bool = False
-    """Also run ReST-EM without the curriculum (the whole pool every iteration) from the
-    same SFT model, for the report's comparison."""
-
-
-class FilterConfig(_Section):
-    """Which samples the E-step accepts: the task's verifier (ReST-EM), or, for a task
-    without one, the model's own agreement (Lee et al. 2025)."""
-
-    kind: Literal["verifier", "majority"] = "verifier"
-    """`verifier`: the task's verifier; `majority`: majority voting over the K samples."""
-    min_agreement: float = Field(0.5, gt=0, le=1)
-    """Majority: the winning answer must hold at least this share of a problem's K samples."""
-    length_tolerance: float | None = Field(None, ge=0)
-    """Majority: drop a sample whose length differs from the median of its problem's
-    samples by more than this share (0: exactly the median); None: no length filter."""
-
-
 class LaunchConfig(_Section):
     """A training stage in several processes, started by the run (`selftrain.training.launch`):
     DDP by default (NCCL on GPUs, gloo on CPUs), or whatever an accelerate config file says

@@ -2,7 +2,8 @@
 (arXiv 2502.00212), SGS (2604.20209), R-Zero (2508.05004) and Absolute Zero (2505.03335),
 with the answers computed by the task's oracle, never voted.
 
-    0. p_0 = SFT(init, human worked solutions + the proposer's format on the seed problems)
+    0. p_0 = SFT(init, human worked solutions); then SFT(p_0, the proposer's format on the
+       seed problems + the human worked solutions)
     for t = 1 .. T:
         1. propose: p_{t-1} writes N problems, each request showing `shots` examples (the
            problems the last band kept; the seed problems until then)
@@ -20,7 +21,9 @@ Deviations, each a config choice: one model plays both roles with two prompt for
 trains one model as conjecturer and prover); the proposer is trained by expert iteration on
 the kept problems (R-Zero and SGS use RL with a learnability reward); the band is on the pass
 rate of K samples, not a percentile of target problems (SGS); step 0 teaches the proposer's
-format on the seed problems, which a pretrained model would follow few-shot. Controls run
+format on the seed problems after the solutions (together from the start, the tiny model
+never learned to add: docs/own-problems.md), which a pretrained model would follow few-shot.
+Controls run
 from the same p_0: `random` (an equal-size random subset of the valid problems in place of
 the band), `prompted` (the proposer never trained: R-Zero's untrained proposer), and SFT on
 the human data for as many steps (`compute_matched_baseline`).
@@ -78,7 +81,10 @@ class OwnProblemsSection(_Section):
     iterations: int = Field(10, ge=1)
     """Iterations of steps 1-6."""
     sft: TrainConfig | None = TrainConfig(steps=1500, learning_rate=1e-3)
-    """Step 0: SFT on the human worked solutions and the proposer's format; None: none."""
+    """Step 0: SFT on the human worked solutions; None: none (a pretrained model)."""
+    proposer_format: TrainConfig | None = TrainConfig(steps=150, learning_rate=5e-4)
+    """Step 0, then: SFT on the proposer's format (requests of seed problems, each completed by
+    another) and the human worked solutions; None: none (a pretrained model proposes few-shot)."""
     proposer_rows: int | None = Field(None, ge=1)
     """Step 0: proposer-format rows from the seed problems (None: as many as worked solutions)."""
     propose: Proposing = Proposing()
@@ -95,7 +101,8 @@ class OwnProblemsSection(_Section):
     mix_human: bool = False
     """Step 5: add the human worked solutions to every update (against forgetting)."""
     compute_matched_baseline: bool = True
-    """Also SFT on the human data for as many steps as all iterations together."""
+    """Also SFT on the human data from the SFT model for as many steps as the proposer's format
+    and all iterations together."""
     controls: list[Literal["random", "prompted"]] = []
     """Loops run beside the method from the same p_0, reported with it: `random` (an
     equal-size random subset of the valid problems instead of the band), `prompted` (the
@@ -127,16 +134,20 @@ class OwnProblemsConfig(TaskRun):
 def run(ctx: stages.RunContext[OwnProblemsConfig]) -> None:
     """Own problems, steps numbered as in the docstring."""
     sec = ctx.cfg.own_problems
-    # step 0: the initial model, SFT on the human worked solutions and the proposer's format
+    # step 0: the initial model, SFT on the human worked solutions, then the proposer's format
     init = stages.start_model(ctx, ctx.cfg.model)
     seeds = [ctx.task.written(p) for p in ctx.human]
     human = stages.human_rows(ctx)
-    writing = own.seed_rows(seeds, sec.proposer_rows or len(seeds), sec.propose.shots, ctx.seed("proposer-rows"))
-    base = stages.sft(ctx, "sft", init, human + writing, sec.sft) if sec.sft else init
-    stages.evaluate(ctx, "sft", base, ctx.cfg.eval)
+    sft = stages.sft(ctx, "sft", init, human, sec.sft) if sec.sft else init
+    stages.evaluate(ctx, "sft", sft, ctx.cfg.eval)
+    base = sft
+    if sec.proposer_format:
+        writing = own.seed_rows(seeds, sec.proposer_rows or len(seeds), sec.propose.shots, ctx.seed("proposer-rows"))
+        base = stages.sft(ctx, "proposer-format", sft, human + writing, sec.proposer_format)
     if sec.compute_matched_baseline:
-        matched = sec.train.model_copy(update={"steps": sec.train.steps * sec.iterations})
-        stages.evaluate(ctx, "compute-matched", stages.sft(ctx, "compute-matched", base, human + writing, matched), ctx.cfg.eval)
+        steps = sec.train.steps * sec.iterations + (sec.proposer_format.steps if sec.proposer_format else 0)
+        matched = sec.train.model_copy(update={"steps": steps})
+        stages.evaluate(ctx, "compute-matched", stages.sft(ctx, "compute-matched", sft, human, matched), ctx.cfg.eval)
     self_play(ctx, "", base, human, seeds)
     for control in sec.controls:
         self_play(ctx, f"{control}-", base, human, seeds, random_band=control == "random",

@@ -66,8 +66,6 @@ from pydantic import Field
 from selftrain import stages
 from selftrain.artifacts import RunDir
 from selftrain.config import (
-    CurriculumConfig,
-    FilterConfig,
     Generation,
     SelectConfig,
     TaskRun,
@@ -77,7 +75,21 @@ from selftrain.config import (
 from selftrain.errors import ConfigError
 from selftrain.methods import Method
 from selftrain.report import PALETTE, escape, line_chart, page, pct, pct_cells, table
+from selftrain.stages.curriculum import CurriculumConfig
 from selftrain.verifiers.majority import MajorityVote
+
+
+class FilterConfig(_Section):
+    """Which samples the E-step accepts: the task's verifier (ReST-EM), or, for a task
+    without one, the model's own agreement (Lee et al. 2025)."""
+
+    kind: Literal["verifier", "majority"] = "verifier"
+    """`verifier`: the task's verifier; `majority`: majority voting over the K samples."""
+    min_agreement: float = Field(0.5, gt=0, le=1)
+    """Majority: the winning answer must hold at least this share of a problem's K samples."""
+    length_tolerance: float | None = Field(None, ge=0)
+    """Majority: drop a sample whose length differs from the median of its problem's
+    samples by more than this share (0: exactly the median); None: no length filter."""
 
 
 class RestEMSection(_Section):

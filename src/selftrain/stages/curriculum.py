@@ -9,13 +9,35 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
+
 from selftrain.artifacts import describe, fingerprint
-from selftrain.config import CurriculumConfig
+from selftrain.config import _Section
 from selftrain.errors import ConfigError
 from selftrain.records import Problem, Sample, Score
 from selftrain.stages.context import Artifact, RunContext
 from selftrain.stages.generate import load_samples
 from selftrain.stages.score import load_scores
+
+
+class CurriculumConfig(_Section):
+    """Easy to hard (Lee et al. 2025): the pool starts at the levels the human data covers;
+    when the E-step's solve rate at the hardest level in it reaches `threshold`, the next
+    level's problems join. Levels come from the task (`Task.level`: digits for arithmetic,
+    `level` for MATH, `columns.level` for a dataset task)."""
+
+    threshold: float = Field(0.8, gt=0, le=1)
+    """Share of the hardest level's samples the E-step accepts that adds the next level."""
+    start: int | None = None
+    """The hardest level at the start; None: the hardest level of the human data."""
+    max_level: int | None = None
+    """No level past this joins; None: up to the pool's hardest."""
+    mastered_share: float = Field(1.0, gt=0, le=1)
+    """Share of each easier (mastered) level's pool problems kept in the E-step; the
+    hardest level keeps all its problems."""
+    control: bool = False
+    """Also run ReST-EM without the curriculum (the whole pool every iteration) from the
+    same SFT model, for the report's comparison."""
 
 
 def levels(ctx: RunContext, problems: Sequence[Problem], what: str) -> dict[str, int]:
