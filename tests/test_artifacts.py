@@ -53,6 +53,22 @@ def test_fingerprint_ignores_key_order_but_not_values():
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
 
 
+def test_a_verifier_and_a_stage_rule_have_the_same_fingerprint_in_every_process():
+    """A resumed run is a new process: sets of strings iterate in another order there
+    (PYTHONHASHSEED), and the math verifier's code reads frozensets of names."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from selftrain.artifacts import describe, fingerprint\n"
+              "from selftrain.verifiers.math import MathVerifier\n"
+              "from selftrain.methods.rest_em import self_train\n"
+              "print(fingerprint(describe(MathVerifier()), describe(self_train), {'s': {'x', 'y', 'z'}}))\n")
+    seen = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
+    assert len(seen) == 1, seen
+
+
 def _hold_lock(path, ready, release):
     with RunDir(path).lock():
         ready.set()

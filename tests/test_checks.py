@@ -174,8 +174,9 @@ def right_or_raise(prompts, completions, target=None, **columns):
 def test_a_verifier_imports_a_file_beside_it(tmp_path):
     from selftrain.verifiers.function import FunctionVerifier
 
-    (tmp_path / "helpers.py").write_text("def same(a, b):\n    return str(a).strip() == str(b).strip()\n")
-    (tmp_path / "checks.py").write_text("from helpers import same\n\n\ndef right(prompts, completions, answer, **c):\n"
+    # a name no other test's file uses: Python imports a module once per process
+    (tmp_path / "checks_helpers.py").write_text("def same(a, b):\n    return str(a).strip() == str(b).strip()\n")
+    (tmp_path / "checks.py").write_text("from checks_helpers import same\n\n\ndef right(prompts, completions, answer, **c):\n"
                                         "    return [same(x, y) for x, y in zip(completions, answer)]\n")
     verifier = FunctionVerifier(f"{tmp_path / 'checks.py'}:right", timeout=30)
     try:

@@ -145,7 +145,7 @@ def test_self_rewarding_chat_judges_with_the_model_and_compares_with_m1(tmp_path
            "model": {"name_or_path": str(model), "sampler": {"backend": "scripted"}},
            "self_rewarding": {"iterations": 2, "prompts": {"n": 3}, "responses": {"k": 2, "max_new_tokens": 8},
                               "judge": {"samples": 2, "max_new_tokens": 8}, "dpo": {**TRAIN, "batch_size": 2},
-                              "chat": {"eval_prompts": 2}}}
+                              "chat": {"eval_prompts": 2}}, "eval": {"max_new_tokens": 8}}
     with scripted_backend(chat) as samplers:
         metrics = run_method(parse_config(cfg), tmp_path / "run")
     rec = _records(tmp_path / "run")
@@ -212,7 +212,7 @@ def test_self_rewarding_chat_remedies_run_each_step_through_the_chat_model(tmp_p
                               "dpo": {**TRAIN, "batch_size": 2, "loss_type": "sigmoid"},
                               "remedies": {"meta_judge": {"share": 0.5}, "anchor": {"model": "m1"}, "consistency": {},
                                            "eft_refresh": {"problems": 4, "data": str(labelled)}},
-                              "chat": {"eval_prompts": 2}}}
+                              "chat": {"eval_prompts": 2}}, "eval": {"max_new_tokens": 8}}
     with scripted_backend(chat) as samplers:
         run_method(parse_config(cfg), tmp_path / "run")
     rec, run = _records(tmp_path / "run"), tmp_path / "run"

@@ -15,7 +15,7 @@ from selftrain.artifacts import RunDir, read_jsonl
 from selftrain.errors import ConfigError, TaskDataError
 from selftrain.methods import parse_config
 from selftrain.records import Problem
-from selftrain.runs import run_method
+from selftrain.runs import CheckFailed, run_method
 from selftrain.tasks import build_task, task_class
 from selftrain.tasks.dataset import DatasetConfig
 from selftrain.verifiers.function import FunctionVerifier, VerifierError
@@ -86,7 +86,7 @@ def test_a_hub_dataset_offline_fails_before_any_stage_naming_the_local_setting(t
 def test_an_unknown_field_names_the_nearest_known_one():
     with pytest.raises(ConfigError, match="rest_em.iteration: unknown field; did you mean 'iterations'"):
         parse_config({"rest_em": {"iteration": 3}})
-    with pytest.raises(ConfigError, match=r"task.name: unknown task 'gsm9k' \(known: arithmetic, dataset, gsm8k"):
+    with pytest.raises(ConfigError, match=r"task.name: unknown task 'gsm9k' \(known: arithmetic, dataset, deduction, gsm8k"):
         parse_config({"task": {"name": "gsm9k"}})
 
 
@@ -216,7 +216,9 @@ def test_changing_your_verifier_redoes_the_scoring_and_what_follows_only(tmp_pat
         assert RunDir(tmp_path / "run").record("iter-01/score").info["correct"] == 2 * 18
         (tmp_path / "checks.py").write_text(CHECKS.replace('completion.rsplit("A:", 1)[1].strip() == want',
                                                            'completion.rsplit("A:", 1)[1].strip() != want'))
-        run_method(parse_config(cfg), tmp_path / "run")
+        with pytest.raises(CheckFailed, match="0 of 10 human solutions accepted"):  # the check sees the broken verifier
+            run_method(parse_config(cfg), tmp_path / "run")
+        run_method(parse_config(cfg), tmp_path / "run", check=False)  # --no-check: run with it anyway
         again = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "iter-01").glob("*.done.json")}
     assert again["generate.done.json"] == first["generate.done.json"]
     assert all(again[n] != first[n] for n in ("score.done.json", "select.done.json", "train.done.json"))

@@ -42,8 +42,15 @@ def fingerprint(*parts: Any) -> str:
     >>> fingerprint("x") == fingerprint("y")
     False
     """
-    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    text = json.dumps(parts, sort_keys=True, default=_json_default, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _json_default(value: Any) -> Any:
+    """Sets in sorted order (their iteration order changes between processes), else `str`."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value)
 
 
 def describe(obj: Any) -> Any:
@@ -134,6 +141,24 @@ def _simple(value: Any) -> bool:
     return False
 
 
+def _stable_repr(value: Any) -> str:
+    """`repr` of a simple value, with sets in sorted order: a set of strings iterates in an
+    order that changes from one process to the next (`PYTHONHASHSEED`), so its plain repr
+    would redo a resumed run's stages.
+
+    >>> _stable_repr(frozenset({"b", "a"})), _stable_repr({"k": {2, 1}})
+    ("frozenset(['a', 'b'])", "{'k': set([1, 2])}")
+    """
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}([{', '.join(sorted(_stable_repr(v) for v in value))}])"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_stable_repr(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_stable_repr(k)}: {_stable_repr(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def code_fingerprint(*objs: Any, modules: Sequence[str] = ()) -> str:
     """A hash of the code of `objs` (functions, classes, methods, partials) and of every
     function, class and constant they reach by name, transitively, in selftrain's code and
@@ -160,7 +185,7 @@ def code_fingerprint(*objs: Any, modules: Sequence[str] = ()) -> str:
             continue
         if isinstance(obj, functools.partial):
             seen[id(obj)] = "partial"
-            parts.append(("partial", [repr(a) if _simple(a) else type(a).__qualname__ for a in obj.args]))
+            parts.append(("partial", [_stable_repr(a) if _simple(a) else type(a).__qualname__ for a in obj.args]))
             todo.append(obj.func)
             todo.extend(a for a in (*obj.args, *obj.keywords.values()) if callable(a))
             continue
@@ -214,11 +239,11 @@ def _reached(fn: Any, parts: list[Any]) -> list[Any]:
                     if hasattr(value, attr):
                         got = getattr(value, attr)
                         if _simple(got):
-                            parts.append((f"{value.__name__}.{attr}", repr(got)))
+                            parts.append((f"{value.__name__}.{attr}", _stable_repr(got)))
                         else:
                             found.append(got)
         elif _simple(value):
-            parts.append((f"{fn.__module__}.{name}", repr(value)))
+            parts.append((f"{fn.__module__}.{name}", _stable_repr(value)))
         else:
             found.append(value)
     for cell in fn.__closure__ or ():
@@ -227,12 +252,12 @@ def _reached(fn: Any, parts: list[Any]) -> list[Any]:
         except ValueError:
             continue
         if _simple(value):
-            parts.append((f"{fn.__qualname__}:closure", repr(value)))
+            parts.append((f"{fn.__qualname__}:closure", _stable_repr(value)))
         else:
             found.append(value)
     for value in fn.__defaults__ or ():
         if _simple(value):
-            parts.append((f"{fn.__qualname__}:default", repr(value)))
+            parts.append((f"{fn.__qualname__}:default", _stable_repr(value)))
     return found
 
 

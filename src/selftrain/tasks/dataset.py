@@ -7,8 +7,7 @@ Rows with a worked solution are the human data; every row is in the pool; the te
 `test_path` (another file), `test_split`, or a seeded share of `split`. `task.name: jsonl`
 is this task (the name of an earlier, narrower one). Every column of a row travels with its
 problem (`meta["columns"]`), so a verifier of your own gets them as keyword arguments by the
-dataset's own names (`selftrain.verifiers.function.columns_of`). Columns the mapping does not name travel with
-each problem (`meta["columns"]`), so a verifier of your own gets them as keyword arguments.
+dataset's own names (`selftrain.verifiers.function.columns_of`).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ class Columns(_Section):
     """Chat rows (`[{role, content}, ...]`): the last user turn is the prompt, the assistant
     turn after it the solution (the human data), a system turn the system prompt."""
     id: str | None = None
-    """None: `<split>-<row number>`."""
+    """None: the data's own `id` column where it has one, else `<split>-<row number>`."""
     bucket: str | None = None
     """The report's buckets (accuracy per bucket); None: one bucket, `all`."""
     level: str | None = None
@@ -194,7 +193,7 @@ class DatasetTask(Task):
         if system:
             meta["system"] = system
         return Problem(
-            id=str(row[cols.id]) if cols.id else f"{split}-{i}",
+            id=str(row[cols.id]) if cols.id else str(row["id"]) if row.get("id") is not None else f"{split}-{i}",
             prompt=self.cfg.prompt_template.format(prompt=prompt),
             answer="" if not cols.answer or row.get(cols.answer) is None else str(row[cols.answer]),
             solution=None if solution is None else str(solution),
