@@ -330,9 +330,9 @@ def rest_em_part(quick: bool) -> None:
     lora = {"lora_r": 8, "lora_alpha": 16, "learning_rate": 3e-3}
     overrides = {
         "name": "gpu-check-rest-em", "model": {"tiny": {"arch": "llama"}, "sampler": {"backend": backend}},
-        "rest_em": {"iterations": 2, "compute_matched_baseline": False, "sft": {"steps": 300},
+        "rest_em": {"iterations": 2, "compute_matched_baseline": False, "sft": {"steps": 120 if quick else 300},
                     "m_step": {"steps": 20 if quick else 60, **lora}, "e_step": {"k": 2 if quick else 8}},
-        "task": {"arithmetic": {"pool_size": 200 if quick else 1000, "test_per_bucket": 20 if quick else 150}},
+        "task": {"arithmetic": {"pool_size": 200 if quick else 1000, "test_per_bucket": 10 if quick else 150}},
     }
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

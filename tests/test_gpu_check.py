@@ -35,8 +35,11 @@ def test_the_gpu_check_skips_what_a_cpu_cannot_run_and_runs_the_rest_in_under_fo
     assert parts["environment"]["cuda"] is False and parts["environment"]["imports"]["trl"] is True
     for name in ("sft-1b", "dpo-1b", "generate-1b", "vllm-engine", "vllm-reload"):
         assert "a CUDA GPU" in parts[name]["skipped"], parts[name]
-    for name in ("sft-tiny", "dpo-tiny"):  # the training parts' own code, on the tiny size
-        assert parts[name]["steps"] == 4 and parts[name]["weights_moved"] > 0.5 and parts[name]["saved_dtype"] == "bfloat16"
+    # the training parts' own code, on the tiny size: 4 steps at lr 1e-5 of a bfloat16 checkpoint
+    # move 43-44% of its weights with float32 master weights, 12% trained in bfloat16 itself
+    # (the same sft-tiny part with `load_model`'s float32 taken away, measured on a 2-core CPU)
+    for name in ("sft-tiny", "dpo-tiny"):
+        assert parts[name]["steps"] == 4 and parts[name]["weights_moved"] > 0.3 and parts[name]["saved_dtype"] == "bfloat16"
     assert parts["generate-tiny"]["generated_tokens"] > 0
     run = parts["rest-em"]
     assert "failed" not in run and run["backend"] == "hf" and run["adapter"] is True

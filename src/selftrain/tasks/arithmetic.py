@@ -374,7 +374,7 @@ class ArithmeticTask(Task):
         m = re.fullmatch(r"(\d+)([+-])(\d+)=", text)
         reverse, width = self.cfg.layout == "reversed", self.width
         if m is None:
-            raise NotAProblem(f"not a problem: {text[:40]!r}")
+            raise NotAProblem(f"not an addition or subtraction: {text[:40]!r}")
         (sa, op, sb) = m.groups()
         a, b = (int(sa[::-1]), int(sb[::-1])) if reverse else (int(sa), int(sb))
         if prompt_of(a, b, width, op, reverse) != text:
