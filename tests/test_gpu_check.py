@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def test_the_gpu_check_skips_what_a_cpu_cannot_run_and_runs_the_rest_in_under_four_minutes(tmp_path):
+def test_the_gpu_check_skips_what_a_cpu_cannot_run_and_runs_the_rest(tmp_path):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: run the check itself (python benchmarks/gpu_check.py)")
     out = tmp_path / "check.json"
-    start = time.monotonic()
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--quick", "--sizes", "tiny", "1b",
                            "--out", str(out)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "2"})
-    wall = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
     parts = {r["part"]: r for r in json.loads(out.read_text())}
     assert list(parts) == ["environment", "sft-tiny", "dpo-tiny", "sft-1b", "dpo-1b", "generate-tiny", "generate-1b",
@@ -44,4 +41,4 @@ def test_the_gpu_check_skips_what_a_cpu_cannot_run_and_runs_the_rest_in_under_fo
     run = parts["rest-em"]
     assert "failed" not in run and run["backend"] == "hf" and run["adapter"] is True
     assert set(run["accuracy"]) == {"SFT on human data", "ReST-EM iteration 1", "ReST-EM iteration 2"}
-    assert "parts in" in proc.stdout and wall < 240
+    assert "parts in" in proc.stdout  # its time: the note of issue 33 (no timed asserts in tests)

@@ -324,3 +324,6 @@ def test_own_problems_resumes_after_a_kill_to_the_same_metrics_and_runs_its_cont
     rec = records
     assert rec["random-iter-01/band"]["kept_by"] == "random" and rec["random-iter-01/band"]["kept"] == rec["random-iter-01/band"]["in_band"]
     assert "seed problems" not in str(rec["prompted-iter-01/train"]["data"]) and len(rec["prompted-iter-01/train"]["data"]) == 1
+    # the untrained proposer is p_0 in every iteration; its solver is trained
+    assert rec["prompted-iter-02/propose"]["model"] == rec["prompted-iter-01/propose"]["model"] == rec["iter-01/propose"]["model"]
+    assert rec["prompted-iter-02/generate"]["model"] == "prompted-iter-01/model"

@@ -23,10 +23,10 @@ the kept problems (R-Zero and SGS use RL with a learnability reward); the band i
 rate of K samples, not a percentile of target problems (SGS); step 0 teaches the proposer's
 format on the seed problems after the solutions (together from the start, the tiny model
 never learned to add: docs/own-problems.md), which a pretrained model would follow few-shot.
-Controls run
-from the same p_0: `random` (an equal-size random subset of the valid problems in place of
-the band), `prompted` (the proposer never trained: R-Zero's untrained proposer), and SFT on
-the human data for as many steps (`compute_matched_baseline`).
+Controls run from the same p_0: `random` (an equal-size random subset of the valid problems
+in place of the band), `prompted` (p_0 writes every iteration's problems, never trained:
+R-Zero's untrained proposer; the solver trains as in step 5), and SFT on the human data for
+as many steps (`compute_matched_baseline`).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class OwnProblemsSection(_Section):
     """Step 5: each iteration's SFT, from the previous model."""
     train_proposer: bool = True
     """Step 5: train the proposer on the requests that led to kept problems (False: R-Zero's
-    untrained proposer; the `prompted` control)."""
+    untrained proposer, p_0 writing every iteration's problems; the `prompted` control)."""
     mix_human: bool = False
     """Step 5: add the human worked solutions to every update (against forgetting)."""
     compute_matched_baseline: bool = True
@@ -159,11 +159,13 @@ def self_play(ctx: stages.RunContext[OwnProblemsConfig], prefix: str, policy: st
     """Steps 1-6, `iterations` times from `policy`; groups `<prefix>iter-NN`."""
     sec = ctx.cfg.own_problems
     train_proposer = sec.train_proposer if train_proposer is None else train_proposer
-    kept, made = None, []
+    kept, made, start = None, [], policy
     for t in range(1, sec.iterations + 1):
         it = stages.group("iter", t, prefix)
-        # step 1: the model writes N problems, few-shot from the last kept problems (the seeds at first)
-        proposed = own.propose(ctx, it, policy, seeds, kept, sec.propose.n, sec.propose.shots, sec.propose.params())
+        # step 1: the model writes N problems, few-shot from the last kept problems (the seeds at first);
+        # a proposer never trained is p_0 in every iteration (R-Zero's untrained proposer)
+        writer = policy if train_proposer else start
+        proposed = own.propose(ctx, it, writer, seeds, kept, sec.propose.n, sec.propose.shots, sec.propose.params())
         # step 2: the oracle's answers; malformed, duplicate, contaminated, failed problems dropped with reasons
         problems = own.ground_truth(ctx, it, proposed, seeds, made, sec.propose.near_duplicate, sec.propose.oracle_timeout)
         made.append(problems)
