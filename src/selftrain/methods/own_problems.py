@@ -159,7 +159,7 @@ def self_play(ctx: stages.RunContext[OwnProblemsConfig], prefix: str, policy: st
     """Steps 1-6, `iterations` times from `policy`; groups `<prefix>iter-NN`."""
     sec = ctx.cfg.own_problems
     train_proposer = sec.train_proposer if train_proposer is None else train_proposer
-    kept, made, start = None, [], policy
+    kept, made, start, solved = None, [], policy, None
     for t in range(1, sec.iterations + 1):
         it = stages.group("iter", t, prefix)
         # step 1: the model writes N problems, few-shot from the last kept problems (the seeds at first);
@@ -176,7 +176,7 @@ def self_play(ctx: stages.RunContext[OwnProblemsConfig], prefix: str, policy: st
         # step 4: the barely solvable (or, the random control, as many drawn at random)
         kept = own.band(ctx, it, scores, problems, sec.band.low, sec.band.high, control=random_band)
         # step 5: the solver on its right solutions of the kept problems; the proposer on what led to them
-        solved = stages.select(ctx, it, scores, own.kept_problems(kept), sec.select)
+        solved = stages.select(ctx, it, scores, own.kept_problems(kept), sec.select, previous=solved)
         rows = stages.decontaminate(ctx, it, solved, ("prompt", "completion"))
         if train_proposer:
             rows = rows + own.proposer_rows(ctx, proposed, kept)
