@@ -369,6 +369,10 @@ class ArithmeticTask(Task):
         Traceback (most recent call last):
         ...
         selftrain.tasks.base.NotAProblem: not the task's form: 7430+580= (reversed layout, 4 columns)
+        >>> task.oracle("74301+5800=", "w3")
+        Traceback (most recent call last):
+        ...
+        selftrain.tasks.base.NotAProblem: an operand of 5 digits: the task has 4 columns
         """
         text = written.strip()
         m = re.fullmatch(r"(\d+)([+-])(\d+)=", text)
@@ -377,6 +381,8 @@ class ArithmeticTask(Task):
             raise NotAProblem(f"not an addition or subtraction: {text[:40]!r}")
         (sa, op, sb) = m.groups()
         a, b = (int(sa[::-1]), int(sb[::-1])) if reverse else (int(sa), int(sb))
+        if width and max(len(sa), len(sb)) > width:
+            raise NotAProblem(f"an operand of {max(len(sa), len(sb))} digits: the task has {width} columns")
         if prompt_of(a, b, width, op, reverse) != text:
             raise NotAProblem(f"not the task's form: {text} ({self.cfg.layout} layout, {width or 'any'} columns)")
         if op not in self.cfg.operations:
