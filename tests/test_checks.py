@@ -208,6 +208,7 @@ def test_a_config_run_from_another_folder_reads_its_paths_from_its_own(tmp_path,
         task.test()
 
 
+@pytest.mark.slow  # five CLI processes
 def test_selftrain_check_on_the_shipped_configs_that_run_offline():
     for name in ("arithmetic-rest-em", "arithmetic-own-problems", "arithmetic-curriculum", "arithmetic-self-rewarding",
                  "arithmetic-distill"):

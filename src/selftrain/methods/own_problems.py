@@ -198,6 +198,7 @@ def collect(run: RunDir, cfg: OwnProblemsConfig) -> dict[str, Any]:
     for group, label in BASELINES.items():
         test = stages.evaluation(run, group)
         if test is not None:
+            label = label if sec.sft or group != "sft" else "the start model (no SFT)"
             rows.append({"group": group, "label": label, "kind": "baseline", "test": test})
     for prefix in [""] + [f"{c}-" for c in sec.controls]:
         for t in range(1, sec.iterations + 1):
