@@ -34,7 +34,7 @@ def test_the_gpu_check_skips_what_a_cpu_cannot_run_and_runs_the_rest(tmp_path):
         assert "a CUDA GPU" in parts[name]["skipped"], parts[name]
     # the training parts' own code, on the tiny size: 4 steps at lr 1e-5 of a bfloat16 checkpoint
     # move 43-44% of its weights with float32 master weights, 12% trained in bfloat16 itself
-    # (the same sft-tiny part with `load_model`'s float32 taken away, measured on a 2-core CPU)
+    # (`python experiments/bf16_master_weights.py` on a 2-core CPU)
     for name in ("sft-tiny", "dpo-tiny"):
         assert parts[name]["steps"] == 4 and parts[name]["weights_moved"] > 0.3 and parts[name]["saved_dtype"] == "bfloat16"
     assert parts["generate-tiny"]["generated_tokens"] > 0
