@@ -49,7 +49,7 @@ def fingerprint(*parts: Any) -> str:
 def _json_default(value: Any) -> Any:
     """Sets in sorted order (their iteration order changes between processes), else `str`."""
     if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
+        return sorted(value, key=_stable_repr)
     return str(value)
 
 
